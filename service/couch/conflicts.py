@@ -1,0 +1,147 @@
+"""Saving documents and settling conflicts, as operations (generators of requests).
+
+A bulk save does not fail as a whole when some documents conflict: each document is resolved
+(written) or pending (not written, with CouchDB's error). ``ConflictResolution`` is that
+result, and it can settle what is pending by merging with the server's copy or overwriting it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Iterable, Mapping, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+from .documents import as_document
+from .protocol import Request, Response, db_path, encode_json, validate_doc_id
+
+if TYPE_CHECKING:
+    from .client import Database
+
+Doc = MutableMapping[str, Any]
+Merge = Callable[[Doc, "Doc | None"], "Doc | None"]
+Flow = Generator[Request, Response, Any]
+
+
+def bulk_body(docs: Iterable[Doc], options: Mapping[str, Any]) -> bytes:
+    """The JSON body of ``_bulk_docs``; raises BadRequest before any request for bad input."""
+    docs = list(docs)
+    for doc in docs:
+        if not isinstance(doc, Mapping):
+            raise TypeError(f"documents must be dicts, not {type(doc).__name__}")
+        if "_id" in doc:
+            validate_doc_id(doc["_id"])
+    body: dict[str, Any] = {"docs": docs}
+    if options.get("all_or_nothing"):
+        body["all_or_nothing"] = True
+    return encode_json(body)
+
+
+def save_bulk(db: str, docs: list[Doc], options: Mapping[str, Any]) -> Flow:
+    """Save ``docs`` in one request; returns ``(resolved, pending)`` keyed by id.
+
+    Written documents get their new ``_id`` and ``_rev``; the others are pending as
+    ``{"doc": doc, "error": ..., "reason": ...}``.
+    """
+    body = bulk_body(docs, options)
+    response = yield Request(
+        "POST", db_path(db, "_bulk_docs"), {}, {"Content-Type": "application/json"}, body
+    )
+    resolved: dict[str, Doc] = {}
+    pending: dict[str, dict[str, Any]] = {}
+    for doc, result in zip(docs, response.json(), strict=True):
+        if "error" in result:
+            pending[result.get("id") or doc.get("_id")] = {
+                "doc": doc,
+                "error": result["error"],
+                "reason": result.get("reason", ""),
+            }
+        else:
+            doc["_id"], doc["_rev"] = result["id"], result["rev"]
+            resolved[result["id"]] = doc
+    return resolved, pending
+
+
+def fetch_current(db: str, ids: list[str], *, include_docs: bool) -> Flow:
+    """The server's current rows for ``ids`` from ``_all_docs``: ``{id: row}``."""
+    if not ids:
+        return {}
+    for doc_id in ids:
+        validate_doc_id(doc_id)
+    query = {"include_docs": "true"} if include_docs else {}
+    response = yield Request(
+        "POST",
+        db_path(db, "_all_docs"),
+        query,
+        {"Content-Type": "application/json"},
+        encode_json({"keys": ids}),
+    )
+    return {row["key"]: row for row in response.json()["rows"]}
+
+
+def current_rev(row: Mapping[str, Any] | None) -> str | None:
+    """The rev to write over: the live document's, or None when missing or deleted."""
+    if not row or "error" in row or row.get("value", {}).get("deleted"):
+        return None
+    return row["value"]["rev"]
+
+
+class ConflictResolution:
+    """The result of ``Database.save``: what was written, and what conflicted.
+
+    ``resolved`` maps id → the saved dict (``_id``/``_rev`` updated); ``pending`` maps id →
+    ``{"doc": ..., "error": "conflict", "reason": ...}``. ``resolve(merge)`` and
+    ``overwrite()`` settle pending conflicts and return this object, updated.
+    """
+
+    def __init__(
+        self, db: Database, resolved: dict[str, Doc], pending: dict[str, dict[str, Any]]
+    ) -> None:
+        self._db = db
+        self.resolved = resolved
+        self.pending = pending
+
+    def __repr__(self) -> str:
+        return f"<ConflictResolution resolved={len(self.resolved)} pending={len(self.pending)}>"
+
+    def resolve(self, merge: Merge, callback: Callable | None = None) -> Any:
+        """Merge each conflicted doc with the server's copy via ``merge(local, server)``.
+
+        A dict returned by ``merge`` is written; None leaves the doc pending.
+        """
+        return self._db._runner.run(self._resolve(merge), callback)
+
+    def overwrite(self, callback: Callable | None = None) -> Any:
+        """Write the pending docs over the server's copies (fetching their current revs)."""
+        return self._db._runner.run(self._resolve(None), callback)
+
+    def _conflicted(self) -> dict[str, dict[str, Any]]:
+        return {i: entry for i, entry in self.pending.items() if entry["error"] == "conflict"}
+
+    def _resolve(self, merge: Merge | None) -> Flow:
+        conflicted = self._conflicted()
+        current = yield from fetch_current(
+            self._db.name, list(conflicted), include_docs=merge is not None
+        )
+        retry: list[Doc] = []
+        for doc_id, entry in conflicted.items():
+            row = current.get(doc_id)
+            rev = current_rev(row)
+            if merge is None:
+                doc = entry["doc"]
+            else:
+                server_doc = as_document(row.get("doc")) if rev else None
+                doc = merge(entry["doc"], server_doc)
+                if doc is None:
+                    continue
+            doc["_id"] = doc_id
+            if rev is None:
+                doc.pop("_rev", None)
+            else:
+                doc["_rev"] = rev
+            retry.append(doc)
+        if retry:
+            resolved, pending = yield from save_bulk(self._db.name, retry, {})
+            for doc_id in resolved:
+                self.pending.pop(doc_id, None)
+            self.resolved.update(resolved)
+            self.pending.update(pending)
+        return self

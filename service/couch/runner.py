@@ -1,0 +1,179 @@
+"""Drivers that run the client's operations over a transport, one per calling style.
+
+An operation is a generator that yields ``protocol.Request`` objects, receives
+``protocol.Response`` objects and returns its result. ``AsyncRunner`` runs it as an asyncio
+task (awaitable, yieldable under ``@relax``); ``BlockingRunner`` runs it to completion in the
+calling thread. Both deliver to corduroy-style callbacks ``fn(data, status)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .changes import ChangesCallback, ChangesFeed, FeedState, ThreadedChangesFeed
+from .documents import Row
+from .errors import CouchError
+from .protocol import Request, Response, RowParser, error_from
+from .transport import AsyncTransport, BlockingTransport, Endpoint
+
+log = logging.getLogger("settee.couch")
+
+Operation = Generator[Request, Response, Any]
+Callback = Callable[[Any, "Status"], None]
+
+
+@dataclass(slots=True)
+class Status:
+    """How a request ended, passed as the last argument to callbacks.
+
+    ``status.error is NotFound`` reads naturally in a callback; ``exception`` is the instance.
+    """
+
+    ok: bool
+    code: int
+    headers: Mapping[str, str] = field(default_factory=dict)
+    exception: BaseException | None = None
+
+    @property
+    def error(self) -> type[BaseException] | None:
+        return type(self.exception) if self.exception is not None else None
+
+    @classmethod
+    def failed(cls, exc: BaseException) -> Status:
+        return cls(False, getattr(exc, "status", 0), getattr(exc, "headers", {}), exc)
+
+
+class _Exchange:
+    """Steps an operation, checking each response; remembers the last one for Status."""
+
+    def __init__(self, operation: Operation, describe: Callable[[Request], str]) -> None:
+        self.operation = operation
+        self.describe = describe
+        self.last: Response | None = None
+
+    def start(self) -> Request:
+        return next(self.operation)
+
+    def step(self, request: Request, response: Response) -> Request:
+        self.last = response
+        if response.status >= 400:
+            return self.operation.throw(error_from(response, self.describe(request)))
+        return self.operation.send(response)
+
+    def status(self) -> Status:
+        last = self.last
+        return Status(True, last.status, last.headers) if last else Status(True, 0)
+
+
+def _deliver(callback: Callback, value: Any, status: Status) -> None:
+    try:
+        callback(value, status)
+    except Exception:
+        log.exception("callback %r raised", callback)
+
+
+class AsyncRunner:
+    """Runs operations as asyncio tasks over a pooled aiohttp transport."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.transport = AsyncTransport(endpoint)
+
+    def run(self, operation: Operation, callback: Callback | None = None) -> asyncio.Future:
+        exchange = _Exchange(operation, self.transport.describe)
+        task = asyncio.ensure_future(self._drive(exchange))
+        if callback is not None:
+            task.add_done_callback(lambda done: self._callback(done, exchange, callback))
+        return task
+
+    async def _drive(self, exchange: _Exchange) -> Any:
+        try:
+            request = exchange.start()
+            while True:
+                response = await self.transport.send(request)
+                request = exchange.step(request, response)
+        except StopIteration as finished:
+            return finished.value
+
+    @staticmethod
+    def _callback(done: asyncio.Future, exchange: _Exchange, callback: Callback) -> None:
+        if done.cancelled():
+            return
+        if (exc := done.exception()) is not None:
+            _deliver(callback, None, Status.failed(exc))
+        else:
+            _deliver(callback, done.result(), exchange.status())
+
+    async def rows(self, request: Request) -> AsyncIterator[Row]:
+        """Stream the rows of a view response as they arrive."""
+        async with self.transport.stream(request) as response:
+            if response.status >= 400:
+                body = b"".join([chunk async for chunk in response.chunks])
+                raise error_from(
+                    Response(response.status, response.headers, body),
+                    self.transport.describe(request),
+                )
+            parser = RowParser()
+            async for chunk in response.chunks:
+                for row in parser.feed(chunk):
+                    yield Row(row)
+            parser.close()
+
+    def follow(self, state: FeedState, callback: ChangesCallback) -> ChangesFeed:
+        """Start following a continuous changes feed."""
+        return ChangesFeed(self.transport, state, callback)
+
+    async def close(self) -> None:
+        await self.transport.close()
+
+
+class BlockingRunner:
+    """Runs operations to completion in the calling thread over a pooled urllib3 transport."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.transport = BlockingTransport(endpoint)
+
+    def run(self, operation: Operation, callback: Callback | None = None) -> Any:
+        exchange = _Exchange(operation, self.transport.describe)
+        try:
+            value = self._drive(exchange)
+        except CouchError as exc:
+            if callback is None:
+                raise
+            _deliver(callback, None, Status.failed(exc))
+            return None
+        if callback is not None:
+            _deliver(callback, value, exchange.status())
+        return value
+
+    def _drive(self, exchange: _Exchange) -> Any:
+        try:
+            request = exchange.start()
+            while True:
+                request = exchange.step(request, self.transport.send(request))
+        except StopIteration as finished:
+            return finished.value
+
+    def rows(self, request: Request) -> Iterator[Row]:
+        """Stream the rows of a view response as they arrive."""
+        with self.transport.stream(request) as response:
+            if response.status >= 400:
+                body = b"".join(response.chunks)
+                raise error_from(
+                    Response(response.status, response.headers, body),
+                    self.transport.describe(request),
+                )
+            parser = RowParser()
+            for chunk in response.chunks:
+                yield from map(Row, parser.feed(chunk))
+            parser.close()
+
+    def follow(self, state: FeedState, callback: ChangesCallback) -> ThreadedChangesFeed:
+        """Start following a continuous changes feed in a thread of its own."""
+        return ThreadedChangesFeed(self.transport, state, callback)
+
+    def close(self) -> None:
+        self.transport.close()
