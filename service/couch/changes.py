@@ -240,11 +240,14 @@ class ThreadedChangesFeed(_FeedBase):
         super().__init__(state, callback)
         self._transport = transport
         self._stopping = threading.Event()
+        self._abort: Callable[[], None] | None = None
         self._thread = threading.Thread(target=self._run, name="settee-changes", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stopping.set()
+        if self._abort is not None:
+            self._abort()
 
     @property
     def running(self) -> bool:
@@ -277,6 +280,9 @@ class ThreadedChangesFeed(_FeedBase):
         with self._transport.stream(request, read_timeout=read_timeout) as response:
             if response.status >= 400:
                 self._check(response.status, response.headers, b"".join(response.chunks), describe)
+            self._abort = response.abort
+            if self._stopping.is_set():
+                return
             for chunk in response.chunks:
                 if self._stopping.is_set():
                     return

@@ -32,6 +32,7 @@ from .protocol import (
     json_body,
     revisions_of,
     validate_db_name,
+    validate_doc_id,
     view_path,
 )
 from .runner import AsyncRunner
@@ -355,11 +356,11 @@ class Database:
         Options for one id: ``rev``, ``revs``, ``revs_info``, ``conflicts``, ``attachments``
         and CouchDB's others; for a list, the view options of ``_all_docs``.
         """
-        if isinstance(id_or_ids, str):
+        if not isinstance(id_or_ids, list | tuple):
             path = doc_path(self.name, id_or_ids)
             response = yield Request("GET", path, encode_options(options))
             return Document(response.json())
-        ids = list(id_or_ids)
+        ids = [validate_doc_id(doc_id) for doc_id in id_or_ids]
         view = yield from self._view("_all_docs", {**options, "include_docs": True, "keys": ids})
         return [row.doc for row in view]
 

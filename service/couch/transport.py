@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -82,6 +82,7 @@ class StreamedResponse:
     status: int
     headers: dict[str, str]
     chunks: Any  # AsyncIterator[bytes] or Iterator[bytes], by transport
+    abort: Callable[[], None] | None = None  # ends a blocked read from another thread
 
 
 def _headers(raw: Any) -> dict[str, str]:
@@ -206,9 +207,14 @@ class BlockingTransport:
         response = self._call(request, preload_content=False, timeout=timeout)
         try:
             yield StreamedResponse(
-                response.status, _headers(response.headers), self._chunks(response)
+                response.status,
+                _headers(response.headers),
+                self._chunks(response),
+                response.shutdown,
             )
         finally:
+            # A stream may be left half read: its connection is closed, never reused.
+            response.close()
             response.release_conn()
 
     def _chunks(self, response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
