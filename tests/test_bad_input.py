@@ -1,4 +1,4 @@
-"""Bad input fails clearly before any request; an unreachable server fails in time; secrets stay secret.
+"""Bad input fails before any request, a dead server fails in time, and secrets stay secret.
 
 A client aimed at a closed port proves "before any request": had it sent anything, the error
 would be ServerUnavailable rather than the validation error.
