@@ -1,0 +1,69 @@
+"""Streamed views hold one row at a time: memory does not grow with the number of rows.
+
+tracemalloc counts the Python memory allocated while iterating (exact, unlike RSS on a shared
+machine). Streaming 4x more rows must not raise the peak, and it must stay far below the
+peak of reading the same view whole. bench/stream_memory.py does the same at 1,000,000 rows.
+"""
+
+from __future__ import annotations
+
+import tracemalloc
+import uuid
+from collections.abc import Callable
+
+import pytest
+
+ROWS = 20_000
+GROWTH_ALLOWED = 1_000_000  # bytes of extra peak for 4x the rows
+
+
+@pytest.fixture(scope="module")
+def big(bcouch):
+    """A database of ROWS documents, filled once for the module (the tests only read it)."""
+    name = "test-streaming-" + uuid.uuid4().hex[:8]
+    db = bcouch.create(name)
+    for start in range(0, ROWS, 5_000):
+        db.save([{"_id": f"row-{i:06}", "n": i} for i in range(start, start + 5_000)])
+    yield db
+    bcouch.delete(name)
+
+
+def peak_while(consume: Callable[[], int], expected: int) -> int:
+    tracemalloc.start()
+    try:
+        assert consume() == expected
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_blocking_iterview_memory_is_flat(big):
+    def stream(limit: int) -> Callable[[], int]:
+        return lambda: sum(1 for _ in big.iterview("_all_docs", limit=limit))
+
+    quarter = peak_while(stream(ROWS // 4), ROWS // 4)
+    full = peak_while(stream(ROWS), ROWS)
+    whole = peak_while(lambda: len(big.view("_all_docs")), ROWS)
+    assert full < quarter + GROWTH_ALLOWED, (quarter, full)
+    assert full * 4 < whole, (full, whole)
+
+
+def test_async_iterview_memory_is_flat(big, couch, io_loop):
+    db = couch[big.name]
+
+    def stream(limit: int) -> Callable[[], int]:
+        async def count() -> int:
+            return sum([1 async for _ in db.iterview("_all_docs", limit=limit)])
+
+        return lambda: io_loop.run_sync(count)
+
+    peak_while(stream(10), 10)  # open the connection pool outside the measurement
+    quarter = peak_while(stream(ROWS // 4), ROWS // 4)
+    full = peak_while(stream(ROWS), ROWS)
+    assert full < quarter + GROWTH_ALLOWED, (quarter, full)
+
+
+def test_iterview_rows_match_the_whole_view(big):
+    streamed = [(row.id, row.value) for row in big.iterview("_all_docs", skip=10, limit=500)]
+    whole = [(row.id, row.value) for row in big.view("_all_docs", skip=10, limit=500)]
+    assert streamed == whole and len(streamed) == 500
