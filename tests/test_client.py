@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import uuid
 
 import pytest
@@ -444,3 +445,75 @@ def test_couch_repr_and_close_without_requests():
     couch = Couch("http://user:secret@127.0.0.1:1")
     assert "secret" not in repr(couch) and "user" not in repr(couch)
     asyncio.run(couch.close())
+
+
+# -- additions settee's service relies on
+
+
+@pytest.mark.gen_test
+async def test_rev_reads_the_current_rev_from_headers(db):
+    doc = {"_id": "h"}
+    await db.save(doc)
+    assert await db.rev("h") == doc["_rev"]
+    with pytest.raises(NotFound):
+        await db.rev("missing")
+
+
+@pytest.mark.gen_test
+async def test_bulk_get(db, backend):
+    docs = [{"_id": "g", "v": 1}, {"_id": "h", "v": 2}]
+    await db.save(docs)
+    results = await db.bulk_get([{"id": "g"}, {"id": "nope"}, {"id": "h", "rev": docs[1]["_rev"]}])
+    assert [r["id"] for r in results] == ["g", "nope", "h"]
+    assert results[0]["docs"][0]["ok"]["v"] == 1
+    missing = results[1]["docs"][0]
+    if backend == "pouchdb":
+        assert missing == {}  # pouchdb-server answers a missing id with an empty result
+    else:
+        assert missing["error"]["error"] == "not_found"
+    assert results[2]["docs"][0]["ok"]["_rev"] == docs[1]["_rev"]
+
+
+@pytest.mark.gen_test
+async def test_bulk_save_with_new_edits_false_stores_revisions_as_given(db):
+    docs = [{"_id": "r1", "_rev": "3-abc", "v": 1}, {"_id": "r2", "_rev": "1-def"}]
+    result = await db.save(docs, new_edits=False)
+    assert set(result.resolved) == {"r1", "r2"}
+    assert (await db.get("r1"))["_rev"] == "3-abc"
+
+
+@pytest.mark.gen_test
+async def test_stream_view_relays_couchdbs_bytes(db, filled):
+    body = await db.stream_view("d/by_x", limit=3)
+    try:
+        assert body.headers["content-type"].startswith("application/json")
+        data = b""
+        while chunk := await body.read():
+            data += chunk
+    finally:
+        body.close()
+    payload = json.loads(data)
+    assert payload["total_rows"] == 10 and [r["key"] for r in payload["rows"]] == [0, 1, 2]
+    with pytest.raises(NotFound):
+        await db.stream_view("d/missing")
+
+
+@pytest.mark.gen_test
+async def test_streamed_attachment_upload_and_download(db):
+    doc = {"_id": "big"}
+    await db.save(doc)
+    block = bytes(range(256)) * 4096  # 1 MiB
+
+    async def produce():
+        for _ in range(4):
+            yield block
+
+    await db.put_attachment(doc, produce(), "blob.bin", "application/x-test")
+    body = await db.stream_attachment("big", "blob.bin")
+    try:
+        assert body.headers["content-type"] == "application/x-test"
+        received = [chunk async for chunk in body]
+    finally:
+        body.close()
+    assert b"".join(received) == block * 4
+    assert len(received) > 1

@@ -201,9 +201,9 @@ class ChangesFeed(_FeedBase):
         describe = self._transport.describe(request)
         async with self._transport.stream(request, read_timeout=read_timeout) as response:
             if response.status >= 400:
-                body = b"".join([chunk async for chunk in response.chunks])
+                body = await response.read_all()
                 self._check(response.status, response.headers, body, describe)
-            async for chunk in response.chunks:
+            async for chunk in response:
                 self._backoff.reset()
                 self.state.receive(chunk)
                 self._schedule()
@@ -279,11 +279,11 @@ class ThreadedChangesFeed(_FeedBase):
         read_timeout = self.state.heartbeat * 3
         with self._transport.stream(request, read_timeout=read_timeout) as response:
             if response.status >= 400:
-                self._check(response.status, response.headers, b"".join(response.chunks), describe)
+                self._check(response.status, response.headers, response.read_all(), describe)
             self._abort = response.abort
             if self._stopping.is_set():
                 return
-            for chunk in response.chunks:
+            for chunk in response:
                 if self._stopping.is_set():
                     return
                 self._backoff.reset()

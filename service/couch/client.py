@@ -365,6 +365,32 @@ class Database:
         return [row.doc for row in view]
 
     @operation
+    def rev(self, id: str) -> Flow:
+        """The current rev of document ``id`` (NotFound if none), from a HEAD request.
+
+        CouchDB's ETag is the quoted rev; a server whose ETag is something else
+        (pouchdb-server's is a weak hash) costs a GET instead.
+        """
+        path = doc_path(self.name, id)
+        etag = (yield Request("HEAD", path)).headers.get("etag", "")
+        if len(etag) > 2 and etag[0] == etag[-1] == '"':
+            return etag[1:-1]
+        return (yield Request("GET", path)).json()["_rev"]
+
+    @operation
+    def bulk_get(self, docs: list[Mapping[str, Any]], **options: Any) -> Flow:
+        """Fetch many documents or revisions at once (``_bulk_get``).
+
+        ``docs`` is a list of ``{"id": ..., "rev": ...}`` (rev optional). Returns CouchDB's
+        ``results``: per id, a list of ``{"ok": doc}`` or ``{"error": {...}}``.
+        """
+        for doc in docs:
+            validate_doc_id(doc.get("id"))
+        path = db_path(self.name, "_bulk_get")
+        response = yield _json("POST", path, {"docs": docs}, encode_options(options))
+        return response.json()["results"]
+
+    @operation
     def revisions(self, id: str, **options: Any) -> Flow:
         """The rev strings of document ``id``, newest first."""
         query = encode_options({**options, "revs": True})
@@ -464,6 +490,16 @@ class Database:
         request = Request("GET", doc_path(self.name, doc_id, filename), {}, {"Accept": "*/*"})
         return (yield request).body
 
+    def stream_attachment(self, id_or_doc: str | Mapping[str, Any], filename: str) -> Any:
+        """Open an attachment for reading as it arrives.
+
+        Resolves to a body with ``headers`` (content type and length) and ``read()``, which
+        gives the next chunk (``b""`` at the end); ``close()`` it when done.
+        """
+        doc_id = id_or_doc if isinstance(id_or_doc, str) else id_or_doc["_id"]
+        path = doc_path(self.name, doc_id, filename)
+        return self._runner.open(Request("GET", path, {}, {"Accept": "*/*"}))
+
     @operation
     def put_attachment(
         self,
@@ -474,8 +510,9 @@ class Database:
     ) -> Flow:
         """Add or replace an attachment of ``doc`` (a dict with ``_id``; ``_rev`` if it exists).
 
-        ``content`` is bytes, text or a file; a file gives its own name. The content type is
-        guessed from the name when not given. ``doc["_rev"]`` is updated.
+        ``content`` is bytes, text, a file (which gives its own name) or, in the async face,
+        an async iterable of bytes, sent as it is produced. The content type is guessed from
+        the name when not given. ``doc["_rev"]`` is updated.
         """
         if hasattr(content, "read"):
             filename = filename or os.path.basename(getattr(content, "name", ""))
@@ -539,6 +576,15 @@ class Database:
         iterator here, plain iterator in the blocking face. Takes view()'s options.
         """
         return self._runner.rows(self._view_request(name, options))
+
+    def stream_view(self, name: str, **options: Any) -> Any:
+        """Open a view's response for reading as it arrives, in CouchDB's own format.
+
+        For relaying a view without holding it (the service does): resolves to a body with
+        ``headers`` and ``read()`` (next chunk, ``b""`` at the end); ``close()`` it when done.
+        Takes view()'s options.
+        """
+        return self._runner.open(self._view_request(name, options))
 
     @operation
     def query(self, map_src: str, reduce_src: str | None = None, **options: Any) -> Flow:

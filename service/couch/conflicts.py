@@ -32,11 +32,15 @@ def bulk_body(docs: Iterable[Doc], options: Mapping[str, Any]) -> bytes:
     body: dict[str, Any] = {"docs": docs}
     if options.get("all_or_nothing"):
         body["all_or_nothing"] = True
+    if options.get("new_edits") is False:
+        body["new_edits"] = False
     return encode_json(body)
 
 
 def save_bulk(db: str, docs: list[Doc], options: Mapping[str, Any]) -> Flow:
     """Save ``docs`` in one request; returns ``(resolved, pending)`` keyed by id.
+
+    Options: ``all_or_nothing``; ``new_edits=False`` to store replicated revisions as given.
 
     Written documents get their new ``_id`` and ``_rev``; the others are pending as
     ``{"doc": doc, "error": ..., "reason": ...}``.
@@ -45,9 +49,14 @@ def save_bulk(db: str, docs: list[Doc], options: Mapping[str, Any]) -> Flow:
     response = yield Request(
         "POST", db_path(db, "_bulk_docs"), {}, {"Content-Type": "application/json"}, body
     )
+    results = response.json()
+    if options.get("new_edits") is False:
+        # Replicated revisions are stored as given; CouchDB reports only the failures.
+        failures = {result["id"]: result for result in results}
+        results = [failures.get(doc["_id"], {"id": doc["_id"], "rev": doc["_rev"]}) for doc in docs]
     resolved: dict[str, Doc] = {}
     pending: dict[str, dict[str, Any]] = {}
-    for doc, result in zip(docs, response.json(), strict=True):
+    for doc, result in zip(docs, results, strict=True):
         if "error" in result:
             pending[result.get("id") or doc.get("_id")] = {
                 "doc": doc,

@@ -35,7 +35,7 @@ class Request:
     path: str
     query: Mapping[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
-    body: bytes | None = None
+    body: Any = None  # bytes, or an async iterable of bytes for a streamed upload
 
     @property
     def target(self) -> str:

@@ -18,7 +18,7 @@ from .changes import ChangesCallback, ChangesFeed, FeedState, ThreadedChangesFee
 from .documents import Row
 from .errors import CouchError
 from .protocol import Request, Response, RowParser, error_from
-from .transport import AsyncTransport, BlockingTransport, Endpoint
+from .transport import AsyncBody, AsyncTransport, BlockingBody, BlockingTransport, Endpoint
 
 log = logging.getLogger("settee.couch")
 
@@ -107,20 +107,35 @@ class AsyncRunner:
         else:
             _deliver(callback, done.result(), exchange.status())
 
+    def open(self, request: Request) -> asyncio.Future[AsyncBody]:
+        """Send ``request``; resolve to its response with the body still to be read.
+
+        An error status raises its exception here, as for any other call.
+        """
+        return asyncio.ensure_future(self._open(request))
+
+    async def _open(self, request: Request) -> AsyncBody:
+        body = await self.transport.open(request, read_timeout=self.transport.endpoint.timeout)
+        if body.status >= 400:
+            try:
+                data = await body.read_all()
+            finally:
+                body.close()
+            describe = self.transport.describe(request)
+            raise error_from(Response(body.status, body.headers, data), describe)
+        return body
+
     async def rows(self, request: Request) -> AsyncIterator[Row]:
         """Stream the rows of a view response as they arrive."""
-        async with self.transport.stream(request) as response:
-            if response.status >= 400:
-                body = b"".join([chunk async for chunk in response.chunks])
-                raise error_from(
-                    Response(response.status, response.headers, body),
-                    self.transport.describe(request),
-                )
+        body = await self._open(request)
+        try:
             parser = RowParser()
-            async for chunk in response.chunks:
+            async for chunk in body:
                 for row in parser.feed(chunk):
                     yield Row(row)
             parser.close()
+        finally:
+            body.close()
 
     def follow(self, state: FeedState, callback: ChangesCallback) -> ChangesFeed:
         """Start following a continuous changes feed."""
@@ -157,19 +172,28 @@ class BlockingRunner:
         except StopIteration as finished:
             return finished.value
 
+    def open(self, request: Request) -> BlockingBody:
+        """Send ``request``; return its response with the body still to be read."""
+        body = self.transport.open(request, read_timeout=self.transport.endpoint.timeout)
+        if body.status >= 400:
+            try:
+                data = body.read_all()
+            finally:
+                body.close()
+            describe = self.transport.describe(request)
+            raise error_from(Response(body.status, body.headers, data), describe)
+        return body
+
     def rows(self, request: Request) -> Iterator[Row]:
         """Stream the rows of a view response as they arrive."""
-        with self.transport.stream(request) as response:
-            if response.status >= 400:
-                body = b"".join(response.chunks)
-                raise error_from(
-                    Response(response.status, response.headers, body),
-                    self.transport.describe(request),
-                )
+        body = self.open(request)
+        try:
             parser = RowParser()
-            for chunk in response.chunks:
+            for chunk in body:
                 yield from map(Row, parser.feed(chunk))
             parser.close()
+        finally:
+            body.close()
 
     def follow(self, state: FeedState, callback: ChangesCallback) -> ThreadedChangesFeed:
         """Start following a continuous changes feed in a thread of its own."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -75,14 +75,70 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{netloc}"))
 
 
-@dataclass(slots=True)
-class StreamedResponse:
-    """A response whose body is read as it arrives."""
+class AsyncBody:
+    """An open response whose body is read as it arrives: ``await read()`` gives the next
+    chunk (``b""`` at the end), ``async for`` iterates the chunks; ``close()`` when done."""
 
-    status: int
-    headers: dict[str, str]
-    chunks: Any  # AsyncIterator[bytes] or Iterator[bytes], by transport
-    abort: Callable[[], None] | None = None  # ends a blocked read from another thread
+    def __init__(self, response: aiohttp.ClientResponse, transport: AsyncTransport) -> None:
+        self.status = response.status
+        self.headers = _headers(response.headers)
+        self._response = response
+        self._transport = transport
+
+    async def read(self) -> bytes:
+        try:
+            return await self._response.content.readany()
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise self._transport._unavailable(exc) from exc
+
+    async def read_all(self) -> bytes:
+        return b"".join([chunk async for chunk in self])
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while chunk := await self.read():
+            yield chunk
+
+    def close(self) -> None:
+        """Let go of the connection: back to the pool if the body was read to its end."""
+        if self._response.content.at_eof():
+            self._response.release()
+        else:
+            self._response.close()
+
+
+class BlockingBody:
+    """An open response whose body is read as it arrives, for blocking code."""
+
+    def __init__(self, response: urllib3.BaseHTTPResponse, transport: BlockingTransport) -> None:
+        self.status = response.status
+        self.headers = _headers(response.headers)
+        self._response = response
+        self._transport = transport
+        self._chunks = self._stream()
+
+    def _stream(self) -> Iterator[bytes]:
+        try:
+            yield from self._response.stream(65536, decode_content=False)
+        except urllib3.exceptions.HTTPError as exc:
+            raise self._transport._unavailable(exc) from exc
+
+    def read(self) -> bytes:
+        return next(self._chunks, b"")
+
+    def read_all(self) -> bytes:
+        return b"".join(self._chunks)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._chunks
+
+    def abort(self) -> None:
+        """Make a read blocked in another thread return at once."""
+        self._response.shutdown()
+
+    def close(self) -> None:
+        # A body may be left half read: its connection is closed, never reused.
+        self._response.close()
+        self._response.release_conn()
 
 
 def _headers(raw: Any) -> dict[str, str]:
@@ -129,29 +185,39 @@ class AsyncTransport:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise self._unavailable(exc) from exc
 
-    @contextlib.asynccontextmanager
-    async def stream(
-        self, request: Request, *, read_timeout: float | None = None
-    ) -> AsyncIterator[StreamedResponse]:
-        """Send ``request``; yield its response with ``chunks`` as an async iterator of bytes."""
+    async def open(self, request: Request, *, read_timeout: float | None = None) -> AsyncBody:
+        """Send ``request`` and return its response with the body still to be read.
+
+        Streams use a pool of their own with no limit and no total timeout: a feed holds its
+        connection for as long as it runs. ``read_timeout`` bounds the wait for each chunk.
+        """
         if self._feeds is None:
             self._feeds = self._open(feeds=True)
         timeout = aiohttp.ClientTimeout(
             total=None, connect=self.endpoint.connect_timeout, sock_read=read_timeout
         )
         try:
-            async with self._feeds.request(
+            response = await self._feeds.request(
                 request.method,
                 self._url(request),
                 headers=request.headers,
                 data=request.body,
                 timeout=timeout,
-            ) as response:
-                yield StreamedResponse(
-                    response.status, _headers(response.headers), response.content.iter_any()
-                )
+            )
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise self._unavailable(exc) from exc
+        return AsyncBody(response, self)
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, request: Request, *, read_timeout: float | None = None
+    ) -> AsyncIterator[AsyncBody]:
+        """``open()`` as a context manager that closes the response on the way out."""
+        body = await self.open(request, read_timeout=read_timeout)
+        try:
+            yield body
+        finally:
+            body.close()
 
     def _unavailable(self, exc: BaseException) -> CouchError:
         if isinstance(exc, aiohttp.ClientResponseError):
@@ -198,30 +264,21 @@ class BlockingTransport:
         response = self._call(request)
         return Response(response.status, _headers(response.headers), response.data)
 
+    def open(self, request: Request, *, read_timeout: float | None = None) -> BlockingBody:
+        """Send ``request`` and return its response with the body still to be read."""
+        timeout = urllib3.Timeout(connect=self.endpoint.connect_timeout, read=read_timeout)
+        return BlockingBody(self._call(request, preload_content=False, timeout=timeout), self)
+
     @contextlib.contextmanager
     def stream(
         self, request: Request, *, read_timeout: float | None = None
-    ) -> Iterator[StreamedResponse]:
-        """Send ``request``; yield its response with ``chunks`` as an iterator of bytes."""
-        timeout = urllib3.Timeout(connect=self.endpoint.connect_timeout, read=read_timeout)
-        response = self._call(request, preload_content=False, timeout=timeout)
+    ) -> Iterator[BlockingBody]:
+        """``open()`` as a context manager that closes the response on the way out."""
+        body = self.open(request, read_timeout=read_timeout)
         try:
-            yield StreamedResponse(
-                response.status,
-                _headers(response.headers),
-                self._chunks(response),
-                response.shutdown,
-            )
+            yield body
         finally:
-            # A stream may be left half read: its connection is closed, never reused.
-            response.close()
-            response.release_conn()
-
-    def _chunks(self, response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
-        try:
-            yield from response.stream(65536, decode_content=False)
-        except urllib3.exceptions.HTTPError as exc:
-            raise self._unavailable(exc) from exc
+            body.close()
 
     def _unavailable(self, exc: BaseException) -> ServerUnavailable:
         reason = getattr(exc, "reason", None) or exc
