@@ -7,12 +7,22 @@ whichever face they are about. Async tests run on pytest-tornado's ``io_loop``.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import uuid
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
+from tornado.httpclient import AsyncHTTPClient, HTTPResponse
+from tornado.httpserver import HTTPServer
+from tornado.testing import bind_unused_port
 
+from service.app import make_app
 from service.couch import Couch, CouchError, blocking
+from service.inflight import InFlight
+from service.metrics import Metrics
+from service.settings import Settings
 from tests.servers import PouchServer
 
 
@@ -72,3 +82,70 @@ def couch(server_url, io_loop):
 def db(couch, db_name):
     """The fresh database, through the async face."""
     return couch[db_name]
+
+
+@dataclass
+class Service:
+    """A settee server in this process, on a free port, with its collaborators."""
+
+    url: str
+    settings: Settings
+    metrics: Metrics
+    in_flight: InFlight
+
+    async def fetch(
+        self, method: str, path: str, body: Any = None, headers: dict | None = None, **kwargs: Any
+    ) -> HTTPResponse:
+        """A request that returns error responses instead of raising them.
+
+        A dict or list body is sent as JSON; a str or bytes body as is.
+        """
+        headers = dict(headers or {})
+        if isinstance(body, dict | list):
+            body = json.dumps(body)
+            headers.setdefault("Content-Type", "application/json")
+        if body is None and method in ("POST", "PUT") and "body_producer" not in kwargs:
+            body = b""
+        return await AsyncHTTPClient().fetch(
+            self.url + path,
+            method=method,
+            body=body,
+            headers=headers,
+            raise_error=False,
+            allow_nonstandard_methods=True,
+            **{"request_timeout": 60, **kwargs},
+        )
+
+
+def answer(response: HTTPResponse) -> Any:
+    """The JSON body of a response."""
+    return json.loads(response.body)
+
+
+@pytest.fixture
+def start_settee(server_url, io_loop):
+    """Start settee servers on the test backend (settings overridable), stopped after the test."""
+    started: list[tuple[HTTPServer, Couch]] = []
+
+    def start(**overrides: Any) -> Service:
+        settings = Settings(**{"couch_url": server_url, **overrides})
+        couch = Couch(settings.couch_url, settings.couch_auth, timeout=settings.couch_timeout)
+        metrics, in_flight = Metrics(), InFlight()
+        app = make_app(settings, couch, metrics, in_flight)
+        server = HTTPServer(app, xheaders=settings.xheaders, max_body_size=settings.max_body_size)
+        sock, port = bind_unused_port()
+        server.add_socket(sock)
+        started.append((server, couch))
+        return Service(f"http://127.0.0.1:{port}", settings, metrics, in_flight)
+
+    yield start
+    for server, couch in started:
+        server.stop()
+        io_loop.run_sync(server.close_all_connections)
+        io_loop.run_sync(couch.close)
+
+
+@pytest.fixture
+def settee(start_settee) -> Service:
+    """settee with its default settings, serving the test backend."""
+    return start_settee()

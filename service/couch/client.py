@@ -17,7 +17,14 @@ from typing import Any, ClassVar
 from urllib.parse import unquote, urlencode
 
 from .changes import FeedState
-from .conflicts import ConflictResolution, Flow, current_rev, fetch_current, save_bulk
+from .conflicts import (
+    ConflictResolution,
+    Flow,
+    bulk_body,
+    current_rev,
+    fetch_current,
+    save_bulk,
+)
 from .documents import Document, View
 from .errors import Conflict, NotFound
 from .protocol import (
@@ -39,6 +46,8 @@ from .runner import AsyncRunner
 from .transport import Endpoint, redact
 
 DEFAULT_URL = "http://127.0.0.1:5984"
+
+JSON_HEADERS = {"Content-Type": JSON_TYPE}
 
 # Options given in seconds, as corduroy does, that CouchDB takes in milliseconds.
 MILLISECOND_OPTIONS = ("heartbeat", "timeout")
@@ -446,10 +455,23 @@ class Database:
         return {result["id"]: doc}, {}
 
     @operation
+    def bulk_docs(self, docs: list[Mapping[str, Any]], **options: Any) -> Flow:
+        """Write ``docs`` in one request and return CouchDB's answer as it is.
+
+        That is one ``{"ok", "id", "rev"}`` or ``{"id", "error", "reason"}`` per document
+        (only the failures with ``new_edits=False``). For relaying ``_bulk_docs``; ``save``
+        is the friendlier call. Options: ``all_or_nothing``, ``new_edits``.
+        """
+        body = bulk_body(docs, options)
+        request = Request("POST", db_path(self.name, "_bulk_docs"), {}, JSON_HEADERS, body)
+        return (yield request).json()
+
+    @operation
     def delete(self, doc: Mapping[str, Any]) -> Flow:
         """Delete the document ``doc`` (a dict with ``_id`` and ``_rev``)."""
         path = doc_path(self.name, doc["_id"])
-        return (yield Request("DELETE", path, {"rev": doc.get("_rev", "")})).json()
+        query = {"rev": doc["_rev"]} if doc.get("_rev") else {}
+        return (yield Request("DELETE", path, query)).json()
 
     @operation
     def copy(self, source: str | Mapping[str, Any], dest: str | Mapping[str, Any]) -> Flow:
@@ -540,7 +562,8 @@ class Database:
     def delete_attachment(self, doc: Any, filename: str) -> Flow:
         """Delete attachment ``filename`` of ``doc``; ``doc["_rev"]`` is updated."""
         path = doc_path(self.name, doc["_id"], filename)
-        result = (yield Request("DELETE", path, {"rev": doc["_rev"]})).json()
+        query = {"rev": doc["_rev"]} if doc.get("_rev") else {}
+        result = (yield Request("DELETE", path, query)).json()
         doc["_rev"] = result["rev"]
         return result
 

@@ -1,0 +1,72 @@
+"""Serve settee: ``python run.py --help`` lists the settings.
+
+``main`` owns every lifetime: the CouchDB client, the HTTP server, and the shutdown that
+SIGTERM or SIGINT starts (stop accepting, let in-flight requests finish within the grace
+period, close what is left, exit 0).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+
+from service import settings as settings_module
+from service.app import make_app
+from service.couch import Couch
+from service.inflight import InFlight
+from service.metrics import Metrics
+from service.processes import serve_in_processes
+
+log = logging.getLogger("settee")
+
+
+async def serve(settings: settings_module.Settings, sockets: list[socket.socket]) -> None:
+    """Serve on ``sockets`` until SIGTERM or SIGINT, then shut down gracefully."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    metrics, in_flight = Metrics(), InFlight()
+    async with Couch(
+        settings.couch_url, settings.couch_auth, timeout=settings.couch_timeout
+    ) as couch:
+        app = make_app(settings, couch, metrics, in_flight)
+        server = HTTPServer(app, xheaders=settings.xheaders, max_body_size=settings.max_body_size)
+        server.add_sockets(sockets)
+        log.info("settee %d serving %s on %s", os.getpid(), couch.url, describe(sockets))
+        await stop.wait()
+        log.info("stopping: %d requests in flight", in_flight.count)
+        server.stop()
+        if not await in_flight.drained(settings.shutdown_grace):
+            log.warning("grace period over: %d requests cut short", in_flight.count)
+        await server.close_all_connections()
+    log.info("stopped")
+
+
+def describe(sockets: list[socket.socket]) -> str:
+    return ", ".join("{}:{}".format(*sock.getsockname()[:2]) for sock in sockets)
+
+
+def main(argv: list[str]) -> int:
+    try:
+        settings = settings_module.load(argv, os.environ)
+    except ValueError as exc:
+        print(f"run.py: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    sockets = bind_sockets(settings.port, settings.address)
+    return serve_in_processes(settings.processes, lambda: asyncio.run(serve(settings, sockets)))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

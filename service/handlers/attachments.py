@@ -1,0 +1,118 @@
+"""Attachments, ``/{db}/{docid}/{name}``, streamed both ways with their content type.
+
+A download is relayed chunk by chunk with a flush between chunks. An upload starts its request
+to the backend as soon as the headers arrive, and the body follows through a small bounded
+queue: the service holds a few chunks of an attachment, never all of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any
+
+from .. import options, preconditions
+from ..couch import relax
+from .base import ApiHandler
+
+QUEUED_CHUNKS = 8
+RELAYED_HEADERS = ("Content-Type", "Content-Length", "Content-Encoding", "ETag", "Content-MD5")
+
+
+class AttachmentHandler(ApiHandler):
+    """Read, write and delete one attachment of a document."""
+
+    route = "attachment"
+
+    def initialize(self, **collaborators: Any) -> None:
+        super().initialize(**collaborators)
+        self._upload: asyncio.Future | None = None
+
+    def _rev(self) -> str | None:
+        query = options.parse(self.request.arguments, options.WRITE)
+        return preconditions.requested_rev(
+            body=None, query=query.get("rev"), if_match=self.request.headers.get("If-Match")
+        )
+
+    # -- download
+
+    @relax
+    def get(self, db: str, doc_id: str, name: str) -> Any:
+        body = yield self.database(db).stream_attachment(doc_id, name)
+        try:
+            self._relay_headers(body.headers)
+            while chunk := (yield body.read()):
+                self.write(chunk)
+                yield self.flush()
+        finally:
+            body.close()
+
+    @relax
+    def head(self, db: str, doc_id: str, name: str) -> Any:
+        body = yield self.database(db).stream_attachment(doc_id, name)
+        body.close()
+        self._relay_headers(body.headers)
+
+    def _relay_headers(self, headers: dict[str, str]) -> None:
+        for header in RELAYED_HEADERS:
+            if header.lower() in headers:
+                self.set_header(header, headers[header.lower()])
+
+    # -- upload
+
+    def prepare(self) -> Awaitable[None] | None:
+        super().prepare()
+        if self.request.method == "PUT":
+            db, doc_id, name = (self.path_kwargs[k] for k in ("db", "doc_id", "name"))
+            self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(QUEUED_CHUNKS)
+            doc = {"_id": doc_id, "_rev": self._rev()}
+            content_type = self.request.headers.get("Content-Type", "application/octet-stream")
+            self._upload = self.database(db).put_attachment(
+                doc, self._body_chunks(), filename=name, content_type=content_type
+            )
+        return None
+
+    async def _body_chunks(self) -> AsyncIterator[bytes]:
+        while (chunk := await self._queue.get()) is not None:
+            yield chunk
+
+    async def data_received(self, chunk: bytes) -> None:
+        await self._pass_on(chunk)
+
+    async def _pass_on(self, chunk: bytes | None) -> None:
+        """Queue ``chunk`` for the backend; drop it if the backend has already answered."""
+        if self._upload is None or self._upload.done():
+            return
+        queued = asyncio.ensure_future(self._queue.put(chunk))
+        await asyncio.wait((queued, self._upload), return_when=asyncio.FIRST_COMPLETED)
+        queued.cancel()
+
+    @relax
+    def put(self, db: str, doc_id: str, name: str) -> Any:
+        yield self._pass_on(None)
+        result = yield self._upload
+        self.set_header("ETag", preconditions.etag(result["rev"]))
+        self.set_header("Location", self.request.full_url().split("?")[0])
+        self.write_json(result, 201)
+
+    def on_finish(self) -> None:
+        self._cancel_upload()
+        super().on_finish()
+
+    def on_connection_close(self) -> None:
+        self._cancel_upload()
+        super().on_connection_close()
+
+    def _cancel_upload(self) -> None:
+        """A client that leaves mid-upload must not leave a half-sent request behind."""
+        if self._upload is not None and not self._upload.done():
+            self._upload.cancel()
+
+    # -- delete
+
+    @relax
+    def delete(self, db: str, doc_id: str, name: str) -> Any:
+        doc = {"_id": doc_id, "_rev": self._rev()}
+        result = yield self.database(db).delete_attachment(doc, name)
+        self.set_header("ETag", preconditions.etag(result["rev"]))
+        self.write_json(result)

@@ -1,0 +1,222 @@
+"""The base of every handler: collaborators, request bodies, CORS, and the one error path.
+
+Every exception a handler lets out, from the client (``service.couch.errors``) or from Tornado,
+becomes CouchDB-style JSON ``{"error", "reason"}`` in ``write_error``, and nowhere else. What
+reaches the client never holds a traceback, a backend URL or a credential.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any
+
+import ujson
+from tornado import httputil, web
+
+from ..couch import Couch, Database
+from ..couch.errors import BadRequest, HTTPError, RequestTooLarge, ServerUnavailable
+from ..inflight import InFlight
+from ..metrics import Metrics
+from ..settings import Settings
+
+log = logging.getLogger("settee.handlers")
+
+JSON_TYPE = "application/json"
+RETRY_AFTER_SECONDS = 5
+
+# Error names CouchDB uses for the statuses Tornado raises by itself.
+ERROR_NAMES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    412: "precondition_failed",
+    413: "too_large",
+    415: "bad_content_type",
+    503: "service_unavailable",
+}
+
+
+def json_text(value: Any) -> str:
+    """A response body: JSON as CouchDB writes it (no escaped slashes), one line."""
+    return ujson.dumps(value, ensure_ascii=False, escape_forward_slashes=False) + "\n"
+
+
+@dataclass(frozen=True)
+class ErrorReply:
+    """What the client is told about a failure."""
+
+    status: int
+    error: str
+    reason: str
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def error_reply(exc: BaseException | None, status: int) -> ErrorReply:
+    """The reply for ``exc`` (or for a bare ``status`` when Tornado raised none)."""
+    if isinstance(exc, HTTPError):
+        return ErrorReply(exc.status or 500, exc.error, exc.reason)
+    if isinstance(exc, ServerUnavailable):
+        return ErrorReply(
+            503,
+            "service_unavailable",
+            "the database is unreachable; try again later",
+            (("Retry-After", str(RETRY_AFTER_SECONDS)),),
+        )
+    reason = ""
+    if isinstance(exc, web.HTTPError):
+        status, reason = exc.status_code, exc.reason or ""
+    elif exc is not None:
+        status = 500
+    if status >= 500:
+        return ErrorReply(status, "unknown_error", "internal error; see the service's log")
+    error = ERROR_NAMES.get(status, "error")
+    return ErrorReply(status, error, reason or httputil.responses.get(status, ""))
+
+
+@web.stream_request_body
+class ApiHandler(web.RequestHandler):
+    """Thin handlers derive from this: parse, call the client, write.
+
+    Request bodies are received in chunks: buffered here up to ``max_body_size`` (413 past
+    it), or streamed onwards by handlers that override ``data_received``.
+    """
+
+    route = "unknown"
+
+    def initialize(
+        self, *, couch: Couch, settings: Settings, metrics: Metrics, in_flight: InFlight
+    ) -> None:
+        self.couch = couch
+        self.config = settings
+        self.metrics = metrics
+        self.in_flight = in_flight
+        self._chunks: list[bytes] = []
+        self._counted = False
+
+    # -- lifecycle
+
+    def prepare(self) -> Awaitable[None] | None:
+        self.in_flight.enter()
+        self._counted = True
+        self.metrics.in_flight.inc()
+        length = self.request.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) > self.config.max_body_size:
+            limit = self.config.max_body_size
+            raise RequestTooLarge("too_large", f"the request body is larger than {limit} bytes")
+        return None
+
+    def on_finish(self) -> None:
+        self._leave()
+
+    def on_connection_close(self) -> None:
+        super().on_connection_close()
+        self._leave()
+
+    def _leave(self) -> None:
+        if self._counted:
+            self._counted = False
+            self.in_flight.leave()
+            self.metrics.in_flight.dec()
+
+    def data_received(self, chunk: bytes) -> Awaitable[None] | None:
+        # The server's max_body_size is the configured limit: a chunked body that outgrows
+        # it is cut off by Tornado before it gets here.
+        self._chunks.append(chunk)
+        return None
+
+    def set_default_headers(self) -> None:
+        self.set_header("Server", "settee")
+        self.set_header("Content-Type", JSON_TYPE)
+        self.set_header("Cache-Control", "must-revalidate")
+        origin = self.request.headers.get("Origin")
+        allowed = self.settings.get("cors_origins", ())
+        if origin and ("*" in allowed or origin in allowed):
+            self.set_header("Access-Control-Allow-Origin", origin)
+            self.set_header("Access-Control-Allow-Credentials", "true")
+            self.set_header("Access-Control-Expose-Headers", "ETag, Location, Retry-After")
+            self.set_header("Vary", "Origin")
+
+    def options(self, *args: Any, **kwargs: Any) -> None:
+        """CORS preflight: the methods this route has, and the headers a client may send."""
+        methods = [m for m in self.SUPPORTED_METHODS if self._implements(m)]
+        self.set_header("Access-Control-Allow-Methods", ", ".join(methods))
+        self.set_header(
+            "Access-Control-Allow-Headers",
+            "Accept, Authorization, Content-Type, If-Match, If-None-Match, Origin, Destination",
+        )
+        self.set_header("Access-Control-Max-Age", "600")
+        self.set_status(204)
+        self.clear_header("Content-Type")
+
+    def _implements(self, method: str) -> bool:
+        implementation = getattr(type(self), method.lower(), None)
+        return implementation is not getattr(web.RequestHandler, method.lower(), None)
+
+    def compute_etag(self) -> str | None:
+        """No hash of the body: documents carry their rev as ETag, set by their handlers."""
+        return None
+
+    # -- reading the request
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(self._chunks)
+
+    def json_body(self, *, must_be_object: bool = True) -> Any:
+        """The request body as JSON: 400 ``bad_request`` if malformed (or not an object)."""
+        try:
+            value = ujson.loads(self.body)
+        except ValueError:
+            raise BadRequest("bad_request", "invalid UTF-8 JSON") from None
+        if must_be_object and not isinstance(value, dict):
+            raise BadRequest("bad_request", "Request body must be a JSON object")
+        return value
+
+    def database(self, name: str) -> Database:
+        """The client's handle on database ``name`` (400 if the name is illegal)."""
+        return self.couch[name]
+
+    # -- writing the response
+
+    def write_json(self, value: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(json_text(value))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        reply = error_reply(exc, status_code)
+        if isinstance(exc, ServerUnavailable) or reply.status >= 500:
+            self.metrics.backend_errors.labels(
+                "unavailable" if isinstance(exc, ServerUnavailable) else "server_error"
+            ).inc()
+        self.clear()
+        self.set_status(reply.status)
+        for name, value in reply.headers:
+            self.set_header(name, value)
+        body = {"error": reply.error, "reason": reply.reason}
+        self.finish(json_text(body) if self.request.method != "HEAD" else None)
+
+    def log_exception(self, typ: Any, value: BaseException | None, tb: Any) -> None:
+        """Client errors are normal: no traceback. An unreachable backend: one line."""
+        if isinstance(value, HTTPError) and value.status < 500:
+            return
+        if isinstance(value, ServerUnavailable | HTTPError):
+            log.warning("%s %s: %s", self.request.method, self.request.path, value)
+            return
+        super().log_exception(typ, value, tb)
+
+
+class NotFoundHandler(ApiHandler):
+    """Every path no route claims: 404, whatever the method."""
+
+    route = "not_found"
+
+    def prepare(self) -> None:
+        super().prepare()
+        raise web.HTTPError(404, reason="missing")

@@ -1,0 +1,115 @@
+"""Databases and documents: ``/{db}`` and ``/{db}/{docid}`` (design and local documents too)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from .. import options, preconditions
+from ..couch import relax
+from ..couch.errors import Conflict, NotFound, PreconditionFailed
+from .base import ApiHandler
+
+
+class DocumentWriter(ApiHandler):
+    """What the handlers that write a document answer."""
+
+    def write_saved(self, doc: dict[str, Any], batch: str | None) -> None:
+        """201 ``{"ok", "id", "rev"}`` with the ETag; 202 without a rev when batched."""
+        if batch:
+            self.write_json({"ok": True, "id": doc["_id"]}, 202)
+            return
+        self.set_header("ETag", preconditions.etag(doc["_rev"]))
+        self.write_json({"ok": True, "id": doc["_id"], "rev": doc["_rev"]}, 201)
+
+
+class DatabaseHandler(DocumentWriter):
+    """Create, inspect and delete a database; ``POST`` a document with a generated id."""
+
+    route = "database"
+
+    @relax
+    def get(self, db: str) -> Any:
+        self.write_json((yield self.database(db).info()))
+
+    @relax
+    def head(self, db: str) -> Any:
+        if not (yield self.database(db).exists()):
+            raise NotFound("not_found", "Database does not exist.")
+
+    @relax
+    def put(self, db: str) -> Any:
+        yield self.couch.create(db)
+        self.set_header("Location", self.request.full_url())
+        self.write_json({"ok": True}, 201)
+
+    @relax
+    def delete(self, db: str) -> Any:
+        yield self.couch.delete(db)
+        self.write_json({"ok": True})
+
+    @relax
+    def post(self, db: str) -> Any:
+        doc = self.json_body()
+        batch = options.parse(self.request.arguments, options.WRITE).get("batch")
+        yield self.database(db).save(doc, batch=batch)
+        self.set_header("Location", self.request.full_url().rstrip("/") + "/" + quote(doc["_id"]))
+        self.write_saved(doc, batch)
+
+
+class DocumentHandler(DocumentWriter):
+    """Read, write and delete one document, with CouchDB's options and ETag preconditions."""
+
+    route = "document"
+
+    @relax
+    def get(self, db: str, doc_id: str) -> Any:
+        query = options.parse(self.request.arguments, options.DOCUMENT)
+        doc = yield self.database(db).get(doc_id, **query)
+        rev = doc.get("_rev")
+        if rev:
+            self.set_header("ETag", preconditions.etag(rev))
+            if preconditions.matches(self.request.headers.get("If-None-Match"), rev):
+                self.set_status(304)
+                return
+        self.write_json(doc)
+
+    @relax
+    def head(self, db: str, doc_id: str) -> Any:
+        rev = yield self.database(db).rev(doc_id)
+        self.set_header("ETag", preconditions.etag(rev))
+        if preconditions.matches(self.request.headers.get("If-None-Match"), rev):
+            self.set_status(304)
+
+    @relax
+    def put(self, db: str, doc_id: str) -> Any:
+        doc = self.json_body()
+        query = options.parse(self.request.arguments, options.WRITE)
+        rev = preconditions.requested_rev(
+            body=doc.get("_rev"),
+            query=query.get("rev"),
+            if_match=self.request.headers.get("If-Match"),
+        )
+        create_only = self.request.headers.get("If-None-Match", "").strip() == "*"
+        doc["_id"] = doc_id
+        doc.pop("_rev", None)
+        if rev and not create_only:
+            doc["_rev"] = rev
+        try:
+            yield self.database(db).save(doc, batch=query.get("batch"))
+        except Conflict:
+            if create_only:
+                raise PreconditionFailed("file_exists", "The document already exists.") from None
+            raise
+        self.set_header("Location", self.request.full_url().split("?")[0])
+        self.write_saved(doc, query.get("batch"))
+
+    @relax
+    def delete(self, db: str, doc_id: str) -> Any:
+        query = options.parse(self.request.arguments, options.WRITE)
+        rev = preconditions.requested_rev(
+            body=None, query=query.get("rev"), if_match=self.request.headers.get("If-Match")
+        )
+        result = yield self.database(db).delete({"_id": doc_id, "_rev": rev})
+        self.set_header("ETag", preconditions.etag(result["rev"]))
+        self.write_json(result)

@@ -1,0 +1,86 @@
+"""Server-wide endpoints: welcome, liveness, readiness, metrics and the list of databases."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+from typing import Any
+
+from ..couch import relax
+from ..couch.errors import HTTPError, ServerUnavailable
+from .base import RETRY_AFTER_SECONDS, ApiHandler
+
+SETTEE_VERSION = version("settee")
+
+
+def backend_of(welcome: dict[str, Any]) -> dict[str, Any]:
+    """The kind and version of the backend, from its welcome document."""
+    kind = "couchdb" if "couchdb" in welcome else "pouchdb-server"
+    return {"kind": kind, "version": welcome.get("version")}
+
+
+class WelcomeHandler(ApiHandler):
+    """``GET /``: CouchDB's welcome document, with settee's version and the backend's."""
+
+    route = "welcome"
+
+    @relax
+    def get(self) -> Any:
+        welcome = yield self.couch.info()
+        backend = backend_of(welcome)
+        self.write_json(
+            {
+                "couchdb": "Welcome",
+                "settee": SETTEE_VERSION,
+                "version": backend["version"],
+                "backend": backend,
+            }
+        )
+
+
+class UpHandler(ApiHandler):
+    """``GET /_up``: liveness. The process answers, whatever the backend does."""
+
+    route = "up"
+
+    def get(self) -> None:
+        self.write_json({"status": "ok"})
+
+
+class ReadyHandler(ApiHandler):
+    """``GET /_ready``: readiness. 200 when the backend answers, 503 with the reason when not."""
+
+    route = "ready"
+
+    @relax
+    def get(self) -> Any:
+        try:
+            welcome = yield self.couch.info()
+        except ServerUnavailable:
+            reason = "the database is unreachable"
+        except HTTPError as exc:
+            reason = f"the database answered {exc.status} {exc.error}"
+        else:
+            self.write_json({"status": "ok", "backend": backend_of(welcome)})
+            return
+        self.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
+        self.write_json({"status": "unavailable", "reason": reason}, 503)
+
+
+class MetricsHandler(ApiHandler):
+    """``GET /_metrics``: Prometheus text format."""
+
+    route = "metrics"
+
+    def get(self) -> None:
+        self.set_header("Content-Type", self.metrics.content_type)
+        self.finish(self.metrics.render())
+
+
+class AllDbsHandler(ApiHandler):
+    """``GET /_all_dbs``."""
+
+    route = "all_dbs"
+
+    @relax
+    def get(self) -> Any:
+        self.write_json((yield self.couch.all_dbs()))

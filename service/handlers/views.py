@@ -1,0 +1,99 @@
+"""Views, ``_all_docs`` and the bulk endpoints.
+
+View rows are relayed as the backend sends them, chunk by chunk, each chunk flushed before the
+next is read: the service holds one chunk, however large the view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+from .. import options
+from ..couch import relax
+from ..couch.errors import BadRequest
+from .base import ApiHandler
+
+
+class ViewHandler(ApiHandler):
+    """``GET/POST /{db}/_design/{ddoc}/_view/{view}``: rows streamed to the client."""
+
+    route = "view"
+
+    @relax
+    def get(self, db: str, ddoc: str, view: str) -> Any:
+        yield from self.relay(db, f"{ddoc}/{view}", {})
+
+    @relax
+    def post(self, db: str, ddoc: str, view: str) -> Any:
+        yield from self.relay(db, f"{ddoc}/{view}", self.keys_body())
+
+    def keys_body(self) -> dict[str, Any]:
+        """The ``{"keys": [...]}`` body of a POST query (keys optional)."""
+        body = self.json_body()
+        if "keys" in body and not isinstance(body["keys"], list):
+            raise BadRequest("bad_request", "`keys` member must be an array.")
+        return {"keys": body["keys"]} if "keys" in body else {}
+
+    def relay(self, db: str, name: str, extra: dict[str, Any]) -> Generator[Any, Any, None]:
+        query = {**options.parse(self.request.arguments, options.VIEW), **extra}
+        body = yield self.database(db).stream_view(name, **query)
+        try:
+            self.set_header("Content-Type", body.headers.get("content-type", "application/json"))
+            if "etag" in body.headers:
+                self.set_header("ETag", body.headers["etag"])
+            while chunk := (yield body.read()):
+                self.write(chunk)
+                yield self.flush()
+        finally:
+            body.close()
+
+
+class AllDocsHandler(ViewHandler):
+    """``GET/POST /{db}/_all_docs``: rows streamed to the client."""
+
+    route = "all_docs"
+
+    @relax
+    def get(self, db: str) -> Any:
+        yield from self.relay(db, "_all_docs", {})
+
+    @relax
+    def post(self, db: str) -> Any:
+        yield from self.relay(db, "_all_docs", self.keys_body())
+
+
+class BulkDocsHandler(ApiHandler):
+    """``POST /{db}/_bulk_docs``: many writes, one result per document."""
+
+    route = "bulk_docs"
+
+    @relax
+    def post(self, db: str) -> Any:
+        body = self.json_body()
+        docs = body.get("docs")
+        if not isinstance(docs, list):
+            raise BadRequest("bad_request", "POST body must include `docs` parameter.")
+        if not all(isinstance(doc, dict) for doc in docs):
+            raise BadRequest("bad_request", "Document must be a JSON object")
+        flags = {name: body[name] for name in ("new_edits", "all_or_nothing") if name in body}
+        if not all(isinstance(value, bool) for value in flags.values()):
+            raise BadRequest("bad_request", "`new_edits` and `all_or_nothing` must be booleans")
+        self.write_json((yield self.database(db).bulk_docs(docs, **flags)), 201)
+
+
+class BulkGetHandler(ApiHandler):
+    """``POST /{db}/_bulk_get``: many reads (by id, optionally rev), one result per request."""
+
+    route = "bulk_get"
+
+    @relax
+    def post(self, db: str) -> Any:
+        query = options.parse(self.request.arguments, options.BULK_GET)
+        docs = self.json_body().get("docs")
+        if not isinstance(docs, list) or not all(
+            isinstance(doc, dict) and isinstance(doc.get("id"), str) for doc in docs
+        ):
+            raise BadRequest("bad_request", "`docs` must be a list of objects with an `id`")
+        results = yield self.database(db).bulk_get(docs, **query)
+        self.write_json({"results": results})

@@ -1,0 +1,151 @@
+"""settee's settings: one dataclass, filled from a TOML file, then the environment, then flags.
+
+Each later source overrides the one before. Every field carries its help text and the
+environment variable that sets it, so ``python run.py --help`` lists them all with defaults.
+Only this module and ``run.py`` read the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "settee.toml"
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+METAVARS = {
+    "int": "N",
+    "float": "SECONDS",
+    "str": "TEXT",
+    "bool": "BOOL",
+    "tuple[str, ...]": "LIST",
+}
+
+
+def _setting(default: Any, help: str, env: str | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "env": env})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything an operator can set; see ``config/settee.toml`` for a commented copy."""
+
+    address: str = _setting("127.0.0.1", "address to listen on")
+    port: int = _setting(8888, "port to listen on")
+    couch_url: str = _setting(
+        "http://127.0.0.1:5984", "URL of the CouchDB to serve", env="COUCHDB_URL"
+    )
+    couch_user: str = _setting("", "CouchDB user name", env="COUCHDB_USER")
+    couch_password: str = _setting("", "CouchDB password", env="COUCHDB_PASSWORD")
+    couch_timeout: float = _setting(30.0, "seconds to wait for CouchDB to answer a request")
+    processes: int = _setting(1, "server processes sharing the port (0: one per CPU)")
+    max_body_size: int = _setting(64 * 1024 * 1024, "largest request body accepted, in bytes")
+    cors_origins: tuple[str, ...] = _setting(
+        (), "origins allowed to call settee from a browser (comma-separated; * for any)"
+    )
+    log_level: str = _setting("info", "debug, info, warning or error")
+    shutdown_grace: float = _setting(10.0, "seconds to let in-flight requests finish after SIGTERM")
+    xheaders: bool = _setting(
+        False, "trust X-Forwarded-For / X-Forwarded-Proto (behind a proxy such as nginx)"
+    )
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port: {self.port} is not a TCP port")
+        if self.log_level not in LOG_LEVELS:
+            raise ValueError(f"log_level: expected one of {', '.join(LOG_LEVELS)}")
+        if self.processes < 0 or self.max_body_size <= 0 or self.shutdown_grace < 0:
+            raise ValueError("processes, max_body_size and shutdown_grace must not be negative")
+
+    def __repr__(self) -> str:
+        shown = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if shown["couch_password"]:
+            shown["couch_password"] = "***"
+        return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+
+    @property
+    def couch_auth(self) -> tuple[str, str] | None:
+        return (self.couch_user, self.couch_password) if self.couch_user else None
+
+
+def _convert(kind: Any, value: Any, name: str) -> Any:
+    """``value`` (from TOML, the environment or a flag) as the type of setting ``name``."""
+    if kind == "tuple[str, ...]":
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",")]
+        return tuple(part for part in value if part)
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off", ""):
+            return False
+        raise ValueError(f"{name}: expected true or false, got {value!r}")
+    converter = {"int": int, "float": float, "str": str}[kind]
+    try:
+        return converter(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected {kind}, got {value!r}") from None
+
+
+def env_name(setting: dataclasses.Field) -> str:
+    return setting.metadata["env"] or "SETTEE_" + setting.name.upper()
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line: one flag per setting, plus ``--config``."""
+    cli = argparse.ArgumentParser(
+        prog="run.py",
+        description="settee: an asynchronous gateway for CouchDB. Settings come from the "
+        "config file, then environment variables, then these flags.",
+        argument_default=argparse.SUPPRESS,
+    )
+    cli.add_argument(
+        "--config",
+        help=f"TOML settings file (default: {DEFAULT_CONFIG}; env SETTEE_CONFIG)",
+    )
+    for setting in dataclasses.fields(Settings):
+        flag = "--" + setting.name.replace("_", "-")
+        default = setting.default
+        if isinstance(default, tuple):
+            default = ",".join(default) or "none"
+        if setting.name == "couch_password" or default == "":
+            default = "none"
+        cli.add_argument(
+            flag,
+            dest=setting.name,
+            metavar=METAVARS[setting.type],
+            help=f"{setting.metadata['help']} (default: {default}; env {env_name(setting)})",
+        )
+    return cli
+
+
+def load(argv: Sequence[str] = (), environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from the TOML file, then ``environ``, then ``argv``; ValueError if invalid."""
+    environ = environ or {}
+    flags = vars(parser().parse_args(list(argv)))
+    path = Path(flags.pop("config", None) or environ.get("SETTEE_CONFIG") or DEFAULT_CONFIG)
+    values: dict[str, Any] = {}
+    if path.exists():
+        with path.open("rb") as file:
+            values.update(tomllib.load(file))
+    elif path != DEFAULT_CONFIG:
+        raise ValueError(f"no such config file: {path}")
+    fields = {setting.name: setting for setting in dataclasses.fields(Settings)}
+    unknown = set(values) - set(fields)
+    if unknown:
+        raise ValueError(f"{path}: unknown settings: {', '.join(sorted(unknown))}")
+    for name, setting in fields.items():
+        if environ.get(env_name(setting)):
+            values[name] = environ[env_name(setting)]
+    values.update(flags)
+    converted = {name: _convert(fields[name].type, value, name) for name, value in values.items()}
+    return Settings(**converted)

@@ -1,0 +1,125 @@
+"""``python run.py``: settings from file, environment and flags; a graceful SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from service.settings import Settings, load
+from tests.servers import ROOT, free_port, wait_until_up
+
+
+def test_flags_override_environment_override_file(tmp_path):
+    config = tmp_path / "settee.toml"
+    config.write_text('port = 7000\nlog_level = "debug"\ncors_origins = ["https://a.example"]\n')
+    environ = {"SETTEE_CONFIG": str(config), "SETTEE_PORT": "7001", "COUCHDB_URL": "http://c:1"}
+    settings = load(["--port", "7002"], environ)
+    assert settings.port == 7002
+    assert settings.couch_url == "http://c:1"
+    assert settings.log_level == "debug"
+    assert settings.cors_origins == ("https://a.example",)
+    assert load([], environ).port == 7001
+    assert load(["--config", str(config)], {}).port == 7000
+    assert load([], {}) == Settings()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--port", "http"], ["--port", "70000"], ["--xheaders", "maybe"], ["--log-level", "loud"]],
+)
+def test_invalid_settings_are_refused(argv):
+    with pytest.raises(ValueError):
+        load(argv, {})
+
+
+def test_unknown_settings_in_the_file_are_refused(tmp_path):
+    config = tmp_path / "settee.toml"
+    config.write_text("prot = 1\n")
+    with pytest.raises(ValueError, match="prot"):
+        load(["--config", str(config)], {})
+
+
+def test_the_password_is_never_shown():
+    settings = load(["--couch-password", "s3cret"], {})
+    assert "s3cret" not in repr(settings)
+
+
+def test_help_lists_every_setting_with_its_default():
+    result = subprocess.run(
+        [sys.executable, "run.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0
+    for flag in ("--address", "--port", "--couch-url", "--couch-user", "--couch-password"):
+        assert flag in result.stdout
+    for flag in ("--max-body-size", "--cors-origins", "--log-level", "--shutdown-grace"):
+        assert flag in result.stdout
+    assert "default: 8888" in result.stdout
+
+
+def http_request(port: int, head: bytes) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(head)
+    return sock
+
+
+def read_response(sock: socket.socket) -> tuple[int, bytes]:
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = next(
+            (
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            ),
+            None,
+        )
+        if length is not None and len(body) >= length:
+            break
+    return int(data.split(b" ")[1]), data.partition(b"\r\n\r\n")[2]
+
+
+def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(server_url, bcouch, db_name):
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "run.py", "--port", str(port), "--couch-url", server_url],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/_up")
+        half = b"x" * 50_000
+        sock = http_request(
+            port,
+            f"PUT /{db_name}/doc/a.bin HTTP/1.1\r\nHost: x\r\nContent-Type: application/x\r\n"
+            f"Content-Length: {2 * len(half)}\r\n\r\n".encode()
+            + half,
+        )
+        time.sleep(0.3)
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert process.poll() is None, "exited with a request in flight"
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        sock.sendall(half)
+        status, body = read_response(sock)
+        sock.close()
+        assert status == 201
+        assert json.loads(body)["ok"] is True
+        assert process.wait(timeout=15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    output = process.stdout.read()
+    assert "requests in flight" in output
+    assert bcouch[db_name].get_attachment("doc", "a.bin") == half + half
