@@ -18,7 +18,7 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from service import settings as settings_module
-from service.app import make_app
+from service.app import make_app, make_hub
 from service.couch import Couch
 from service.inflight import InFlight
 from service.metrics import Metrics
@@ -37,13 +37,17 @@ async def serve(settings: settings_module.Settings, sockets: list[socket.socket]
     async with Couch(
         settings.couch_url, settings.couch_auth, timeout=settings.couch_timeout
     ) as couch:
-        app = make_app(settings, couch, metrics, in_flight)
+        hub = make_hub(settings, couch)
+        metrics.watch_hub(hub)
+        app = make_app(settings, couch, metrics, in_flight, hub)
         server = HTTPServer(app, xheaders=settings.xheaders, max_body_size=settings.max_body_size)
         server.add_sockets(sockets)
         log.info("settee %d serving %s on %s", os.getpid(), couch.url, describe(sockets))
         await stop.wait()
         log.info("stopping: %d requests in flight", in_flight.count)
         server.stop()
+        hub.close()
+        await hub.wait_closed()
         if not await in_flight.drained(settings.shutdown_grace):
             log.warning("grace period over: %d requests cut short", in_flight.count)
         await server.close_all_connections()

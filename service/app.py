@@ -9,6 +9,7 @@ from tornado import web
 from .couch import Couch
 from .handlers.attachments import AttachmentHandler
 from .handlers.base import NotFoundHandler
+from .handlers.changes import ChangesHandler
 from .handlers.documents import DatabaseHandler, DocumentHandler
 from .handlers.server import (
     AllDbsHandler,
@@ -18,6 +19,7 @@ from .handlers.server import (
     WelcomeHandler,
 )
 from .handlers.views import AllDocsHandler, BulkDocsHandler, BulkGetHandler, ViewHandler
+from .hub import Hub
 from .inflight import InFlight
 from .metrics import Metrics
 from .settings import Settings
@@ -44,14 +46,26 @@ def routes() -> list[tuple[str, type[web.RequestHandler]]]:
         (DB + r"/_all_docs", AllDocsHandler),
         (DB + r"/_bulk_docs", BulkDocsHandler),
         (DB + r"/_bulk_get", BulkGetHandler),
+        (DB + r"/_changes", ChangesHandler),
         (DB + r"/_design/(?P<ddoc>[^/]+)/_view/(?P<view>[^/]+)", ViewHandler),
         (DB + DOC, DocumentHandler),
         (DB + DOC + r"/(?P<name>.+)", AttachmentHandler),
     ]
 
 
+def make_hub(settings: Settings, couch: Couch) -> Hub:
+    """The changes hub, sized by the settings."""
+    return Hub(
+        couch,
+        queue_limit=settings.subscriber_buffer,
+        max_subscribers=settings.max_subscribers,
+        linger=settings.feed_linger,
+        heartbeat=settings.heartbeat,
+    )
+
+
 def make_app(
-    settings: Settings, couch: Couch, metrics: Metrics, in_flight: InFlight
+    settings: Settings, couch: Couch, metrics: Metrics, in_flight: InFlight, hub: Hub
 ) -> web.Application:
     """The service: every route, each handler given the collaborators it needs."""
     collaborators = {
@@ -76,10 +90,16 @@ def make_app(
             seconds * 1000,
         )
 
+    extra = {ChangesHandler: {"hub": hub}}
     return web.Application(
-        [(pattern, handler, collaborators) for pattern, handler in routes()],
+        [
+            (pattern, handler, {**collaborators, **extra.get(handler, {})})
+            for pattern, handler in routes()
+        ],
         default_handler_class=NotFoundHandler,
         default_handler_args=collaborators,
         log_function=log_request,
         cors_origins=settings.cors_origins,
+        websocket_ping_interval=settings.heartbeat,
+        websocket_ping_timeout=settings.heartbeat * 3,
     )

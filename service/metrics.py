@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+if TYPE_CHECKING:
+    from .hub import Hub
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -38,9 +45,44 @@ class Metrics:
             registry=self.registry,
         )
 
+    def watch_hub(self, hub: Hub) -> None:
+        """Report the hub's subscribers, upstream feeds and deliveries."""
+        self.registry.register(HubCollector(hub))
+
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(route, method, str(status)).inc()
         self.latency.labels(route).observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class HubCollector:
+    """Reads the hub's counts when /_metrics is scraped (the hub keeps plain integers)."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    def collect(self) -> Iterator[Metric]:
+        hub = self.hub
+        subscribers = GaugeMetricFamily(
+            "settee_subscribers", "Open changes subscribers, by feed type", labels=("feed",)
+        )
+        for kind, count in sorted(hub.stats.subscribers_by_kind.items()):
+            subscribers.add_metric((kind,), count)
+        yield subscribers
+        yield GaugeMetricFamily(
+            "settee_upstream_feeds", "Upstream _changes feeds open", value=len(hub.upstreams)
+        )
+        counters = (
+            ("settee_upstream_feeds_started", "Upstream feeds started", hub.upstreams_started),
+            ("settee_upstream_reconnects", "Upstream feed reconnections", hub.reconnects),
+            (
+                "settee_slow_consumer_closes",
+                "Subscribers closed for falling behind",
+                hub.stats.slow_consumer_closes,
+            ),
+            ("settee_frames_sent", "Change rows sent to subscribers", hub.stats.frames_sent),
+        )
+        for name, documentation, value in counters:
+            yield CounterMetricFamily(name, documentation, value=value)

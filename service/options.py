@@ -61,6 +61,23 @@ def _seconds(text: str) -> float:
     return _count(text) / 1000
 
 
+def _heartbeat(text: str) -> float:
+    """Milliseconds, or ``true`` for CouchDB's default of 60 s."""
+    return 60.0 if text == "true" else _seconds(text)
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    value = _json(text)
+    if not isinstance(value, dict):
+        raise ValueError("expected a JSON object")
+    return value
+
+
+def _since(text: str) -> Any:
+    """A seq is opaque: ``now``, or whatever the server gave (a number or a string)."""
+    return int(text) if text.isdigit() else text
+
+
 Parser = Callable[[str], Any]
 
 DOCUMENT: dict[str, Parser] = {
@@ -118,8 +135,8 @@ WRITE: dict[str, Parser] = {
 }
 
 CHANGES: dict[str, Parser] = {
-    "feed": _one_of("normal", "longpoll", "continuous", "eventsource", "websocket"),
-    "since": _text,
+    "feed": _one_of("normal", "longpoll", "continuous", "live", "eventsource", "websocket"),
+    "since": _since,
     "limit": _count,
     "descending": _boolean,
     "include_docs": _boolean,
@@ -128,8 +145,9 @@ CHANGES: dict[str, Parser] = {
     "style": _one_of("main_only", "all_docs"),
     "filter": _text,
     "doc_ids": _json_list,
+    "selector": _json_object,
     "view": _text,
-    "heartbeat": _seconds,
+    "heartbeat": _heartbeat,
     "timeout": _seconds,
     "latency": _seconds,
 }

@@ -51,6 +51,18 @@ class Settings:
     )
     log_level: str = _setting("info", "debug, info, warning or error")
     shutdown_grace: float = _setting(10.0, "seconds to let in-flight requests finish after SIGTERM")
+    max_subscribers: int = _setting(
+        10_000, "changes subscribers (WebSocket and HTTP feeds) served at once; 503 past it"
+    )
+    subscriber_buffer: int = _setting(
+        1_000, "changes a subscriber may fall behind before it is closed as a slow consumer"
+    )
+    feed_linger: float = _setting(
+        30.0, "seconds an upstream changes feed stays open after its last subscriber leaves"
+    )
+    heartbeat: float = _setting(
+        10.0, "seconds between WebSocket pings and upstream feed heartbeats"
+    )
     xheaders: bool = _setting(
         False, "trust X-Forwarded-For / X-Forwarded-Proto (behind a proxy such as nginx)"
     )
@@ -60,8 +72,12 @@ class Settings:
             raise ValueError(f"port: {self.port} is not a TCP port")
         if self.log_level not in LOG_LEVELS:
             raise ValueError(f"log_level: expected one of {', '.join(LOG_LEVELS)}")
-        if self.processes < 0 or self.max_body_size <= 0 or self.shutdown_grace < 0:
-            raise ValueError("processes, max_body_size and shutdown_grace must not be negative")
+        if self.processes < 0 or self.shutdown_grace < 0 or self.feed_linger < 0:
+            raise ValueError("processes, shutdown_grace and feed_linger must not be negative")
+        if min(self.max_body_size, self.max_subscribers, self.subscriber_buffer) <= 0:
+            raise ValueError("max_body_size, max_subscribers and subscriber_buffer must be > 0")
+        if self.heartbeat <= 0:
+            raise ValueError("heartbeat must be > 0")
 
     def __repr__(self) -> str:
         shown = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

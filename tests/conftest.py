@@ -18,8 +18,9 @@ from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 
-from service.app import make_app
+from service.app import make_app, make_hub
 from service.couch import Couch, CouchError, blocking
+from service.hub import Hub
 from service.inflight import InFlight
 from service.metrics import Metrics
 from service.settings import Settings
@@ -92,6 +93,7 @@ class Service:
     settings: Settings
     metrics: Metrics
     in_flight: InFlight
+    hub: Hub
 
     async def fetch(
         self, method: str, path: str, body: Any = None, headers: dict | None = None, **kwargs: Any
@@ -125,22 +127,26 @@ def answer(response: HTTPResponse) -> Any:
 @pytest.fixture
 def start_settee(server_url, io_loop):
     """Start settee servers on the test backend (settings overridable), stopped after the test."""
-    started: list[tuple[HTTPServer, Couch]] = []
+    started: list[tuple[HTTPServer, Couch, Hub]] = []
 
     def start(**overrides: Any) -> Service:
         settings = Settings(**{"couch_url": server_url, **overrides})
         couch = Couch(settings.couch_url, settings.couch_auth, timeout=settings.couch_timeout)
         metrics, in_flight = Metrics(), InFlight()
-        app = make_app(settings, couch, metrics, in_flight)
+        hub = make_hub(settings, couch)
+        metrics.watch_hub(hub)
+        app = make_app(settings, couch, metrics, in_flight, hub)
         server = HTTPServer(app, xheaders=settings.xheaders, max_body_size=settings.max_body_size)
         sock, port = bind_unused_port()
         server.add_socket(sock)
-        started.append((server, couch))
-        return Service(f"http://127.0.0.1:{port}", settings, metrics, in_flight)
+        started.append((server, couch, hub))
+        return Service(f"http://127.0.0.1:{port}", settings, metrics, in_flight, hub)
 
     yield start
-    for server, couch in started:
+    for server, couch, hub in started:
         server.stop()
+        hub.close()
+        io_loop.run_sync(hub.wait_closed)
         io_loop.run_sync(server.close_all_connections)
         io_loop.run_sync(couch.close)
 

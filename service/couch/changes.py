@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .errors import CouchError, ServerError, ServerUnavailable
-from .protocol import Request, decode_json, encode_options, error_from, split_lines
+from .protocol import Request, changes_request, decode_json, error_from, split_lines
 from .protocol import Response as FullResponse
 from .transport import AsyncTransport, BlockingTransport
 
@@ -63,15 +63,15 @@ class FeedState:
     def request(self) -> Request:
         """The request that (re)opens the feed from the last delivered seq."""
         self._buffer.clear()
-        query = encode_options(
+        return changes_request(
+            self.path,
             {
                 **self.options,
                 "feed": "continuous",
                 "since": self.since,
                 "heartbeat": int(self.heartbeat * 1000),
-            }
+            },
         )
-        return Request("GET", self.path, query)
 
     def receive(self, chunk: bytes) -> None:
         """Take in a chunk of the feed; change rows join ``pending``."""

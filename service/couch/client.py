@@ -30,6 +30,7 @@ from .errors import Conflict, NotFound
 from .protocol import (
     JSON_TYPE,
     Request,
+    changes_request,
     db_path,
     design_path,
     doc_path,
@@ -681,7 +682,8 @@ class Database:
         ChangesFeed calling ``callback(seq, changes)`` as changes arrive, batched over
         ``latency`` seconds (default 1; 0 delivers each change on its own), reconnecting and
         resuming by itself until ``stop()``. ``heartbeat`` and ``timeout`` are in seconds.
-        Other options (since, filter, include_docs, doc_ids, style, ...) are CouchDB's.
+        Other options (since, filter, include_docs, doc_ids, style, ...) are CouchDB's;
+        ``selector`` (a Mango selector) is sent in a POST body with ``filter=_selector``.
         """
         if options.get("feed") != "continuous":
             return self._changes(callback=callback, **options)
@@ -699,8 +701,8 @@ class Database:
 
     @operation
     def _changes(self, **options: Any) -> Flow:
-        query = encode_options(_seconds_to_ms(options))
-        return (yield Request("GET", db_path(self.name, "_changes"), query)).json()
+        request = changes_request(db_path(self.name, "_changes"), _seconds_to_ms(options))
+        return (yield request).json()
 
     def pull(self, source: str | Database, callback: Callable | None = None, **options: Any) -> Any:
         """Replicate ``source`` into this database (options as Couch.replicate)."""

@@ -179,6 +179,17 @@ def revisions_of(doc: Mapping[str, Any]) -> list[str]:
     return [f"{start - i}-{rev_hash}" for i, rev_hash in enumerate(history.get("ids", []))]
 
 
+def changes_request(path: str, options: Mapping[str, Any]) -> Request:
+    """A ``_changes`` request. A ``selector`` goes in a POST body, as CouchDB requires."""
+    options = dict(options)
+    selector = options.pop("selector", None)
+    query = encode_options(options)
+    if selector is None:
+        return Request("GET", path, query)
+    body, headers = json_body({"selector": selector})
+    return Request("POST", path, {**query, "filter": "_selector"}, headers, body)
+
+
 def split_lines(buffer: bytearray, chunk: bytes) -> list[bytes]:
     """Append ``chunk`` to ``buffer``; take out and return the complete, non-blank lines."""
     buffer += chunk

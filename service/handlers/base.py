@@ -17,6 +17,7 @@ from tornado import httputil, web
 
 from ..couch import Couch, Database
 from ..couch.errors import BadRequest, HTTPError, RequestTooLarge, ServerUnavailable
+from ..hub import HubFull
 from ..inflight import InFlight
 from ..metrics import Metrics
 from ..settings import Settings
@@ -61,6 +62,13 @@ def error_reply(exc: BaseException | None, status: int) -> ErrorReply:
     """The reply for ``exc`` (or for a bare ``status`` when Tornado raised none)."""
     if isinstance(exc, HTTPError):
         return ErrorReply(exc.status or 500, exc.error, exc.reason)
+    if isinstance(exc, HubFull):
+        return ErrorReply(
+            503,
+            "service_unavailable",
+            "too many changes subscribers; try again later",
+            (("Retry-After", str(RETRY_AFTER_SECONDS)),),
+        )
     if isinstance(exc, ServerUnavailable):
         return ErrorReply(
             503,

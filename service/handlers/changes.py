@@ -1,0 +1,240 @@
+"""``/{db}/_changes``: the normal feed from the backend; the others from the hub.
+
+``feed=websocket`` upgrades to a WebSocket (settee's own feed, DESIGN.md); ``longpoll``,
+``continuous`` (``live``) and ``eventsource`` are CouchDB's HTTP feeds. All of them are served
+from the hub's one shared upstream feed per database and filter. Every option is checked, and
+the database and filter looked up, before a WebSocket is opened or a feed begins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import ujson
+from tornado import iostream, websocket
+
+from .. import options
+from ..couch import relax
+from ..couch.errors import BadRequest, NotFound
+from ..hub import CaughtUp, Closed, Hub, HubFull, Item
+from .base import ApiHandler, json_text
+
+# The options that choose an upstream feed; the others shape what one subscriber receives.
+FEED_OPTIONS = ("include_docs", "filter", "doc_ids", "selector", "view", "style", "conflicts")
+BUILTIN_FILTERS = ("_doc_ids", "_selector", "_design", "_view")
+DEFAULT_HEARTBEAT = 60.0
+DEFAULT_TIMEOUT = 60.0
+
+
+def frames(items: list[Item], *, batched: bool) -> list[bytes]:
+    """WebSocket frames for queued items: one per row, or one array of the rows in a row
+    when batched; a caught-up marker is always a frame of its own."""
+    if not batched:
+        return [item if isinstance(item, bytes) else marker(item) for item in items]
+    out: list[bytes] = []
+    rows: list[bytes] = []
+    for item in items:
+        if isinstance(item, bytes):
+            rows.append(item)
+            continue
+        if rows:
+            out.append(b"[" + b",".join(rows) + b"]")
+            rows = []
+        out.append(marker(item))
+    if rows:
+        out.append(b"[" + b",".join(rows) + b"]")
+    return out
+
+
+def marker(caught_up: CaughtUp) -> bytes:
+    return ujson.dumps({"last_seq": caught_up.last_seq}).encode()
+
+
+def seq_of(row: bytes) -> Any:
+    return ujson.loads(row)["seq"]
+
+
+class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
+    route = "changes"
+
+    def initialize(self, *, hub: Hub, **collaborators: Any) -> None:
+        ApiHandler.initialize(self, **collaborators)
+        self.hub = hub
+        self._sender: asyncio.Future | None = None
+
+    # -- checked before anything starts
+
+    @relax
+    def get(self, db: str) -> Any:
+        query = options.parse(self.request.arguments, options.CHANGES)
+        feed = query.pop("feed", "normal")
+        if feed == "live":
+            feed = "continuous"
+        if feed == "normal":
+            self.write_json((yield self.database(db).changes(**query)))
+            return
+        yield self._check_filter(db, query)
+        if self.hub.subscribers >= self.hub.max_subscribers:
+            raise HubFull(f"{self.hub.subscribers} subscribers already")
+        self.query = query
+        self.db_name = db
+        if feed == "websocket":
+            yield websocket.WebSocketHandler.get(self, db)
+        elif feed == "longpoll":
+            yield self._longpoll(db, query)
+        elif feed == "eventsource":
+            yield self._stream(db, query, eventsource=True)
+        else:
+            yield self._stream(db, query, eventsource=False)
+
+    async def _check_filter(self, db: str, query: dict[str, Any]) -> None:
+        """400 for a filter that cannot work, 404 for a database or filter that is missing."""
+        name = query.get("filter")
+        database = self.database(db)
+        if name is None:
+            await database.info()
+        elif name == "_doc_ids":
+            if not all(isinstance(i, str) for i in query.get("doc_ids") or [None]):
+                raise BadRequest("bad_request", "filter=_doc_ids needs doc_ids=[…] (strings)")
+        elif name == "_selector":
+            if "selector" not in query:
+                raise BadRequest("bad_request", "filter=_selector needs selector={…}")
+            await self._check_backend_has(name)
+        elif name == "_view":
+            await self._check_design(database, query.get("view", ""), "views")
+            await self._check_backend_has(name)
+        elif name == "_design":
+            pass
+        elif name.startswith("_"):
+            raise BadRequest("bad_request", f"unknown builtin filter name: {name}")
+        else:
+            await self._check_design(database, name, "filters")
+        if name is not None:
+            await database.info()
+
+    async def _check_backend_has(self, name: str) -> None:
+        """pouchdb-server lacks ``_selector`` and ``_view`` (the latter crashes it)."""
+        if "couchdb" not in await self.couch.info():
+            raise BadRequest("bad_request", f"filter={name} needs CouchDB as the backend")
+
+    @staticmethod
+    async def _check_design(database: Any, name: str, kind: str) -> None:
+        ddoc, _, function = name.partition("/")
+        if not ddoc or not function or "/" in function:
+            raise BadRequest("bad_request", f"`{name}` is not of the form designname/{kind[:-1]}")
+        design = await database.get("_design/" + ddoc)
+        if function not in (design.get(kind) or {}):
+            raise NotFound("not_found", f"missing json key: {function}")
+
+    def _subscription(self, db: str, query: dict[str, Any], kind: str) -> Any:
+        feed_options = {name: query[name] for name in FEED_OPTIONS if name in query}
+        return self.hub.subscribe(db, since=query.get("since", 0), kind=kind, **feed_options)
+
+    # -- WebSocket
+
+    def check_origin(self, origin: str) -> bool:
+        allowed = self.config.cors_origins
+        return "*" in allowed or origin in allowed or super().check_origin(origin)
+
+    def open(self, db: str) -> None:
+        self._leave()  # an open WebSocket is not a request in flight; shutdown closes it
+        self._sender = asyncio.ensure_future(self._send_changes(db))
+
+    async def _send_changes(self, db: str) -> None:
+        latency = self.query.get("latency", 0)
+        try:
+            async with self._subscription(db, self.query, "websocket") as subscription:
+                while True:
+                    items = await subscription.next()
+                    if latency > 0:
+                        await asyncio.sleep(latency)
+                        items += subscription.take()
+                    for frame in frames(items, batched=latency > 0):
+                        await self.write_message(frame)
+                    self.hub.stats.frames_sent += len(items)
+        except Closed as closed:
+            self.close(closed.code, closed.reason)
+        except (websocket.WebSocketClosedError, iostream.StreamClosedError):
+            pass
+
+    def on_close(self) -> None:
+        if self._sender is not None:
+            self._sender.cancel()
+
+    def on_connection_close(self) -> None:
+        websocket.WebSocketHandler.on_connection_close(self)
+        self._leave()
+
+    # -- HTTP feeds
+
+    async def _longpoll(self, db: str, query: dict[str, Any]) -> None:
+        """Changes since ``since`` at once if there are any, else the next ones (or none
+        when ``timeout`` passes), in CouchDB's normal-feed shape."""
+        limit = query.get("limit")
+        timeout = query.get("timeout", DEFAULT_TIMEOUT)
+        rows: list[bytes] = []
+        last_seq: Any = query.get("since", 0)
+        caught_up = False
+        async with self._subscription(db, query, "longpoll") as subscription:
+            with contextlib.suppress(TimeoutError, Closed):
+                async with asyncio.timeout(timeout):
+                    while not (caught_up and rows):
+                        for item in await subscription.next():
+                            if isinstance(item, bytes):
+                                rows.append(item)
+                            else:
+                                caught_up, last_seq = True, item.last_seq
+        if limit is not None:
+            rows = rows[:limit]
+        if rows:
+            last_seq = seq_of(rows[-1])
+        body = b'{"results":[' + b",\n".join(rows) + b'],"last_seq":'
+        self.finish(body + ujson.dumps(last_seq).encode() + b',"pending":0}\n')
+
+    async def _stream(self, db: str, query: dict[str, Any], *, eventsource: bool) -> None:
+        """Rows as they come, with heartbeats, until ``timeout`` or the end of the feed."""
+        heartbeat = query.get("heartbeat", DEFAULT_HEARTBEAT)
+        if eventsource:
+            self.set_header("Content-Type", "text/event-stream")
+            self.set_header("Cache-Control", "no-cache")
+            if last_id := self.request.headers.get("Last-Event-ID"):
+                query = {**query, "since": options.CHANGES["since"](last_id)}
+        self.set_header("X-Accel-Buffering", "no")
+        last_seq = query.get("since", 0)
+        kind = "eventsource" if eventsource else "continuous"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + query["timeout"] if "timeout" in query else None
+        try:
+            async with self._subscription(db, query, kind) as subscription:
+                while deadline is None or loop.time() < deadline:
+                    wait = heartbeat if deadline is None else min(heartbeat, deadline - loop.time())
+                    try:
+                        async with asyncio.timeout(wait):
+                            items = await subscription.next()
+                    except TimeoutError:
+                        self.write(b"event: heartbeat\ndata: \n\n" if eventsource else b"\n")
+                    else:
+                        last_seq = self._write_rows(items, eventsource) or last_seq
+                    await self.flush()
+        except Closed:
+            pass
+        except iostream.StreamClosedError:
+            return
+        if not eventsource:
+            self.write(json_text({"last_seq": last_seq}).encode())
+        self.finish()
+
+    def _write_rows(self, items: list[Item], eventsource: bool) -> Any:
+        """Write the rows among ``items``; the seq of the last one (None if none)."""
+        rows = [item for item in items if isinstance(item, bytes)]
+        if not rows:
+            return None
+        if eventsource:
+            for row in rows:
+                self.write(b"data: " + row + b"\nid: " + str(seq_of(row)).encode() + b"\n\n")
+        else:
+            self.write(b"\n".join(rows) + b"\n")
+        self.hub.stats.frames_sent += len(rows)
+        return seq_of(rows[-1])

@@ -1,0 +1,427 @@
+"""The hub: one upstream ``_changes`` feed per (database, filter), fanned out to subscribers.
+
+An upstream feed starts with its first subscriber and stops a while (``linger``) after its
+last one leaves. It is the client's ChangesFeed, which reconnects with backoff and resumes
+from the last seq it saw, so subscribers stay subscribed through a backend restart.
+
+Each change row is encoded to JSON once and the same bytes are offered to every subscriber.
+A subscriber has a bounded queue: one that falls ``queue_limit`` frames behind is closed as a
+slow consumer (it resumes with ``since``), so it never delays the others or grows memory.
+
+Joining late: a subscriber whose ``since`` is behind the stream is registered first (live
+rows are held for it from then on), then served its backlog from ``_changes?since=…`` in
+pages, then a caught-up marker, then the held rows. A change can show up both in the backlog
+and among the held rows; it is passed on once, judged by document id and revision, never by
+comparing seqs (they are opaque).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import ujson
+
+from .couch import Couch, Database
+from .couch.changes import ChangesFeed
+
+log = logging.getLogger("settee.hub")
+
+BACKLOG_PAGE = 500
+RECENT_IDS = 1_000  # backlog entries remembered after the switch to live rows
+
+
+def encode(row: dict[str, Any]) -> bytes:
+    return ujson.dumps(row, ensure_ascii=False, escape_forward_slashes=False).encode()
+
+
+def generation(row: dict[str, Any]) -> int:
+    """The highest revision number among a change row's revs (``3-abc`` → 3)."""
+    return max(
+        (int(change["rev"].split("-", 1)[0]) for change in row.get("changes", [])), default=0
+    )
+
+
+Accepts = Callable[[dict[str, Any]], bool]
+
+
+def local_filter(options: dict[str, Any]) -> tuple[dict[str, Any], Accepts | None]:
+    """Split off the built-in filters the hub applies itself (``_doc_ids``, ``_design``).
+
+    Their subscribers then share the database's one unfiltered upstream feed, and the filters
+    work on every backend (pouchdb-server has no ``_design``). Returns the options left for
+    the upstream feed and the test a row must pass (None: every row passes).
+    """
+    name = options.get("filter")
+    if name == "_doc_ids":
+        ids = frozenset(options["doc_ids"])
+        rest = {k: v for k, v in options.items() if k not in ("filter", "doc_ids")}
+        return rest, lambda row: row["id"] in ids
+    if name == "_design":
+        rest = {k: v for k, v in options.items() if k != "filter"}
+        return rest, lambda row: row["id"].startswith("_design/")
+    return options, None
+
+
+@dataclass(frozen=True, slots=True)
+class CaughtUp:
+    """Queued after the backlog: everything up to ``last_seq`` has been sent."""
+
+    last_seq: Any
+
+
+Item = bytes | CaughtUp
+
+
+class HubFull(Exception):
+    """The hub has as many subscribers as it is allowed."""
+
+
+class Closed(Exception):
+    """The subscription was ended by the hub; ``reason`` says why."""
+
+    def __init__(self, reason: str, code: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+
+SLOW_CONSUMER = Closed("slow consumer", 4008)
+GOING_AWAY = Closed("server shutting down", 1001)
+
+
+@dataclass
+class HubStats:
+    """Counters for /_metrics."""
+
+    frames_offered: int = 0
+    frames_sent: int = 0
+    slow_consumer_closes: int = 0
+    subscribers_by_kind: dict[str, int] = field(default_factory=dict)
+
+
+class Subscription:
+    """One subscriber's place in a shared feed: a bounded queue of encoded rows and markers."""
+
+    def __init__(
+        self, kind: str, queue_limit: int, stats: HubStats, accepts: Accepts | None = None
+    ) -> None:
+        self.kind = kind
+        self.accepts = accepts
+        self.queue: deque[Item] = deque()
+        self.queue_limit = queue_limit
+        self.closed: Closed | None = None
+        self.last_seq: Any = None
+        self._stats = stats
+        self._waiter: asyncio.Future | None = None
+        self._room: asyncio.Future | None = None
+        self._held: list[tuple[dict[str, Any], bytes]] | None = []  # None once live
+        self._seen: dict[str, int] = {}  # id → generation sent in the backlog, oldest first
+
+    # -- the hub's side
+
+    def offer(self, row: dict[str, Any], frame: bytes) -> None:
+        """A live row from the upstream feed."""
+        if self.closed or (self.accepts is not None and not self.accepts(row)):
+            return
+        if self._held is not None:
+            self._held.append((row, frame))
+            if len(self._held) > self.queue_limit:
+                self.close(SLOW_CONSUMER)
+            return
+        if self._is_repeat(row):
+            return
+        if len(self.queue) >= self.queue_limit:
+            self.close(SLOW_CONSUMER)
+            return
+        self._put(frame)
+
+    async def backlog(self, row: dict[str, Any], frame: bytes) -> None:
+        """A row of the backlog: waits for room in the queue instead of overflowing it."""
+        while len(self.queue) >= self.queue_limit and not self.closed:
+            self._room = asyncio.get_running_loop().create_future()
+            await self._room
+        self._remember(row)
+        self._put(frame)
+
+    def go_live(self, last_seq: Any) -> None:
+        """The backlog is sent: mark it, pass on the held rows not already sent, go live."""
+        held, self._held = self._held or [], None
+        self._put(CaughtUp(last_seq))
+        for row, frame in held:
+            self.offer(row, frame)
+
+    def _remember(self, row: dict[str, Any]) -> None:
+        """Keep the latest backlog entries: a repeat can only be of a change made after this
+        subscription began, and the backlog lists those last."""
+        self._seen.pop(row["id"], None)
+        self._seen[row["id"]] = generation(row)
+        if len(self._seen) > self.queue_limit + RECENT_IDS:
+            del self._seen[next(iter(self._seen))]
+
+    def close(self, reason: Closed) -> None:
+        if self.closed:
+            return
+        self.closed = reason
+        self.queue.clear()
+        self._held = None
+        if reason is SLOW_CONSUMER:
+            self._stats.slow_consumer_closes += 1
+        self._wake()
+
+    def _is_repeat(self, row: dict[str, Any]) -> bool:
+        sent = self._seen.get(row.get("id"))
+        return sent is not None and generation(row) <= sent
+
+    def _put(self, item: Item) -> None:
+        self.queue.append(item)
+        self._stats.frames_offered += 1
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    # -- the subscriber's side
+
+    async def next(self) -> list[Item]:
+        """Everything queued, waiting for at least one item; raises Closed when ended."""
+        while not self.queue:
+            if self.closed:
+                raise self.closed
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+        return self.take()
+
+    def take(self) -> list[Item]:
+        """Everything queued, without waiting."""
+        items = list(self.queue)
+        self.queue.clear()
+        if self._room is not None and not self._room.done():
+            self._room.set_result(None)
+        return items
+
+
+class Upstream:
+    """One shared continuous feed and its subscribers."""
+
+    def __init__(self, db: Database, options: dict[str, Any], heartbeat: float) -> None:
+        self.db = db
+        self.options = options
+        self.heartbeat = heartbeat
+        self.subscribers: set[Subscription] = set()
+        self.last_seq: Any = None
+        self.feed: ChangesFeed | None = None
+        self.ended: Closed | None = None
+        self.idle_since: float | None = None
+        self._started: asyncio.Future | None = None
+        self._watcher: asyncio.Future | None = None
+
+    async def start(self) -> None:
+        """Find where the database is now and follow it from there (once, however many ask)."""
+        if self._started is None:
+            self._started = asyncio.ensure_future(self._start())
+        await asyncio.shield(self._started)
+
+    async def _start(self) -> None:
+        self.last_seq = (await self.db.info())["update_seq"]
+        if self.ended:
+            return
+        self.feed = self.db.changes(
+            feed="continuous",
+            since=self.last_seq,
+            latency=0,
+            heartbeat=self.heartbeat,
+            callback=self._on_change,
+            **self.options,
+        )
+        self._watcher = asyncio.ensure_future(self._watch(self.feed))
+
+    def _on_change(self, seq: Any, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            frame = encode(row)
+            self.last_seq = row["seq"]
+            for subscription in self.subscribers:
+                subscription.offer(row, frame)
+
+    async def _watch(self, feed: ChangesFeed) -> None:
+        try:
+            await feed.wait()
+        except Exception as exc:
+            error = getattr(exc, "error", type(exc).__name__)
+            log.warning("upstream feed of %s ended: %s", self.db.name, exc)
+            self.end(Closed(f"upstream feed ended: {error}", 1011))
+
+    def end(self, reason: Closed) -> None:
+        self.ended = reason
+        if self._started is not None and not self._started.done():
+            self._started.cancel()
+        if self.feed is not None:
+            self.feed.stop()
+        for subscription in list(self.subscribers):
+            subscription.close(reason)
+
+    async def stopped(self) -> None:
+        """Wait for an ended feed to finish (its start, its connection)."""
+        if self._started is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await self._started
+        if self.feed is not None:
+            await self.feed.wait()
+
+    @property
+    def reconnects(self) -> int:
+        return self.feed.reconnects if self.feed is not None else 0
+
+
+class Hub:
+    """Subscriptions to databases' changes, sharing one upstream feed per database and filter."""
+
+    def __init__(
+        self,
+        couch: Couch,
+        *,
+        queue_limit: int = 1_000,
+        max_subscribers: int = 10_000,
+        linger: float = 30.0,
+        heartbeat: float = 10.0,
+    ) -> None:
+        self.couch = couch
+        self.queue_limit = queue_limit
+        self.max_subscribers = max_subscribers
+        self.linger = linger
+        self.heartbeat = heartbeat
+        self.stats = HubStats()
+        self.upstreams: dict[tuple[str, str], Upstream] = {}
+        self.subscribers = 0
+        self.upstreams_started = 0
+        self._closing = False
+        self._ending: list[Upstream] = []
+
+    @contextlib.asynccontextmanager
+    async def subscribe(
+        self, db: str, *, since: Any = "now", kind: str = "websocket", **options: Any
+    ) -> AsyncIterator[Subscription]:
+        """Follow ``db``'s changes from ``since`` (a seq, 0 or ``"now"``) while inside.
+
+        ``options`` select the feed: include_docs, filter, doc_ids, selector, view, style.
+        Raises HubFull past ``max_subscribers``; leaving always unsubscribes.
+        """
+        if self.subscribers >= self.max_subscribers or self._closing:
+            raise HubFull(f"{self.subscribers} subscribers already")
+        options, accepts = local_filter(options)
+        subscription = Subscription(kind, self.queue_limit, self.stats, accepts)
+        self._count(kind, +1)
+        upstream: Upstream | None = None
+        catch_up: asyncio.Future | None = None
+        try:
+            upstream = await self._upstream(db, options)
+            upstream.subscribers.add(subscription)
+            upstream.idle_since = None
+            if upstream.ended:
+                subscription.close(upstream.ended)
+            catch_up = asyncio.ensure_future(self._catch_up(upstream, subscription, since))
+            yield subscription
+        finally:
+            self._count(kind, -1)
+            if catch_up is not None:
+                catch_up.cancel()
+            if upstream is not None:
+                upstream.subscribers.discard(subscription)
+                if not upstream.subscribers:
+                    self._linger(upstream)
+
+    async def _upstream(self, db: str, options: dict[str, Any]) -> Upstream:
+        key = (db, ujson.dumps(sorted(options.items())))
+        upstream = self.upstreams.get(key)
+        if upstream is None or upstream.ended:
+            upstream = Upstream(self.couch[db], options, self.heartbeat)
+            self.upstreams[key] = upstream
+            self.upstreams_started += 1
+        try:
+            await upstream.start()
+        except BaseException:
+            if self.upstreams.get(key) is upstream and not upstream.subscribers:
+                del self.upstreams[key]
+                upstream.end(Closed("not started", 1011))
+                self._ended(upstream)
+            raise
+        return upstream
+
+    async def _catch_up(self, upstream: Upstream, subscription: Subscription, since: Any) -> None:
+        try:
+            last_seq = upstream.last_seq
+            if since != "now":
+                last_seq = await self._send_backlog(upstream, subscription, since)
+            subscription.go_live(last_seq)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("backlog of %s since %r failed: %s", upstream.db.name, since, exc)
+            subscription.close(Closed(f"backlog failed: {getattr(exc, 'error', exc)}", 1011))
+
+    async def _send_backlog(
+        self, upstream: Upstream, subscription: Subscription, since: Any
+    ) -> Any:
+        while not subscription.closed:
+            page = await upstream.db.changes(since=since, limit=BACKLOG_PAGE, **upstream.options)
+            accepts = subscription.accepts
+            for row in page["results"]:
+                if accepts is None or accepts(row):
+                    await subscription.backlog(row, encode(row))
+            since = page["last_seq"]
+            if len(page["results"]) < BACKLOG_PAGE:
+                break
+        return since
+
+    def _linger(self, upstream: Upstream) -> None:
+        loop = asyncio.get_running_loop()
+        upstream.idle_since = loop.time()
+        loop.call_later(self.linger, self._close_if_idle, upstream)
+
+    def _close_if_idle(self, upstream: Upstream) -> None:
+        """Stop a feed nobody has used for ``linger`` seconds."""
+        idle_since = upstream.idle_since
+        if upstream.subscribers or idle_since is None:
+            return
+        if asyncio.get_running_loop().time() - idle_since < self.linger * 0.99:
+            return  # it was used again since; a later timer will look
+        upstream.end(Closed("idle", 1000))
+        self._ended(upstream)
+        for key, value in list(self.upstreams.items()):
+            if value is upstream:
+                del self.upstreams[key]
+
+    def _ended(self, upstream: Upstream) -> None:
+        """Remember a stopped feed until it has let go of its connection."""
+        self._ending = [u for u in self._ending if u.feed is None or u.feed.running]
+        self._ending.append(upstream)
+
+    def _count(self, kind: str, delta: int) -> None:
+        self.subscribers += delta
+        by_kind = self.stats.subscribers_by_kind
+        by_kind[kind] = by_kind.get(kind, 0) + delta
+
+    @property
+    def reconnects(self) -> int:
+        return sum(upstream.reconnects for upstream in self.upstreams.values())
+
+    def close(self) -> None:
+        """Shutting down: refuse new subscribers, end every subscription (1001) and feed."""
+        self._closing = True
+        for upstream in list(self.upstreams.values()):
+            upstream.end(GOING_AWAY)
+            self._ended(upstream)
+        self.upstreams.clear()
+
+    async def wait_closed(self) -> None:
+        """Wait until the feeds that were stopped have let go of their connections."""
+        for upstream in self._ending:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await upstream.stopped()
+        self._ending.clear()
