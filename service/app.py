@@ -101,5 +101,5 @@ def make_app(
         log_function=log_request,
         cors_origins=settings.cors_origins,
         websocket_ping_interval=settings.heartbeat,
-        websocket_ping_timeout=settings.heartbeat * 3,
+        websocket_ping_timeout=settings.heartbeat,
     )

@@ -40,6 +40,16 @@ def server_url():
         server.stop()
 
 
+@pytest.fixture
+def disk_server():
+    """A pouchdb-server of this test's own that keeps its data on disk, to kill and restart."""
+    server = PouchServer(in_memory=False).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def backend(server_url) -> str:
     """``couchdb`` or ``pouchdb``: for the few tests where the two rightly differ."""

@@ -151,8 +151,10 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
                     if latency > 0:
                         await asyncio.sleep(latency)
                         items += subscription.take()
-                    for frame in frames(items, batched=latency > 0):
-                        await self.write_message(frame)
+                    # Queue the whole batch on the socket, then wait for it to drain: the wait
+                    # is the backpressure that lets a slow client fall behind and be closed.
+                    writes = [self.write_message(f) for f in frames(items, batched=latency > 0)]
+                    await asyncio.gather(*writes)
                     self.hub.stats.frames_sent += len(items)
         except Closed as closed:
             self.close(closed.code, closed.reason)

@@ -1,0 +1,196 @@
+"""The hub under faults and load: backend restarts, slow consumers, a thousand subscribers."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import resource
+import socket
+import struct
+import time
+
+import pytest
+from tornado.websocket import WebSocketClientConnection, websocket_connect
+
+from service.couch import blocking
+from tests.faults import FAULTS, Writer, run_faults
+
+
+def ws_url(settee, db: str, query: str = "") -> str:
+    return settee.url.replace("http://", "ws://") + f"/{db}/_changes?feed=websocket{query}"
+
+
+class Collector:
+    """A WebSocket subscriber that reads every frame and keeps the ids of the rows."""
+
+    def __init__(self, ws: WebSocketClientConnection) -> None:
+        self.ws = ws
+        self.ids: list[str] = []
+        self.task = asyncio.ensure_future(self._read())
+
+    async def _read(self) -> None:
+        import ujson
+
+        while (message := await self.ws.read_message()) is not None:
+            frame = ujson.loads(message)
+            for row in frame if isinstance(frame, list) else [frame]:
+                if "id" in row:
+                    self.ids.append(row["id"])
+
+    async def wait_for(self, ids: set[str], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not ids <= set(self.ids) and time.monotonic() < deadline:
+            assert not self.task.done(), f"closed: {self.ws.close_code} {self.ws.close_reason}"
+            await asyncio.sleep(0.05)
+
+    def close(self) -> None:
+        self.ws.close()
+        self.task.cancel()
+
+
+async def collectors(settee, db: str, count: int, query: str = "&since=now") -> list[Collector]:
+    sockets = await asyncio.gather(
+        *(websocket_connect(ws_url(settee, db, query)) for _ in range(count))
+    )
+    return [Collector(ws) for ws in sockets]
+
+
+@pytest.mark.gen_test(timeout=240)
+async def test_100_subscribers_lose_nothing_while_the_backend_restarts(start_settee, disk_server):
+    blocking.Couch(disk_server.url).create("faults")
+    settee = start_settee(couch_url=disk_server.url, couch_timeout=5)
+    subscribers = await collectors(settee, "faults", 100, "&since=0")
+    writer = Writer(disk_server.url, limit=2_000)
+    writer.thread.start()
+    await asyncio.to_thread(run_faults, disk_server, writer)
+    await asyncio.to_thread(writer.thread.join)
+    assert len(writer.acked) == 2_000
+    for subscriber in subscribers:
+        await subscriber.wait_for(set(writer.acked), timeout=60)
+    hub = settee.hub
+    assert hub.upstreams_started == 1, "a fault made the hub open a second upstream feed"
+    assert hub.reconnects >= FAULTS
+    for subscriber in subscribers:
+        assert set(subscriber.ids) >= set(writer.acked)
+        assert len(subscriber.ids) == len(set(subscriber.ids)), "a change arrived twice"
+        subscriber.close()
+
+
+class StalledSubscriber:
+    """A raw WebSocket client that opens the feed and does not read until told to."""
+
+    def __init__(self, url: str, path: str) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.connect((host, int(port)))
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        self.buffer = b""
+        while b"\r\n\r\n" not in self.buffer:
+            self.buffer += self.sock.recv(4096)
+        assert self.buffer.startswith(b"HTTP/1.1 101"), self.buffer[:200]
+        self.buffer = self.buffer.split(b"\r\n\r\n", 1)[1]
+
+    def close_code(self, timeout: float) -> int | None:
+        """Read everything that was held back, until the close frame; its code."""
+        self.sock.settimeout(timeout)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            frame = self._frame()
+            if frame is None:
+                return None
+            opcode, payload = frame
+            if opcode == 8:
+                return struct.unpack("!H", payload[:2])[0]
+        return None
+
+    def _frame(self) -> tuple[int, bytes] | None:
+        header = self._take(2)
+        if header is None:
+            return None
+        opcode, length = header[0] & 0x0F, header[1] & 0x7F
+        if length == 126:
+            length = struct.unpack("!H", self._take(2))[0]
+        elif length == 127:
+            length = struct.unpack("!Q", self._take(8))[0]
+        payload = self._take(length)
+        return None if payload is None else (opcode, payload)
+
+    def _take(self, count: int) -> bytes | None:
+        while len(self.buffer) < count:
+            try:
+                chunk = self.sock.recv(1 << 20)
+            except OSError:
+                return None
+            if not chunk:
+                return None
+            self.buffer += chunk
+        data, self.buffer = self.buffer[:count], self.buffer[count:]
+        return data
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmRSS:"))
+    return int(line.split()[1]) * 1024
+
+
+MEMORY_BOUND = 300 * 1024 * 1024  # growth allowed for the whole test process
+
+
+@pytest.mark.gen_test(timeout=180)
+async def test_slow_consumers_are_closed_and_never_delay_the_others(start_settee, db_name, bdb):
+    settee = start_settee(subscriber_buffer=100)
+    path = f"/{db_name}/_changes?feed=websocket&since=now&include_docs=true"
+    stalled = [await asyncio.to_thread(StalledSubscriber, settee.url, path) for _ in range(20)]
+    readers = await collectors(settee, db_name, 20, "&since=now&include_docs=true")
+    await asyncio.sleep(0.5)
+    before = rss_bytes()
+    padding = "x" * 16_000
+    ids = [f"big-{n:04d}" for n in range(600)]
+    started = time.monotonic()
+    for start in range(0, len(ids), 20):  # a steady stream: 20 changes every 50 ms
+        docs = [{"_id": doc_id, "padding": padding} for doc_id in ids[start : start + 20]]
+        await asyncio.to_thread(bdb.save, docs)
+        await asyncio.sleep(0.05)
+    for reader in readers:
+        await reader.wait_for(set(ids), timeout=60)
+    elapsed = time.monotonic() - started
+    for reader in readers:
+        assert reader.ids == ids
+    assert elapsed < 60
+    deadline = time.monotonic() + 30
+    while settee.hub.stats.slow_consumer_closes < 20 and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert settee.hub.stats.slow_consumer_closes == 20
+    assert rss_bytes() - before < MEMORY_BOUND
+    codes = await asyncio.gather(*(asyncio.to_thread(s.close_code, 10) for s in stalled))
+    assert codes == [4008] * 20
+    for reader in readers:
+        reader.close()
+
+
+@pytest.mark.gen_test(timeout=240)
+async def test_1000_subscribers_all_receive_a_burst_of_200_changes(start_settee, db_name, bdb):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 4096:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(8192, hard), hard))
+    settee = start_settee()
+    subscribers: list[Collector] = []
+    for _ in range(10):
+        subscribers += await collectors(settee, db_name, 100)
+    assert settee.hub.subscribers == 1000
+    assert len(settee.hub.upstreams) == 1
+    ids = [f"burst-{n:03d}" for n in range(200)]
+    await asyncio.to_thread(bdb.save, [{"_id": doc_id} for doc_id in ids])
+    for subscriber in subscribers:
+        await subscriber.wait_for(set(ids), timeout=120)
+    for subscriber in subscribers:
+        assert subscriber.ids == ids
+        subscriber.close()
