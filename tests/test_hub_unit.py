@@ -1,0 +1,110 @@
+"""The hub's pieces: subscriptions (catch-up, de-duplication, slow consumers), filters, frames."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from service.couch import Couch
+from service.handlers.changes import frames
+from service.hub import (
+    SLOW_CONSUMER,
+    CaughtUp,
+    Closed,
+    Hub,
+    HubStats,
+    Subscription,
+    encode,
+    local_filter,
+)
+
+
+def row(doc_id: str, rev: str, seq: int) -> dict:
+    return {"seq": seq, "id": doc_id, "changes": [{"rev": rev}]}
+
+
+def ids(items) -> list:
+    return [item.last_seq if isinstance(item, CaughtUp) else item for item in items]
+
+
+@pytest.mark.gen_test
+async def test_late_join_sends_backlog_marker_then_held_rows_once():
+    subscription = Subscription("websocket", 100, HubStats())
+    live_a, live_b, live_c = row("a", "2-x", 11), row("b", "1-y", 12), row("a", "1-x", 9)
+    subscription.offer(live_c, b"stale a")  # delivered late by the upstream: older than backlog
+    subscription.offer(live_a, b"a2")  # also in the backlog below
+    subscription.offer(live_b, b"b1")  # only live
+    assert not subscription.queue  # held while catching up
+    await subscription.backlog(row("z", "1-z", 5), b"z1")
+    await subscription.backlog(row("a", "2-x", 11), b"a2")
+    subscription.go_live(11)
+    assert ids(subscription.take()) == [b"z1", b"a2", 11, b"b1"]
+    subscription.offer(row("a", "3-x", 13), b"a3")  # newer than the backlog: passes
+    assert subscription.take() == [b"a3"]
+
+
+@pytest.mark.gen_test
+async def test_a_subscriber_that_falls_behind_is_closed_as_slow():
+    stats = HubStats()
+    subscription = Subscription("websocket", 3, stats)
+    subscription.go_live(0)
+    for n in range(4):
+        subscription.offer(row(f"d{n}", "1-a", n), b"frame")
+    assert subscription.closed is SLOW_CONSUMER
+    assert not subscription.queue
+    assert stats.slow_consumer_closes == 1
+    with pytest.raises(Closed) as raised:
+        await subscription.next()
+    assert (raised.value.code, raised.value.reason) == (4008, "slow consumer")
+
+
+@pytest.mark.gen_test
+async def test_the_backlog_waits_for_room_instead_of_overflowing():
+    subscription = Subscription("websocket", 2, HubStats())
+    for n in range(2):
+        await subscription.backlog(row(f"d{n}", "1-a", n), b"f")
+    blocked = asyncio.ensure_future(subscription.backlog(row("d2", "1-a", 2), b"f"))
+    await asyncio.sleep(0.01)
+    assert not blocked.done()
+    assert len(subscription.take()) == 2
+    await asyncio.wait_for(blocked, 1)
+    assert subscription.closed is None
+
+
+def test_builtin_filters_the_hub_applies_itself():
+    options, accepts = local_filter({"filter": "_doc_ids", "doc_ids": ["a"], "include_docs": 1})
+    assert options == {"include_docs": 1}
+    assert accepts(row("a", "1-a", 1)) and not accepts(row("b", "1-a", 2))
+    options, accepts = local_filter({"filter": "_design"})
+    assert options == {}
+    assert accepts(row("_design/x", "1-a", 1)) and not accepts(row("x", "1-a", 2))
+    options, accepts = local_filter({"filter": "app/odd"})
+    assert (options, accepts) == ({"filter": "app/odd"}, None)
+
+
+def test_frames_are_rows_or_arrays_with_markers_on_their_own():
+    rows = [encode(row("a", "1-a", 1)), encode(row("b", "1-b", 2))]
+    items = [rows[0], CaughtUp(1), rows[1]]
+    assert frames(items, batched=False) == [rows[0], b'{"last_seq":1}', rows[1]]
+    assert frames(items, batched=True) == [
+        b"[" + rows[0] + b"]",
+        b'{"last_seq":1}',
+        b"[" + rows[1] + b"]",
+    ]
+
+
+@pytest.mark.gen_test
+async def test_leaving_always_unsubscribes_even_when_the_subscriber_raises(server_url, db_name):
+    async with Couch(server_url) as couch:
+        hub = Hub(couch, linger=0)
+        with pytest.raises(RuntimeError):
+            async with hub.subscribe(db_name, since="now"):
+                assert hub.subscribers == 1
+                raise RuntimeError("subscriber failed")
+        assert hub.subscribers == 0
+        assert all(not upstream.subscribers for upstream in hub.upstreams.values())
+        await asyncio.sleep(0.05)  # linger 0: the idle upstream feed is stopped
+        assert not hub.upstreams
+        hub.close()
+        await hub.wait_closed()
