@@ -11,6 +11,7 @@ import struct
 import time
 
 import pytest
+import ujson
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from service.couch import blocking
@@ -30,8 +31,6 @@ class Collector:
         self.task = asyncio.ensure_future(self._read())
 
     async def _read(self) -> None:
-        import ujson
-
         while (message := await self.ws.read_message()) is not None:
             frame = ujson.loads(message)
             for row in frame if isinstance(frame, list) else [frame]:

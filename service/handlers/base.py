@@ -58,24 +58,19 @@ class ErrorReply:
     headers: tuple[tuple[str, str], ...] = ()
 
 
+def _unavailable(why: str) -> ErrorReply:
+    retry = (("Retry-After", str(RETRY_AFTER_SECONDS)),)
+    return ErrorReply(503, "service_unavailable", f"{why}; try again later", retry)
+
+
 def error_reply(exc: BaseException | None, status: int) -> ErrorReply:
     """The reply for ``exc`` (or for a bare ``status`` when Tornado raised none)."""
     if isinstance(exc, HTTPError):
         return ErrorReply(exc.status or 500, exc.error, exc.reason)
     if isinstance(exc, HubFull):
-        return ErrorReply(
-            503,
-            "service_unavailable",
-            "too many changes subscribers; try again later",
-            (("Retry-After", str(RETRY_AFTER_SECONDS)),),
-        )
+        return _unavailable("too many changes subscribers")
     if isinstance(exc, ServerUnavailable):
-        return ErrorReply(
-            503,
-            "service_unavailable",
-            "the database is unreachable; try again later",
-            (("Retry-After", str(RETRY_AFTER_SECONDS)),),
-        )
+        return _unavailable("the database is unreachable")
     reason = ""
     if isinstance(exc, web.HTTPError):
         status, reason = exc.status_code, exc.reason or ""
