@@ -123,3 +123,34 @@ def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(server_url, bcou
     output = process.stdout.read()
     assert "requests in flight" in output
     assert bcouch[db_name].get_attachment("doc", "a.bin") == half + half
+
+
+def test_processes_share_the_port_and_stop_together(server_url):
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "run.py",
+            "--port",
+            str(port),
+            "--processes=2",
+            f"--couch-url={server_url}",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/_up")
+        time.sleep(1)  # both children log "serving" as they start
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    output = process.stdout.read()
+    serving = {line.split()[5] for line in output.splitlines() if " serving " in line}
+    assert len(serving) == 2, output
+    assert output.count("stopped") == 2
