@@ -1,0 +1,669 @@
+"""Is settee the bottleneck? GET and PUT through settee against the same requests made directly.
+
+Part 1, settee vs direct: one in-memory pouchdb-server with a database of ``--docs`` documents,
+and one settee process (``run.py``, one process, log level warning) in front of it, both on
+127.0.0.1 and both started and stopped (by PID) here. The load generator is wrk, with the same
+settings for both targets: ``GET /bench/doc-NNNN`` (one id per run; a different one each run) and
+``PUT /bench_put/<unique id>`` (new documents, ids from a Lua script), at c = 1, 16 and 64
+connections (wrk's threads: min(2, c)). Runs are interleaved (direct and settee back to back,
+the order alternating by round) and repeated; the tables give medians and the ratios
+settee / direct. CPU µs/req is a server's own CPU time (utime + stime from /proc/PID/stat)
+over the requests wrk completed in the run.
+
+Part 2, settee's own CPU: settee in front of ``bench/trivial_upstream.py``, a stand-in CouchDB
+that answers at once, loaded by wrk at ``--cpu-c`` connections; settee's CPU time per request
+served and its req/s. Two references: the upstream alone (wrk straight at it), and
+``bench/trivial_tornado.py``, a bare Tornado handler that answers the same document with no
+upstream: the floor that Tornado and Python on this machine put under any such gateway.
+
+Part 3, where the time goes: py-spy samples settee under the same load (``--profile-seconds``;
+0 skips it) and the functions are listed by their share of samples, on the stack (inclusive)
+and at its top (self).
+
+TIME_WAIT counts the sockets in that state (/proc/net/tcp, state 06) with a port of the run's
+servers at either end that entered it during the run (a socket stays in it for 60 s; the timer
+in /proc dates its entry). Errors are wrk's socket errors (connect, read, write, timeout) plus
+its responses with a status of 400 or more.
+
+Needs wrk (Debian's package: ``apt-get install -y wrk``) and, for part 3, py-spy
+(``.venv/bin/pip install py-spy``). pouchdb-server comes from scripts/setup.
+
+    .venv/bin/python bench/gateway.py [--rounds 3] [--seconds 5] [--connections 1,16,64]
+        [--cpu-seconds 10] [--profile-seconds 10] [--only all|couch|cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.servers import PouchServer, free_port, wait_until_up  # noqa: E402
+
+PYTHON = sys.executable
+DB, PUT_DB = "bench", "bench_put"
+TIME_WAIT_SECONDS = 60  # Linux's TCP_TIMEWAIT_LEN
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+WRK_GRACE = 30  # seconds past a run's duration before wrk is killed
+GOALS = {"rps_ratio": 0.95, "p99_ratio": 1.25, "cpu_us": 450.0, "time_wait": 1000}
+
+PUT_SCRIPT = """
+-- PUT a new document on every request: ids are <run>-<thread>-<counter>, unique in the run.
+local counter, prefix, threads = 0, "", 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+function init(args)
+  prefix = args[1] .. "-" .. tid .. "-"
+end
+wrk.method = "PUT"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"type":"bench","title":"a small document written by bench/gateway.py","n":1}'
+function request()
+  counter = counter + 1
+  return wrk.format(nil, "/%s/" .. prefix .. counter)
+end
+"""
+
+
+# -- processes
+
+
+def need_wrk() -> str:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        sys.exit(
+            "bench/gateway.py: wrk is missing. It is Debian's package wrk:\n"
+            "    apt-get update && apt-get install -y wrk\n"
+            "(as root; elsewhere `sudo apt-get install wrk`), then run this again."
+        )
+    return wrk
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of process ``pid`` (all its threads), in seconds."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def children_cpu() -> float:
+    """CPU seconds of this script's children that have ended (so: of the wrk runs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+class Served:
+    """A server this script started: its Popen, stopped by its PID alone."""
+
+    def __init__(self, name: str, args: list[str], url: str, up_path: str, log: Path) -> None:
+        self.name, self.url, self.log = name, url, log
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(
+                args, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+        try:
+            wait_until_up(url + up_path, timeout=20)
+        except OSError:
+            self.stop()
+            sys.exit(f"{name} did not start; its output:\n{log.read_text()[-2000:]}")
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+    def complaints(self) -> list[str]:
+        """The lines of its log at warning level or worse (settee runs at warning)."""
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return [line for line in text.splitlines() if re.search(r"WARNING|ERROR|CRITICAL", line)]
+
+
+def start_settee(couch_url: str, workdir: Path, name: str) -> Served:
+    port = free_port()
+    args = [PYTHON, str(ROOT / "run.py"), "--port", str(port), "--address", "127.0.0.1"]
+    args += ["--couch-url", couch_url, "--log-level", "warning", "--processes", "1"]
+    return Served(name, args, f"http://127.0.0.1:{port}", "/_up", workdir / f"{name}.log")
+
+
+def start_trivial(workdir: Path) -> Served:
+    port = free_port()
+    args = [PYTHON, str(ROOT / "bench" / "trivial_upstream.py"), "--port", str(port)]
+    return Served("trivial", args, f"http://127.0.0.1:{port}", "/", workdir / "trivial.log")
+
+
+def call(method: str, url: str, body: object = None) -> object:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def fill(pouch_url: str, docs: int) -> None:
+    call("PUT", f"{pouch_url}/{DB}")
+    call("PUT", f"{pouch_url}/{PUT_DB}")
+    rows = [{"_id": f"doc-{i:04d}", "n": i, "title": "x" * 100} for i in range(docs)]
+    call("POST", f"{pouch_url}/{DB}/_bulk_docs", {"docs": rows})
+    count = call("GET", f"{pouch_url}/{DB}")["doc_count"]  # type: ignore[index]
+    assert count == docs, count
+
+
+# -- TIME_WAIT
+
+
+def time_wait_since(ports: set[int], since: float) -> int:
+    """Sockets in TIME_WAIT with one of ``ports`` at either end that entered it after ``since``.
+
+    /proc/net/tcp shows the time a TIME_WAIT socket has left (in 1/100 s), which dates its
+    entry; comparing snapshots would undercount, as loopback reuses TIME_WAIT pairs.
+    """
+    newest = TIME_WAIT_SECONDS - (time.monotonic() - since) - 0.02
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            _, local, remote, state, _, timer, *_ = line.split()
+            if state != "06":
+                continue
+            ends = {int(local.rsplit(":", 1)[1], 16), int(remote.rsplit(":", 1)[1], 16)}
+            if ends & ports and int(timer.split(":")[1], 16) / 100 >= newest:
+                count += 1
+    return count
+
+
+def time_wait_total() -> int:
+    """Every socket in TIME_WAIT on this machine, whoever made it."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            count += sum(
+                line.split()[3] == "06" for line in Path(table).read_text().splitlines()[1:]
+            )
+    return count
+
+
+# -- wrk
+
+
+@dataclass
+class Run:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int
+    time_wait: int
+    cpu_us: dict[str, float] = field(default_factory=dict)  # server name → CPU µs / request
+
+
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def parse_wrk(text: str) -> tuple[float, float, float, int, int]:
+    """req/s, p50 ms, p99 ms, requests, errors (socket errors + status ≥ 400) from wrk's text."""
+
+    def latency(pct: str) -> float:
+        found = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.M)
+        if not found:
+            raise ValueError(f"no {pct}% latency in wrk's output:\n{text}")
+        return float(found[1]) * UNITS[found[2]]
+
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    requests = re.search(r"(\d+) requests in", text)
+    if not rps or not requests:
+        raise ValueError(f"unexpected wrk output:\n{text}")
+    errors = 0
+    sockets = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text
+    )
+    if sockets:
+        errors += sum(int(n) for n in sockets.groups())
+    status = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    if status:
+        errors += int(status[1])
+    return float(rps[1]), latency("50"), latency("99"), int(requests[1]), errors
+
+
+class Wrk:
+    def __init__(self, wrk: str, workdir: Path) -> None:
+        self.wrk = wrk
+        self.workdir = workdir
+        self.runs = 0
+
+    def command(self, url: str, method: str, c: int, seconds: float) -> list[str]:
+        self.runs += 1
+        threads = min(2, c)
+        args = [self.wrk, "-t", str(threads), "-c", str(c), "-d", f"{seconds:g}s", "--latency"]
+        if method == "GET":
+            return [*args, f"{url}/{DB}/doc-{self.runs % 100:04d}"]
+        script = self.workdir / "put.lua"
+        if not script.exists():
+            script.write_text(PUT_SCRIPT.replace("%s", PUT_DB))
+        return [*args, "-s", str(script), url, "--", f"r{self.runs}"]
+
+    def run(
+        self, url: str, method: str, c: int, seconds: float, watch: dict[str, int], ports: set[int]
+    ) -> Run:
+        """One timed wrk run; CPU per request of the processes in ``watch`` (name → PID)."""
+        command = self.command(url, method, c, seconds)
+        before = {name: cpu_seconds(pid) for name, pid in watch.items()}
+        before["wrk"] = children_cpu()
+        since = time.monotonic()
+        done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + WRK_GRACE)
+        after = {name: cpu_seconds(pid) for name, pid in watch.items()}
+        after["wrk"] = children_cpu()
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}")
+        rps, p50, p99, requests, errors = parse_wrk(done.stdout)
+        time.sleep(0.3)  # let the sockets wrk closed reach TIME_WAIT
+        cpu = {name: (after[name] - before[name]) * 1e6 / max(requests, 1) for name in after}
+        return Run(rps, p50, p99, requests, errors, time_wait_since(ports, since), cpu)
+
+
+# -- part 1: settee vs direct
+
+
+def median(runs: list[Run], attr: str) -> float:
+    return statistics.median(getattr(run, attr) for run in runs)
+
+
+def compare(args: argparse.Namespace, wrk: Wrk, workdir: Path) -> list[str]:
+    """Part 1; returns the goal lines for the summary."""
+    pouch = PouchServer().start()
+    settee = None
+    try:
+        fill(pouch.url, args.docs)
+        settee = start_settee(pouch.url, workdir, "settee")
+        pouch_pid = pouch.process.pid  # type: ignore[union-attr]
+        targets = {
+            "direct": (pouch.url, {"pouchdb": pouch_pid}, {pouch.port}),
+            "settee": (
+                settee.url,
+                {"pouchdb": pouch_pid, "settee": settee.pid},
+                {pouch.port, int(settee.url.rsplit(":", 1)[1])},
+            ),
+        }
+        # A warm-up run each, not counted: JIT, connection pools, caches.
+        for url, watch, ports in targets.values():
+            wrk.run(url, "GET", 16, 1, watch, ports)
+        results: dict[tuple[str, int, str], list[Run]] = {}
+        print(
+            f"part 1: {args.rounds} rounds of {args.seconds:g} s per run, "
+            f"pouchdb-server {pouch.url}, settee {settee.url}",
+            flush=True,
+        )
+        for round_ in range(args.rounds):
+            for method in args.methods:
+                for c in args.connections:
+                    order = ["direct", "settee"] if round_ % 2 == 0 else ["settee", "direct"]
+                    for name in order:
+                        url, watch, ports = targets[name]
+                        run = wrk.run(url, method, c, args.seconds, watch, ports)
+                        results.setdefault((method, c, name), []).append(run)
+                        cpu = "  ".join(f"{k} {v:5.0f} µs/req" for k, v in run.cpu_us.items())
+                        print(
+                            f"  round {round_ + 1} {method:<3} c={c:<3} {name:<6} "
+                            f"{run.rps:8.0f} req/s  p50 {run.p50_ms:6.2f} ms  "
+                            f"p99 {run.p99_ms:6.2f} ms  errors {run.errors}  "
+                            f"TIME_WAIT +{run.time_wait}  {cpu}",
+                            flush=True,
+                        )
+        complaints = settee.complaints()
+    finally:
+        if settee is not None:
+            settee.stop()
+        pouch.stop()
+    print()
+    print(f"settee vs direct (pouchdb-server in memory), medians of {args.rounds} runs:")
+    print()
+    print(
+        "| method | c | direct req/s | settee req/s | ratio | direct p50 ms | settee p50 ms "
+        "| direct p99 ms | settee p99 ms | p99 ratio | errors d/s | TIME_WAIT d/s (max) "
+        "| pouchdb CPU µs/req d/s | settee CPU µs/req | wrk CPU µs/req d/s "
+        "| CPUs busy: pouchdb d/s, settee |"
+    )
+    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    goals = []
+    for method in args.methods:
+        for c in args.connections:
+            d, s = results[(method, c, "direct")], results[(method, c, "settee")]
+            ratio = median(s, "rps") / median(d, "rps")
+            p99_ratio = median(s, "p99_ms") / median(d, "p99_ms")
+            pouch_cpu = [statistics.median(r.cpu_us["pouchdb"] for r in runs) for runs in (d, s)]
+            settee_cpu = statistics.median(r.cpu_us["settee"] for r in s)
+            wrk_cpu = [statistics.median(r.cpu_us["wrk"] for r in runs) for runs in (d, s)]
+            busy = [
+                statistics.median(r.cpu_us["pouchdb"] * r.rps / 1e6 for r in runs)
+                for runs in (d, s)
+            ]
+            settee_busy = statistics.median(r.cpu_us["settee"] * r.rps / 1e6 for r in s)
+            print(
+                f"| {method} | {c} | {median(d, 'rps'):.0f} | {median(s, 'rps'):.0f} "
+                f"| {ratio:.2f}x | {median(d, 'p50_ms'):.2f} | {median(s, 'p50_ms'):.2f} "
+                f"| {median(d, 'p99_ms'):.2f} | {median(s, 'p99_ms'):.2f} | {p99_ratio:.2f}x "
+                f"| {sum(r.errors for r in d)} / {sum(r.errors for r in s)} "
+                f"| {max(r.time_wait for r in d)} / {max(r.time_wait for r in s)} "
+                f"| {pouch_cpu[0]:.0f} / {pouch_cpu[1]:.0f} | {settee_cpu:.0f} "
+                f"| {wrk_cpu[0]:.0f} / {wrk_cpu[1]:.0f} "
+                f"| {busy[0]:.2f} / {busy[1]:.2f}, {settee_busy:.2f} |"
+            )
+            if c == max(args.connections):
+                goals.append(
+                    f"{method} c={c}: req/s ratio {ratio:.2f}x (goal ≥ {GOALS['rps_ratio']}x: "
+                    f"{verdict(ratio >= GOALS['rps_ratio'])}), p99 ratio {p99_ratio:.2f}x "
+                    f"(goal ≤ {GOALS['p99_ratio']}x: {verdict(p99_ratio <= GOALS['p99_ratio'])})"
+                )
+    errors = sum(r.errors for runs in results.values() for r in runs)
+    worst_tw = max(r.time_wait for runs in results.values() for r in runs)
+    goals.append(f"part 1 errors: {errors} (goal 0: {verdict(errors == 0)})")
+    goals.append(
+        f"part 1 TIME_WAIT after a run, at most: {worst_tw} "
+        f"(goal < {GOALS['time_wait']}: {verdict(worst_tw < GOALS['time_wait'])})"
+    )
+    goals.append(f"settee's log at warning or worse: {len(complaints)} lines")
+    for line in complaints[:5]:
+        goals.append(f"    {line}")
+    return goals
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+# -- part 2: settee's own CPU, and part 3: its profile
+
+
+@contextlib.contextmanager
+def trivial_stack(workdir: Path) -> Iterator[tuple[Served, Served, Served]]:
+    """The trivial upstream, settee in front of it, and the bare-Tornado floor."""
+    started: list[Served] = []
+    try:
+        trivial = start_trivial(workdir)
+        started.append(trivial)
+        started.append(start_settee(trivial.url, workdir, "settee-trivial"))
+        port = free_port()
+        args = [PYTHON, str(ROOT / "bench" / "trivial_tornado.py"), "--port", str(port)]
+        url = f"http://127.0.0.1:{port}"
+        started.append(Served("tornado", args, url, "/", workdir / "tornado.log"))
+        yield started[0], started[1], started[2]
+    finally:
+        for served in reversed(started):
+            served.stop()
+
+
+def port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
+
+
+def own_cpu(args: argparse.Namespace, wrk: Wrk, workdir: Path) -> list[str]:
+    """Parts 2 and 3; returns the goal lines for the summary."""
+    goals = []
+    with trivial_stack(workdir) as (trivial, settee, tornado):
+        ports = {port_of(trivial.url), port_of(settee.url), port_of(tornado.url)}
+        watch = {"settee": settee.pid, "trivial": trivial.pid, "tornado": tornado.pid}
+        # target name → (URL, the process wrk loads, methods it answers)
+        targets = {
+            "upstream alone": (trivial.url, "trivial", args.methods),
+            "bare Tornado": (tornado.url, "tornado", ["GET"]),
+            "settee": (settee.url, "settee", args.methods),
+        }
+        c = args.cpu_c
+        for url, _, _ in targets.values():
+            wrk.run(url, "GET", c, 1, watch, ports)  # warm-up
+        runs: dict[tuple[str, str], list[Run]] = {}
+        print(
+            f"part 2: settee in front of bench/trivial_upstream.py, c={c}, "
+            f"{args.rounds} rounds of {args.cpu_seconds:g} s",
+            flush=True,
+        )
+        for round_ in range(args.rounds):
+            for method in args.methods:
+                for name, (url, server, methods) in targets.items():
+                    if method not in methods:
+                        continue
+                    run = wrk.run(url, method, c, args.cpu_seconds, watch, ports)
+                    runs.setdefault((method, name), []).append(run)
+                    upstream = (
+                        f"  upstream {run.cpu_us['trivial']:4.0f} µs/req"
+                        if name == "settee"
+                        else ""
+                    )
+                    print(
+                        f"  round {round_ + 1} {method:<3} {name:<14} {run.rps:8.0f} req/s  "
+                        f"p50 {run.p50_ms:6.2f} ms  p99 {run.p99_ms:6.2f} ms  "
+                        f"errors {run.errors}  TIME_WAIT +{run.time_wait}  "
+                        f"{server} {run.cpu_us[server]:4.0f} µs/req{upstream}",
+                        flush=True,
+                    )
+        print()
+        print(f"settee's own CPU (trivial upstream, c={c}), medians of {args.rounds} runs:")
+        print()
+        print(
+            "| method | target | req/s | p50 ms | p99 ms | its CPU µs/req "
+            "| upstream CPU µs/req | errors | TIME_WAIT (max) |"
+        )
+        print("|---|---|--:|--:|--:|--:|--:|--:|--:|")
+        floor = {}
+        for (method, name), rs in runs.items():
+            server = targets[name][1]
+            cpu = statistics.median(r.cpu_us[server] for r in rs)
+            upstream = statistics.median(r.cpu_us["trivial"] for r in rs)
+            print(
+                f"| {method} | {name} | {median(rs, 'rps'):.0f} | {median(rs, 'p50_ms'):.2f} "
+                f"| {median(rs, 'p99_ms'):.2f} | {cpu:.0f} "
+                f"| {f'{upstream:.0f}' if name == 'settee' else '-'} "
+                f"| {sum(r.errors for r in rs)} | {max(r.time_wait for r in rs)} |"
+            )
+            if name == "bare Tornado":
+                floor[method] = cpu
+            if name == "settee":
+                rps = median(rs, "rps")
+                versus = (
+                    f"; {cpu / floor[method]:.2f}x a bare Tornado handler's {floor[method]:.0f} µs"
+                    if method in floor
+                    else ""
+                )
+                goals.append(
+                    f"{method} settee CPU: {cpu:.0f} µs/req (goal ≤ {GOALS['cpu_us']:.0f}: "
+                    f"{verdict(cpu <= GOALS['cpu_us'])}){versus}; {rps:.0f} req/s in one "
+                    f"process (CPU-bound ceiling 1e6 / µs = {1e6 / cpu:.0f} req/s)"
+                )
+        errors = sum(r.errors for rs in runs.values() for r in rs)
+        worst_tw = max(r.time_wait for rs in runs.values() for r in rs)
+        goals.append(f"part 2 errors: {errors}; TIME_WAIT after a run, at most: {worst_tw}")
+        if args.profile_seconds > 0:
+            print()
+            profile(args, wrk, settee)
+        complaints = settee.complaints()
+        goals.append(f"settee (trivial upstream) log at warning or worse: {len(complaints)} lines")
+        goals.extend(f"    {line}" for line in complaints[:5])
+    return goals
+
+
+def shorten(frame: str) -> str:
+    """``fn (/long/path/site-packages/tornado/web.py:12)`` → ``tornado/web.py:fn``."""
+    found = re.match(r"(.*) \((.*?):(\d+)\)$", frame)
+    if not found:
+        return frame
+    name, path, _line = found.groups()
+    for marker in ("site-packages/", "lib/python3.11/", str(ROOT) + "/"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+            break
+    return f"{path}:{name}"
+
+
+def area(frame: str) -> str:
+    path = frame.split(":", 1)[0]
+    for prefix in ("service/", "tornado/", "aiohttp/", "asyncio/", "yarl/", "multidict/"):
+        if path.startswith(prefix):
+            return prefix.rstrip("/")
+    if path.startswith(("logging/", "selectors", "socket", "ssl")):
+        return "stdlib I/O + logging"
+    return "other"
+
+
+def profile(args: argparse.Namespace, wrk: Wrk, settee: Served) -> None:
+    """py-spy samples settee while wrk loads it with GETs; prints the top functions."""
+    py_spy = shutil.which("py-spy") or str(Path(PYTHON).with_name("py-spy"))
+    if not Path(py_spy).exists():
+        print("part 3 skipped: py-spy is missing (.venv/bin/pip install py-spy)")
+        return
+    out = Path(args.profile_out)
+    seconds = args.profile_seconds
+    load = subprocess.Popen(
+        wrk.command(settee.url, "GET", args.cpu_c, seconds + 2),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        time.sleep(0.5)
+        sampled = subprocess.run(
+            [
+                *(py_spy, "record", "--pid", str(settee.pid), "--duration", str(seconds)),
+                *("--rate", "250", "--format", "raw", "--function", "--nonblocking"),
+                *("--output", str(out)),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 30,
+        )
+    finally:
+        try:
+            stdout, _ = load.communicate(timeout=seconds + WRK_GRACE)
+        except subprocess.TimeoutExpired:
+            load.kill()
+            stdout, _ = load.communicate()
+    if sampled.returncode != 0 or not out.exists():
+        print(f"part 3 failed: py-spy said:\n{sampled.stdout}\n{sampled.stderr}")
+        return
+    rps = parse_wrk(stdout)[0] if "Requests/sec" in stdout else float("nan")
+    inclusive: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    areas: Counter[str] = Counter()
+    total = 0
+    for line in out.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        frames = [shorten(f) for f in stack.split(";")[1:]]  # the first is the thread
+        if not frames:
+            continue
+        n = int(count)
+        total += n
+        own[frames[-1]] += n
+        areas[area(frames[-1])] += n
+        for frame in set(frames):
+            inclusive[frame] += n
+    print(
+        f"part 3: py-spy, {seconds} s at 250 Hz of settee under GET c={args.cpu_c} "
+        f"({rps:.0f} req/s with the sampling), {total} busy samples; raw stacks in {out}"
+    )
+
+    def table(title: str, counts: Counter[str], n: int) -> None:
+        print()
+        print(f"| {title} | share |")
+        print("|---|--:|")
+        for name, samples in counts.most_common(n):
+            print(f"| `{name}` | {100 * samples / max(total, 1):.1f} % |")
+
+    table("self time by area (top frame's package)", areas, 10)
+    table("self time (top of stack)", own, args.profile_top)
+    skip = ("asyncio/", "runpy", "<frozen", "run.py:", "tornado/platform/", "service/processes")
+    interesting = Counter({k: v for k, v in inclusive.items() if not k.startswith(skip)})
+    table(
+        "inclusive time (on the stack; event-loop frames left out)", interesting, args.profile_top
+    )
+    ours = Counter({k: v for k, v in inclusive.items() if k.startswith("service/")})
+    ours.pop("service/processes.py:serve_in_processes", None)
+    table("inclusive time in settee's own functions (service/)", ours, args.profile_top)
+
+
+# -- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=5.0, help="per run in part 1")
+    parser.add_argument("--connections", default="1,16,64", help="comma-separated")
+    parser.add_argument("--methods", default="GET,PUT", help="GET, PUT or both")
+    parser.add_argument("--docs", type=int, default=100)
+    parser.add_argument("--cpu-c", type=int, default=64, help="connections in parts 2 and 3")
+    parser.add_argument("--cpu-seconds", type=float, default=10.0, help="per run in part 2")
+    parser.add_argument("--profile-seconds", type=int, default=10, help="0: no profile")
+    parser.add_argument("--profile-top", type=int, default=20)
+    parser.add_argument("--profile-out", default="/tmp/settee-gateway-profile.txt")
+    parser.add_argument("--only", choices=("all", "couch", "cpu"), default="all")
+    args = parser.parse_args()
+    args.connections = [int(c) for c in args.connections.split(",")]
+    args.methods = [m.strip().upper() for m in args.methods.split(",")]
+    if not set(args.methods) <= {"GET", "PUT"} or min(args.connections) < 1:
+        parser.error("methods are GET and PUT; connections at least 1")
+    args.rounds = max(1, min(args.rounds, 20))
+    args.seconds = max(1.0, min(args.seconds, 120.0))
+    args.cpu_seconds = max(1.0, min(args.cpu_seconds, 120.0))
+    args.profile_seconds = max(0, min(args.profile_seconds, 120))
+    wrk_path = need_wrk()
+    workdir = Path(tempfile.mkdtemp(prefix="settee-gateway-"))
+    wrk = Wrk(wrk_path, workdir)
+    print(
+        f"{os.cpu_count()} CPUs; wrk, pouchdb-server and settee share them. "
+        f"TIME_WAIT on the machine before: {time_wait_total()}",
+        flush=True,
+    )
+    load = os.getloadavg()[0]
+    if load > 0.5:
+        print(
+            f"warning: load average {load:.2f} before the start: other work shares these CPUs "
+            "and the numbers below will be low and noisy",
+            flush=True,
+        )
+    goals = []
+    if args.only in ("all", "couch"):
+        goals += compare(args, wrk, workdir)
+        print()
+    if args.only in ("all", "cpu"):
+        goals += own_cpu(args, wrk, workdir)
+        print()
+    print("goals:")
+    for line in goals:
+        print(f"  {line}")
+    print(f"  TIME_WAIT on the machine now (any port, last 60 s): {time_wait_total()}")
+    print(f"  logs: {workdir}")
+
+
+if __name__ == "__main__":
+    main()
