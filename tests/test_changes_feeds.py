@@ -223,6 +223,15 @@ async def test_longpoll(settee, db_name, bdb):
     assert asyncio.get_running_loop().time() - start < 5
 
 
+@pytest.mark.gen_test(timeout=30)
+async def test_longpoll_heartbeats_while_waiting(settee, db_name):
+    response = await settee.fetch(
+        "GET", f"/{db_name}/_changes?feed=longpoll&since=now&timeout=700&heartbeat=200"
+    )
+    assert response.body.startswith(b"\n\n")
+    assert json.loads(response.body)["results"] == []
+
+
 async def stream(settee, path: str, until: bytes, timeout: float = 15, headers=None) -> bytes:
     """Read a streamed response until ``until`` appears in it (then hang up)."""
     received = bytearray()

@@ -173,21 +173,30 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
 
     async def _longpoll(self, db: str, query: dict[str, Any]) -> None:
         """Changes since ``since`` at once if there are any, else the next ones (or none
-        when ``timeout`` passes), in CouchDB's normal-feed shape."""
-        limit = query.get("limit")
-        timeout = query.get("timeout", DEFAULT_TIMEOUT)
+        when ``timeout`` passes), in CouchDB's normal-feed shape; a newline every
+        ``heartbeat`` while waiting, as CouchDB sends, keeps proxies from timing out."""
+        limit, heartbeat = query.get("limit"), query.get("heartbeat")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + query.get("timeout", DEFAULT_TIMEOUT)
         rows: list[bytes] = []
         last_seq: Any = query.get("since", 0)
         caught_up = False
         async with self._subscription(db, query, "longpoll") as subscription:
-            with contextlib.suppress(TimeoutError, Closed):
-                async with asyncio.timeout(timeout):
-                    while not (caught_up and rows):
-                        for item in await subscription.next():
-                            if isinstance(item, bytes):
-                                rows.append(item)
-                            else:
-                                caught_up, last_seq = True, item.last_seq
+            with contextlib.suppress(Closed):
+                while not (caught_up and rows) and (left := deadline - loop.time()) > 0:
+                    try:
+                        async with asyncio.timeout(min(left, heartbeat or left)):
+                            items = await subscription.next()
+                    except TimeoutError:
+                        if heartbeat:
+                            self.write(b"\n")
+                            await self.flush()
+                        continue
+                    for item in items:
+                        if isinstance(item, bytes):
+                            rows.append(item)
+                        else:
+                            caught_up, last_seq = True, item.last_seq
         if limit is not None:
             rows = rows[:limit]
         if rows:
