@@ -79,7 +79,6 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
         if self.hub.subscribers >= self.hub.max_subscribers:
             raise HubFull(f"{self.hub.subscribers} subscribers already")
         self.query = query
-        self.db_name = db
         if feed == "websocket":
             yield websocket.WebSocketHandler.get(self, db)
         elif feed == "longpoll":
@@ -93,9 +92,10 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
         """400 for a filter that cannot work, 404 for a database or filter that is missing."""
         name = query.get("filter")
         database = self.database(db)
-        if name is None:
-            await database.info()
-        elif name == "_doc_ids":
+        await database.info()
+        if name is None or name == "_design":
+            return
+        if name == "_doc_ids":
             if not all(isinstance(i, str) for i in query.get("doc_ids") or [None]):
                 raise BadRequest("bad_request", "filter=_doc_ids needs doc_ids=[…] (strings)")
         elif name == "_selector":
@@ -105,14 +105,10 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
         elif name == "_view":
             await self._check_design(database, query.get("view", ""), "views")
             await self._check_backend_has(name)
-        elif name == "_design":
-            pass
         elif name.startswith("_"):
             raise BadRequest("bad_request", f"unknown builtin filter name: {name}")
         else:
             await self._check_design(database, name, "filters")
-        if name is not None:
-            await database.info()
 
     async def _check_backend_has(self, name: str) -> None:
         """pouchdb-server lacks ``_selector`` and ``_view`` (the latter crashes it)."""
