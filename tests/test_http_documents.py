@@ -207,3 +207,21 @@ async def test_batch_ok_answers_202(settee, db_name, bdb):
     response = await settee.fetch("PUT", f"/{db_name}/later?batch=ok", {"v": 1})
     assert response.code == 202
     assert answer(response) == {"ok": True, "id": "later"}
+
+
+@pytest.mark.gen_test
+async def test_the_other_read_options_reach_the_backend(settee, db_name, bdb, backend):
+    """pouchdb-server ignores these; CouchDB answers them. settee checks and passes them on."""
+    doc = {"_id": "o"}
+    bdb.save(doc)
+    first = doc["_rev"]
+    bdb.put_attachment(doc, b"hi", "a.txt", "text/plain")
+    for query in ("local_seq=true", "meta=true", "deleted_conflicts=true", "latest=true"):
+        assert (await settee.fetch("GET", f"/{db_name}/o?{query}")).code == 200
+    since = answer(await settee.fetch("GET", f'/{db_name}/o?atts_since=["{first}"]'))
+    if backend == "couchdb":
+        local = answer(await settee.fetch("GET", f"/{db_name}/o?local_seq=true"))
+        assert "_local_seq" in local
+        assert since["_attachments"]["a.txt"]["data"] == "aGk="
+    else:
+        assert since["_attachments"]["a.txt"]["stub"] is True
