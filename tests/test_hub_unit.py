@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from service.couch import Couch
-from service.handlers.changes import frames
+from service.handlers.changes import frames, text_frame
 from service.hub import (
     SLOW_CONSUMER,
     CaughtUp,
@@ -108,3 +108,9 @@ async def test_leaving_always_unsubscribes_even_when_the_subscriber_raises(serve
         assert not hub.upstreams
         hub.close()
         await hub.wait_closed()
+
+
+def test_text_frames_carry_their_length_as_rfc_6455_says():
+    assert text_frame(b"hi") == b"\x81\x02hi"
+    assert text_frame(b"x" * 200)[:4] == b"\x81\x7e\x00\xc8"
+    assert text_frame(b"x" * 70_000)[:10] == b"\x81\x7f" + (70_000).to_bytes(8, "big")
