@@ -36,8 +36,13 @@ BACKLOG_PAGE = 500
 RECENT_IDS = 1_000  # backlog entries remembered after the switch to live rows
 
 
-def encode(row: dict[str, Any]) -> bytes:
-    return ujson.dumps(row, ensure_ascii=False, escape_forward_slashes=False).encode()
+class Encoded(bytes):
+    """A change row encoded once for all its subscribers. Being an object of its own, it can
+    also carry what a feed derives from it once for everyone (a WebSocket frame)."""
+
+
+def encode(row: dict[str, Any]) -> Encoded:
+    return Encoded(ujson.dumps(row, ensure_ascii=False, escape_forward_slashes=False).encode())
 
 
 def generation(row: dict[str, Any]) -> int:

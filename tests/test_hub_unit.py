@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from service.couch import Couch
-from service.handlers.changes import frames, text_frame
+from service.handlers.changes import frames, shared_frame, text_frame
 from service.hub import (
     SLOW_CONSUMER,
     CaughtUp,
@@ -114,3 +114,10 @@ def test_text_frames_carry_their_length_as_rfc_6455_says():
     assert text_frame(b"hi") == b"\x81\x02hi"
     assert text_frame(b"x" * 200)[:4] == b"\x81\x7e\x00\xc8"
     assert text_frame(b"x" * 70_000)[:10] == b"\x81\x7f" + (70_000).to_bytes(8, "big")
+
+
+def test_a_rows_frame_is_built_once_for_all_subscribers():
+    encoded = encode(row("a", "1-a", 1))
+    assert shared_frame(encoded) is shared_frame(encoded)
+    assert shared_frame(encoded) == text_frame(encoded)
+    assert shared_frame(b"plain") == text_frame(b"plain")

@@ -19,7 +19,7 @@ from tornado import iostream, websocket
 from .. import options
 from ..couch import relax
 from ..couch.errors import BadRequest, NotFound
-from ..hub import CaughtUp, Closed, Hub, HubFull, Item
+from ..hub import CaughtUp, Closed, Encoded, Hub, HubFull, Item
 from .base import ApiHandler, json_text
 
 # The options that choose an upstream feed; the others shape what one subscriber receives.
@@ -57,6 +57,16 @@ def text_frame(payload: bytes) -> bytes:
     if length <= 0xFFFF:
         return struct.pack("!BBH", 0x81, 126, length) + payload
     return struct.pack("!BBQ", 0x81, 127, length) + payload
+
+
+def shared_frame(payload: bytes) -> bytes:
+    """``text_frame(payload)``, built once per row however many subscribers send it."""
+    frame = getattr(payload, "websocket_frame", None)
+    if frame is None:
+        frame = text_frame(payload)
+        if isinstance(payload, Encoded):
+            payload.websocket_frame = frame  # type: ignore[attr-defined]
+    return frame
 
 
 def marker(caught_up: CaughtUp) -> bytes:
@@ -178,7 +188,7 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
         connection = self.ws_connection
         if connection is None:
             raise websocket.WebSocketClosedError()
-        await connection.stream.write(b"".join(map(text_frame, payloads)))
+        await connection.stream.write(b"".join(map(shared_frame, payloads)))
 
     def on_close(self) -> None:
         if self._sender is not None:
