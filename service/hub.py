@@ -104,7 +104,6 @@ GOING_AWAY = Closed("server shutting down", 1001)
 class HubStats:
     """Counters for /_metrics."""
 
-    frames_offered: int = 0
     frames_sent: int = 0
     slow_consumer_closes: int = 0
     subscribers_by_kind: dict[str, int] = field(default_factory=dict)
@@ -121,6 +120,9 @@ class Subscription:
         self.queue: deque[Item] = deque()
         self.queue_limit = queue_limit
         self.closed: Closed | None = None
+        # Called when the hub ends the subscription: a subscriber blocked on a socket that
+        # does not drain will not see ``next()`` raise, so it is told here.
+        self.on_close: Callable[[Closed], None] | None = None
         self.last_seq: Any = None
         self._stats = stats
         self._waiter: asyncio.Future | None = None
@@ -178,6 +180,8 @@ class Subscription:
         if reason is SLOW_CONSUMER:
             self._stats.slow_consumer_closes += 1
         self._wake()
+        if self.on_close is not None:
+            self.on_close(reason)
 
     def _is_repeat(self, row: dict[str, Any]) -> bool:
         sent = self._seen.get(row.get("id"))
@@ -185,7 +189,6 @@ class Subscription:
 
     def _put(self, item: Item) -> None:
         self.queue.append(item)
-        self._stats.frames_offered += 1
         self._wake()
 
     def _wake(self) -> None:
@@ -270,6 +273,12 @@ class Upstream:
             self.feed.stop()
         for subscription in list(self.subscribers):
             subscription.close(reason)
+
+    @property
+    def stopping(self) -> bool:
+        """Whether its start or its feed is still running."""
+        starting = self._started is not None and not self._started.done()
+        return starting or (self.feed is not None and self.feed.running)
 
     async def stopped(self) -> None:
         """Wait for an ended feed to finish (its start, its connection)."""
@@ -404,7 +413,7 @@ class Hub:
 
     def _ended(self, upstream: Upstream) -> None:
         """Remember a stopped feed until it has let go of its connection."""
-        self._ending = [u for u in self._ending if u.feed is None or u.feed.running]
+        self._ending = [u for u in self._ending if u.stopping]
         self._ending.append(upstream)
 
     def _count(self, kind: str, delta: int) -> None:

@@ -105,6 +105,10 @@ class Service:
     in_flight: InFlight
     hub: Hub
 
+    def ws_url(self, db: str, query: str = "") -> str:
+        """The WebSocket changes feed of ``db``; ``query`` is appended (``&since=0…``)."""
+        return self.url.replace("http://", "ws://") + f"/{db}/_changes?feed=websocket{query}"
+
     async def fetch(
         self, method: str, path: str, body: Any = None, headers: dict | None = None, **kwargs: Any
     ) -> HTTPResponse:

@@ -13,12 +13,8 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 from tests.conftest import answer
 
 
-def ws_url(settee, db: str, query: str = "") -> str:
-    return settee.url.replace("http://", "ws://") + f"/{db}/_changes?feed=websocket{query}"
-
-
 async def connect(settee, db: str, query: str = "") -> WebSocketClientConnection:
-    return await websocket_connect(ws_url(settee, db, query))
+    return await websocket_connect(settee.ws_url(db, query))
 
 
 async def receive(ws: WebSocketClientConnection, timeout: float = 10) -> Any:
@@ -332,9 +328,9 @@ async def test_shutdown_closes_websockets_with_1001(settee, db_name):
 @pytest.mark.gen_test(timeout=30)
 async def test_origin_is_checked(start_settee, db_name):
     settee = start_settee(cors_origins=("https://app.example",))
-    allowed = HTTPRequest(ws_url(settee, db_name), headers={"Origin": "https://app.example"})
+    allowed = HTTPRequest(settee.ws_url(db_name), headers={"Origin": "https://app.example"})
     (await websocket_connect(allowed)).close()
-    refused = HTTPRequest(ws_url(settee, db_name), headers={"Origin": "https://evil.example"})
+    refused = HTTPRequest(settee.ws_url(db_name), headers={"Origin": "https://evil.example"})
     with pytest.raises(HTTPClientError) as raised:
         await websocket_connect(refused)
     assert raised.value.code == 403

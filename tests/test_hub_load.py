@@ -18,10 +18,6 @@ from service.couch import blocking
 from tests.faults import FAULTS, Writer, run_faults
 
 
-def ws_url(settee, db: str, query: str = "") -> str:
-    return settee.url.replace("http://", "ws://") + f"/{db}/_changes?feed=websocket{query}"
-
-
 class Collector:
     """A WebSocket subscriber that reads every frame and keeps the ids of the rows."""
 
@@ -50,7 +46,7 @@ class Collector:
 
 async def collectors(settee, db: str, count: int, query: str = "&since=now") -> list[Collector]:
     sockets = await asyncio.gather(
-        *(websocket_connect(ws_url(settee, db, query)) for _ in range(count))
+        *(websocket_connect(settee.ws_url(db, query)) for _ in range(count))
     )
     return [Collector(ws) for ws in sockets]
 
@@ -193,3 +189,35 @@ async def test_1000_subscribers_all_receive_a_burst_of_200_changes(start_settee,
     for subscriber in subscribers:
         assert subscriber.ids == ids
         subscriber.close()
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_a_stalled_continuous_feed_is_ended_and_the_others_go_on(start_settee, db_name, bdb):
+    settee = start_settee(subscriber_buffer=50)
+    host, port = settee.url.removeprefix("http://").split(":")
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.connect((host, int(port)))
+    path = f"/{db_name}/_changes?feed=continuous&since=now&include_docs=true"
+    stalled.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    readers = await collectors(settee, db_name, 5, "&since=now&include_docs=true")
+    deadline = time.monotonic() + 10
+    while settee.hub.subscribers < 6 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    padding = "x" * 16_000
+    ids = [f"big-{n:04d}" for n in range(600)]
+    for start in range(0, len(ids), 20):
+        docs = [{"_id": doc_id, "padding": padding} for doc_id in ids[start : start + 20]]
+        await asyncio.to_thread(bdb.save, docs)
+        await asyncio.sleep(0.05)
+    for reader in readers:
+        await reader.wait_for(set(ids), timeout=60)
+        assert reader.ids == ids
+    deadline = time.monotonic() + 30
+    while settee.hub.stats.slow_consumer_closes < 1 and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert settee.hub.stats.slow_consumer_closes == 1
+    assert settee.hub.stats.subscribers_by_kind["continuous"] == 0
+    stalled.close()
+    for reader in readers:
+        reader.close()

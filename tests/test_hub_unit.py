@@ -48,10 +48,13 @@ async def test_late_join_sends_backlog_marker_then_held_rows_once():
 async def test_a_subscriber_that_falls_behind_is_closed_as_slow():
     stats = HubStats()
     subscription = Subscription("websocket", 3, stats)
+    told: list[Closed] = []
+    subscription.on_close = told.append
     subscription.go_live(0)
     for n in range(4):
         subscription.offer(row(f"d{n}", "1-a", n), b"frame")
     assert subscription.closed is SLOW_CONSUMER
+    assert told == [SLOW_CONSUMER]  # a subscriber stuck writing is told at once
     assert not subscription.queue
     assert stats.slow_consumer_closes == 1
     with pytest.raises(Closed) as raised:

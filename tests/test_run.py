@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -86,10 +88,11 @@ def read_response(sock: socket.socket) -> tuple[int, bytes]:
     return int(data.split(b" ")[1]), data.partition(b"\r\n\r\n")[2]
 
 
-def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(server_url, bcouch, db_name):
-    port = free_port()
+@contextlib.contextmanager
+def serving(port: int, *flags: str) -> Iterator[subprocess.Popen]:
+    """``python run.py --port PORT FLAGS`` until it answers; killed on the way out if alive."""
     process = subprocess.Popen(
-        [sys.executable, "run.py", "--port", str(port), "--couch-url", server_url],
+        [sys.executable, "run.py", "--port", str(port), *flags],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -97,6 +100,16 @@ def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(server_url, bcou
     )
     try:
         wait_until_up(f"http://127.0.0.1:{port}/_up")
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(server_url, bcouch, db_name):
+    port = free_port()
+    with serving(port, "--couch-url", server_url) as process:
         half = b"x" * 50_000
         sock = http_request(
             port,
@@ -116,10 +129,6 @@ def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(server_url, bcou
         assert status == 201
         assert json.loads(body)["ok"] is True
         assert process.wait(timeout=15) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     output = process.stdout.read()
     assert "requests in flight" in output
     assert bcouch[db_name].get_attachment("doc", "a.bin") == half + half
@@ -127,30 +136,11 @@ def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(server_url, bcou
 
 def test_processes_share_the_port_and_stop_together(server_url):
     port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "run.py",
-            "--port",
-            str(port),
-            "--processes=2",
-            f"--couch-url={server_url}",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        wait_until_up(f"http://127.0.0.1:{port}/_up")
+    with serving(port, "--processes=2", f"--couch-url={server_url}") as process:
         time.sleep(1)  # both children log "serving" as they start
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     output = process.stdout.read()
-    serving = {line.split()[5] for line in output.splitlines() if " serving " in line}
-    assert len(serving) == 2, output
+    pids = {line.split()[5] for line in output.splitlines() if " serving " in line}
+    assert len(pids) == 2, output
     assert output.count("stopped") == 2

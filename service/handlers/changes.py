@@ -19,7 +19,7 @@ from tornado import iostream, websocket
 from .. import options
 from ..couch import relax
 from ..couch.errors import BadRequest, NotFound
-from ..hub import CaughtUp, Closed, Encoded, Hub, HubFull, Item
+from ..hub import SLOW_CONSUMER, CaughtUp, Closed, Encoded, Hub, HubFull, Item
 from .base import ApiHandler, json_text
 
 # The options that choose an upstream feed; the others shape what one subscriber receives.
@@ -163,6 +163,7 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
         latency = self.query.get("latency", 0)
         try:
             async with self._subscription(db, self.query, "websocket") as subscription:
+                subscription.on_close = lambda closed: self.close(closed.code, closed.reason)
                 while True:
                     items = await subscription.next()
                     if latency > 0:
@@ -248,6 +249,7 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
         deadline = loop.time() + query["timeout"] if "timeout" in query else None
         try:
             async with self._subscription(db, query, kind) as subscription:
+                subscription.on_close = self._hang_up_if_slow
                 while deadline is None or loop.time() < deadline:
                     wait = heartbeat if deadline is None else min(heartbeat, deadline - loop.time())
                     try:
@@ -258,13 +260,21 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
                     else:
                         last_seq = self._write_rows(items, eventsource) or last_seq
                     await self.flush()
-        except Closed:
-            pass
+        except Closed as closed:
+            if closed is SLOW_CONSUMER:
+                return  # the connection was closed (below): nothing more can be sent
         except iostream.StreamClosedError:
             return
         if not eventsource:
             self.write(json_text({"last_seq": last_seq}).encode())
         self.finish()
+
+    def _hang_up_if_slow(self, closed: Closed) -> None:
+        """A slow consumer's feed ends by closing the socket: it is not reading, so a closing
+        line would wait behind what it has not read. Closing the stream (not the HTTP
+        connection, which would drop the pending flush's callback) ends that flush."""
+        if closed is SLOW_CONSUMER:
+            self.request.connection.stream.close()
 
     def _write_rows(self, items: list[Item], eventsource: bool) -> Any:
         """Write the rows among ``items``; the seq of the last one (None if none)."""
