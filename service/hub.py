@@ -20,8 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,63 +108,109 @@ class HubStats:
     subscribers_by_kind: dict[str, int] = field(default_factory=dict)
 
 
+Batch = list[tuple[dict[str, Any], bytes]]  # change rows with their encoded bytes
+
+
 class Subscription:
-    """One subscriber's place in a shared feed: a bounded queue of encoded rows and markers."""
+    """One subscriber's place in a shared feed: a bounded queue of encoded rows and markers.
+
+    The subscriber either waits for items (``next()``) or, to spare a task per subscriber,
+    sets ``on_ready``: the hub then calls it as items arrive, once per batch, and the
+    subscriber ``take()``s them at once or when its socket has room again.
+    """
+
+    __slots__ = (
+        "_held",
+        "_room",
+        "_seen",
+        "_stats",
+        "_waiter",
+        "accepts",
+        "closed",
+        "kind",
+        "on_close",
+        "on_ready",
+        "queue",
+        "queue_limit",
+        "upstream",
+    )
 
     def __init__(
         self, kind: str, queue_limit: int, stats: HubStats, accepts: Accepts | None = None
     ) -> None:
         self.kind = kind
         self.accepts = accepts
-        self.queue: deque[Item] = deque()
+        self.queue: list[Item] = []
         self.queue_limit = queue_limit
+        self.upstream: Upstream | None = None
         self.closed: Closed | None = None
         # Called when the hub ends the subscription: a subscriber blocked on a socket that
         # does not drain will not see ``next()`` raise, so it is told here.
         self.on_close: Callable[[Closed], None] | None = None
-        self.last_seq: Any = None
+        self.on_ready: Callable[[], None] | None = None
         self._stats = stats
         self._waiter: asyncio.Future | None = None
         self._room: asyncio.Future | None = None
-        self._held: list[tuple[dict[str, Any], bytes]] | None = []  # None once live
-        self._seen: dict[str, int] = {}  # id → generation sent in the backlog, oldest first
+        self._held: Batch | None = []  # None once live
+        self._seen: dict[str, int] | None = None  # id → generation sent in the backlog
 
     # -- the hub's side
 
-    def offer(self, row: dict[str, Any], frame: bytes) -> None:
-        """A live row from the upstream feed."""
-        if self.closed or (self.accepts is not None and not self.accepts(row)):
-            return
-        if self._held is not None:
-            self._held.append((row, frame))
-            if len(self._held) > self.queue_limit:
-                self.close(SLOW_CONSUMER)
-            return
-        if self._is_repeat(row):
-            return
-        if len(self.queue) >= self.queue_limit:
-            self.close(SLOW_CONSUMER)
-            return
-        self._put(frame)
+    def offer(self, batch: Batch) -> None:
+        """Live rows from the upstream feed."""
+        if self._accept(batch):
+            self._wake()
 
-    async def backlog(self, row: dict[str, Any], frame: bytes) -> None:
-        """A row of the backlog: waits for room in the queue instead of overflowing it."""
-        while len(self.queue) >= self.queue_limit and not self.closed:
-            self._room = asyncio.get_running_loop().create_future()
-            await self._room
-        self._remember(row)
-        self._put(frame)
+    def _accept(self, batch: Batch) -> bool:
+        """Queue (or hold, while catching up) the rows meant for this subscriber; whether
+        any was queued."""
+        queued = False
+        for row, frame in batch:
+            if self.closed:
+                return False
+            if self.accepts is not None and not self.accepts(row):
+                continue
+            if self._held is not None:
+                self._held.append((row, frame))
+                if len(self._held) > self.queue_limit:
+                    self.close(SLOW_CONSUMER)
+                continue
+            if self._seen and self._is_repeat(row):
+                continue
+            if len(self.queue) >= self.queue_limit:
+                self.close(SLOW_CONSUMER)
+                return False
+            self.queue.append(frame)
+            queued = True
+        return queued
+
+    async def backlog(self, batch: Batch) -> None:
+        """Rows of the backlog: waits for room in the queue instead of overflowing it."""
+        for row, frame in batch:
+            while len(self.queue) >= self.queue_limit and not self.closed:
+                self._wake()
+                self._room = asyncio.get_running_loop().create_future()
+                await self._room
+            if self.closed:
+                return
+            self._remember(row)
+            self.queue.append(frame)
+        self._wake()
 
     def go_live(self, last_seq: Any) -> None:
         """The backlog is sent: mark it, pass on the held rows not already sent, go live."""
         held, self._held = self._held or [], None
-        self._put(CaughtUp(last_seq))
-        for row, frame in held:
-            self.offer(row, frame)
+        if self.closed:
+            return
+        self.queue.append(CaughtUp(last_seq))
+        self._accept(held)
+        self._wake()
 
     def _remember(self, row: dict[str, Any]) -> None:
         """Keep the latest backlog entries: a repeat can only be of a change made after this
         subscription began, and the backlog lists those last."""
+        if self._seen is None:
+            self._seen = {}
         self._seen.pop(row["id"], None)
         self._seen[row["id"]] = generation(row)
         if len(self._seen) > self.queue_limit + RECENT_IDS:
@@ -179,21 +224,25 @@ class Subscription:
         self._held = None
         if reason is SLOW_CONSUMER:
             self._stats.slow_consumer_closes += 1
+        self._make_room()
         self._wake()
         if self.on_close is not None:
             self.on_close(reason)
 
     def _is_repeat(self, row: dict[str, Any]) -> bool:
-        sent = self._seen.get(row.get("id"))
+        sent = self._seen.get(row.get("id")) if self._seen else None
         return sent is not None and generation(row) <= sent
 
-    def _put(self, item: Item) -> None:
-        self.queue.append(item)
-        self._wake()
-
     def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
+        if self.on_ready is not None:
+            if not self.closed:
+                self.on_ready()
+        elif self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
+
+    def _make_room(self) -> None:
+        if self._room is not None and not self._room.done():
+            self._room.set_result(None)
 
     # -- the subscriber's side
 
@@ -208,10 +257,8 @@ class Subscription:
 
     def take(self) -> list[Item]:
         """Everything queued, without waiting."""
-        items = list(self.queue)
-        self.queue.clear()
-        if self._room is not None and not self._room.done():
-            self._room.set_result(None)
+        items, self.queue = self.queue, []
+        self._make_room()
         return items
 
 
@@ -225,6 +272,7 @@ class Upstream:
         self.subscribers: set[Subscription] = set()
         self.last_seq: Any = None
         self.feed: ChangesFeed | None = None
+        self._arrived: list[dict[str, Any]] = []
         self.ended: Closed | None = None
         self.idle_since: float | None = None
         self._started: asyncio.Future | None = None
@@ -251,11 +299,18 @@ class Upstream:
         self._watcher = asyncio.ensure_future(self._watch(self.feed))
 
     def _on_change(self, seq: Any, rows: list[dict[str, Any]]) -> None:
-        for row in rows:
-            frame = encode(row)
-            self.last_seq = row["seq"]
-            for subscription in self.subscribers:
-                subscription.offer(row, frame)
+        """Rows arrive one by one; they are passed on together at the end of this turn of
+        the event loop, so that a subscriber writes once for all the rows of a read."""
+        if not self._arrived:
+            asyncio.get_running_loop().call_soon(self._fan_out)
+        self._arrived += rows
+
+    def _fan_out(self) -> None:
+        batch = [(row, encode(row)) for row in self._arrived]
+        self._arrived = []
+        self.last_seq = batch[-1][0]["seq"]
+        for subscription in list(self.subscribers):  # a subscriber may leave as it is told
+            subscription.offer(batch)
 
     async def _watch(self, feed: ChangesFeed) -> None:
         try:
@@ -293,6 +348,28 @@ class Upstream:
         return self.feed.reconnects if self.feed is not None else 0
 
 
+class Subscribing:
+    """``async with hub.subscribe(…) as subscription``: joins on entry, leaves on exit.
+
+    A class rather than a generator-based context manager: thousands of these live as long
+    as their subscribers, and this is the smaller object."""
+
+    __slots__ = ("args", "hub", "subscription")
+
+    def __init__(self, hub: Hub, db: str, since: Any, kind: str, options: dict[str, Any]) -> None:
+        self.hub = hub
+        self.args = (db, since, kind, options)
+        self.subscription: Subscription | None = None
+
+    async def __aenter__(self) -> Subscription:
+        self.subscription = await self.hub.join(*self.args)
+        return self.subscription
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self.subscription is not None:
+            self.hub.leave(self.subscription)
+
+
 class Hub:
     """Subscriptions to databases' changes, sharing one upstream feed per database and filter."""
 
@@ -316,39 +393,51 @@ class Hub:
         self.upstreams_started = 0
         self._closing = False
         self._ending: list[Upstream] = []
+        self._catching_up: dict[Subscription, asyncio.Future] = {}
 
-    @contextlib.asynccontextmanager
-    async def subscribe(
+    def subscribe(
         self, db: str, *, since: Any = "now", kind: str = "websocket", **options: Any
-    ) -> AsyncIterator[Subscription]:
-        """Follow ``db``'s changes from ``since`` (a seq, 0 or ``"now"``) while inside.
+    ) -> Subscribing:
+        """Follow ``db``'s changes from ``since`` (a seq, 0 or ``"now"``) while inside
+        ``async with hub.subscribe(…) as subscription``.
 
         ``options`` select the feed: include_docs, filter, doc_ids, selector, view, style.
-        Raises HubFull past ``max_subscribers``; leaving always unsubscribes.
+        Entering raises HubFull past ``max_subscribers``; leaving always unsubscribes.
         """
+        return Subscribing(self, db, since, kind, options)
+
+    async def join(self, db: str, since: Any, kind: str, options: dict[str, Any]) -> Subscription:
+        """A new subscription to ``db``'s shared feed; ``leave`` must follow."""
         if self.subscribers >= self.max_subscribers or self._closing:
             raise HubFull(f"{self.subscribers} subscribers already")
         options, accepts = local_filter(options)
         subscription = Subscription(kind, self.queue_limit, self.stats, accepts)
         self._count(kind, +1)
-        upstream: Upstream | None = None
-        catch_up: asyncio.Future | None = None
         try:
             upstream = await self._upstream(db, options)
-            upstream.subscribers.add(subscription)
-            upstream.idle_since = None
-            if upstream.ended:
-                subscription.close(upstream.ended)
-            catch_up = asyncio.ensure_future(self._catch_up(upstream, subscription, since))
-            yield subscription
-        finally:
+        except BaseException:
             self._count(kind, -1)
-            if catch_up is not None:
-                catch_up.cancel()
-            if upstream is not None:
-                upstream.subscribers.discard(subscription)
-                if not upstream.subscribers:
-                    self._linger(upstream)
+            raise
+        subscription.upstream = upstream
+        upstream.subscribers.add(subscription)
+        upstream.idle_since = None
+        if upstream.ended:
+            subscription.close(upstream.ended)
+        catch_up = asyncio.ensure_future(self._catch_up(upstream, subscription, since))
+        self._catching_up[subscription] = catch_up
+        catch_up.add_done_callback(lambda _: self._catching_up.pop(subscription, None))
+        return subscription
+
+    def leave(self, subscription: Subscription) -> None:
+        self._count(subscription.kind, -1)
+        catch_up = self._catching_up.pop(subscription, None)
+        if catch_up is not None:
+            catch_up.cancel()
+        upstream = subscription.upstream
+        if upstream is not None:
+            upstream.subscribers.discard(subscription)
+            if not upstream.subscribers:
+                self._linger(upstream)
 
     async def _upstream(self, db: str, options: dict[str, Any]) -> Upstream:
         key = (db, ujson.dumps(sorted(options.items())))
@@ -385,9 +474,8 @@ class Hub:
         while not subscription.closed:
             page = await upstream.db.changes(since=since, limit=BACKLOG_PAGE, **upstream.options)
             accepts = subscription.accepts
-            for row in page["results"]:
-                if accepts is None or accepts(row):
-                    await subscription.backlog(row, encode(row))
+            rows = [row for row in page["results"] if accepts is None or accepts(row)]
+            await subscription.backlog([(row, encode(row)) for row in rows])
             since = page["last_seq"]
             if len(page["results"]) < BACKLOG_PAGE:
                 break

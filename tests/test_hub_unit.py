@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from service.couch import Couch
-from service.handlers.changes import frames, shared_frame, text_frame
+from service.handlers.frames import frames, shared_frame, text_frame
 from service.hub import (
     SLOW_CONSUMER,
     CaughtUp,
@@ -15,6 +15,7 @@ from service.hub import (
     Hub,
     HubStats,
     Subscription,
+    Upstream,
     encode,
     local_filter,
 )
@@ -32,15 +33,13 @@ def ids(items) -> list:
 async def test_late_join_sends_backlog_marker_then_held_rows_once():
     subscription = Subscription("websocket", 100, HubStats())
     live_a, live_b, live_c = row("a", "2-x", 11), row("b", "1-y", 12), row("a", "1-x", 9)
-    subscription.offer(live_c, b"stale a")  # delivered late by the upstream: older than backlog
-    subscription.offer(live_a, b"a2")  # also in the backlog below
-    subscription.offer(live_b, b"b1")  # only live
+    subscription.offer([(live_c, b"stale a")])  # delivered late by the upstream: older than backlog
+    subscription.offer([(live_a, b"a2"), (live_b, b"b1")])  # a2 is also in the backlog below
     assert not subscription.queue  # held while catching up
-    await subscription.backlog(row("z", "1-z", 5), b"z1")
-    await subscription.backlog(row("a", "2-x", 11), b"a2")
+    await subscription.backlog([(row("z", "1-z", 5), b"z1"), (row("a", "2-x", 11), b"a2")])
     subscription.go_live(11)
     assert ids(subscription.take()) == [b"z1", b"a2", 11, b"b1"]
-    subscription.offer(row("a", "3-x", 13), b"a3")  # newer than the backlog: passes
+    subscription.offer([(row("a", "3-x", 13), b"a3")])  # newer than the backlog: passes
     assert subscription.take() == [b"a3"]
 
 
@@ -51,8 +50,7 @@ async def test_a_subscriber_that_falls_behind_is_closed_as_slow():
     told: list[Closed] = []
     subscription.on_close = told.append
     subscription.go_live(0)
-    for n in range(4):
-        subscription.offer(row(f"d{n}", "1-a", n), b"frame")
+    subscription.offer([(row(f"d{n}", "1-a", n), b"frame") for n in range(4)])
     assert subscription.closed is SLOW_CONSUMER
     assert told == [SLOW_CONSUMER]  # a subscriber stuck writing is told at once
     assert not subscription.queue
@@ -65,9 +63,8 @@ async def test_a_subscriber_that_falls_behind_is_closed_as_slow():
 @pytest.mark.gen_test
 async def test_the_backlog_waits_for_room_instead_of_overflowing():
     subscription = Subscription("websocket", 2, HubStats())
-    for n in range(2):
-        await subscription.backlog(row(f"d{n}", "1-a", n), b"f")
-    blocked = asyncio.ensure_future(subscription.backlog(row("d2", "1-a", 2), b"f"))
+    await subscription.backlog([(row(f"d{n}", "1-a", n), b"f") for n in range(2)])
+    blocked = asyncio.ensure_future(subscription.backlog([(row("d2", "1-a", 2), b"f")]))
     await asyncio.sleep(0.01)
     assert not blocked.done()
     assert len(subscription.take()) == 2
@@ -124,3 +121,35 @@ def test_a_rows_frame_is_built_once_for_all_subscribers():
     assert shared_frame(encoded) is shared_frame(encoded)
     assert shared_frame(encoded) == text_frame(encoded)
     assert shared_frame(b"plain") == text_frame(b"plain")
+
+
+@pytest.mark.gen_test
+async def test_a_pushed_subscriber_is_told_once_per_batch_not_per_row():
+    subscription = Subscription("websocket", 100, HubStats())
+    taken: list[list] = []
+    subscription.on_ready = lambda: taken.append(subscription.take())
+    subscription.go_live(0)
+    subscription.offer([(row(f"d{n}", "1-a", n), f"f{n}".encode()) for n in range(3)])
+    assert ids(taken[0]) == [0]  # the caught-up marker, told on its own
+    assert taken[1:] == [[b"f0", b"f1", b"f2"]]
+
+
+@pytest.mark.gen_test
+async def test_rows_read_in_one_turn_reach_subscribers_as_one_batch(server_url, db_name):
+    async with Couch(server_url) as couch:
+        upstream = Upstream(couch[db_name], {}, heartbeat=10)
+        offered: list[list] = []
+
+        class Recording(Subscription):
+            __slots__ = ()
+
+            def offer(self, batch):
+                offered.append(batch)
+
+        upstream.subscribers.add(Recording("websocket", 100, HubStats()))
+        for n in range(3):
+            upstream._on_change(n, [row(f"d{n}", "1-a", n)])
+        assert offered == []
+        await asyncio.sleep(0)
+        assert [[r["id"] for r, _ in batch] for batch in offered] == [["d0", "d1", "d2"]]
+        assert upstream.last_seq == 2

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import struct
 from typing import Any
 
 import ujson
@@ -19,58 +18,15 @@ from tornado import iostream, websocket
 from .. import options
 from ..couch import relax
 from ..couch.errors import BadRequest, NotFound
-from ..hub import SLOW_CONSUMER, CaughtUp, Closed, Encoded, Hub, HubFull, Item
+from ..hub import SLOW_CONSUMER, Closed, Hub, HubFull, Item, Subscription
 from .base import ApiHandler, json_text
+from .frames import FramePump
 
 # The options that choose an upstream feed; the others shape what one subscriber receives.
 FEED_OPTIONS = ("include_docs", "filter", "doc_ids", "selector", "view", "style", "conflicts")
 BUILTIN_FILTERS = ("_doc_ids", "_selector", "_design", "_view")
 DEFAULT_HEARTBEAT = 60.0
 DEFAULT_TIMEOUT = 60.0
-
-
-def frames(items: list[Item], *, batched: bool) -> list[bytes]:
-    """WebSocket frames for queued items: one per row, or one array of the rows in a row
-    when batched; a caught-up marker is always a frame of its own."""
-    if not batched:
-        return [item if isinstance(item, bytes) else marker(item) for item in items]
-    out: list[bytes] = []
-    rows: list[bytes] = []
-    for item in items:
-        if isinstance(item, bytes):
-            rows.append(item)
-            continue
-        if rows:
-            out.append(b"[" + b",".join(rows) + b"]")
-            rows = []
-        out.append(marker(item))
-    if rows:
-        out.append(b"[" + b",".join(rows) + b"]")
-    return out
-
-
-def text_frame(payload: bytes) -> bytes:
-    """A WebSocket text frame as a server sends it: unmasked, uncompressed, whole (RFC 6455)."""
-    length = len(payload)
-    if length < 126:
-        return struct.pack("!BB", 0x81, length) + payload
-    if length <= 0xFFFF:
-        return struct.pack("!BBH", 0x81, 126, length) + payload
-    return struct.pack("!BBQ", 0x81, 127, length) + payload
-
-
-def shared_frame(payload: bytes) -> bytes:
-    """``text_frame(payload)``, built once per row however many subscribers send it."""
-    frame = getattr(payload, "websocket_frame", None)
-    if frame is None:
-        frame = text_frame(payload)
-        if isinstance(payload, Encoded):
-            payload.websocket_frame = frame  # type: ignore[attr-defined]
-    return frame
-
-
-def marker(caught_up: CaughtUp) -> bytes:
-    return ujson.dumps({"last_seq": caught_up.last_seq}).encode()
 
 
 def seq_of(row: bytes) -> Any:
@@ -83,31 +39,33 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
     def initialize(self, *, hub: Hub, **collaborators: Any) -> None:
         ApiHandler.initialize(self, **collaborators)
         self.hub = hub
-        self._sender: asyncio.Future | None = None
+        self.subscription: Subscription | None = None
 
     # -- checked before anything starts
 
     @relax
-    def get(self, db: str) -> Any:
+    async def get(self, db: str) -> None:
+        # A coroutine, not a generator under gen.coroutine: a WebSocket lives inside this
+        # call, and thousands of them should not each keep a coroutine runner and a task.
         query = options.parse(self.request.arguments, options.CHANGES)
         feed = query.pop("feed", "normal")
         if feed == "live":
             feed = "continuous"
         if feed == "normal":
-            self.write_json((yield self.database(db).changes(**query)))
+            self.write_json(await self.database(db).changes(**query))
             return
-        yield self._check_filter(db, query)
+        await self._check_filter(db, query)
         if self.hub.subscribers >= self.hub.max_subscribers:
             raise HubFull(f"{self.hub.subscribers} subscribers already")
         self.query = query
         if feed == "websocket":
-            yield websocket.WebSocketHandler.get(self, db)
+            await self._websocket(db, query)
         elif feed == "longpoll":
-            yield self._longpoll(db, query)
+            await self._longpoll(db, query)
         elif feed == "eventsource":
-            yield self._stream(db, query, eventsource=True)
+            await self._stream(db, query, eventsource=True)
         else:
-            yield self._stream(db, query, eventsource=False)
+            await self._stream(db, query, eventsource=False)
 
     async def _check_filter(self, db: str, query: dict[str, Any]) -> None:
         """400 for a filter that cannot work, 404 for a database or filter that is missing."""
@@ -155,45 +113,27 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
         allowed = self.config.cors_origins
         return "*" in allowed or origin in allowed or super().check_origin(origin)
 
+    async def _websocket(self, db: str, query: dict[str, Any]) -> None:
+        """Subscribe, then upgrade: a backend that cannot be followed is an HTTP error, not a
+        socket that opens and closes. The subscription lasts as long as the socket."""
+        async with self._subscription(db, query, "websocket") as subscription:
+            subscription.on_close = lambda closed: self.close(closed.code, closed.reason)
+            self.subscription = subscription
+            await websocket.WebSocketHandler.get(self, db)
+
     def open(self, db: str) -> None:
         self._leave()  # an open WebSocket is not a request in flight; shutdown closes it
-        self._sender = asyncio.ensure_future(self._send_changes(db))
-
-    async def _send_changes(self, db: str) -> None:
-        latency = self.query.get("latency", 0)
-        try:
-            async with self._subscription(db, self.query, "websocket") as subscription:
-                subscription.on_close = lambda closed: self.close(closed.code, closed.reason)
-                while True:
-                    items = await subscription.next()
-                    if latency > 0:
-                        await asyncio.sleep(latency)
-                        items += subscription.take()
-                    await self._write_frames(frames(items, batched=latency > 0))
-                    self.hub.stats.frames_sent += len(items)
-        except Closed as closed:
-            self.close(closed.code, closed.reason)
-        except (websocket.WebSocketClosedError, iostream.StreamClosedError):
-            pass
+        subscription = self.subscription
+        if subscription.closed:
+            self.close(subscription.closed.code, subscription.closed.reason)
+            return
+        FramePump(
+            subscription, self.ws_connection.stream, self.query.get("latency", 0), self.hub.stats
+        )
 
     def get_compression_options(self) -> None:
-        """No per-message compression: ``_write_frames`` writes plain frames itself."""
+        """No per-message compression: the frame pump writes plain frames itself."""
         return None
-
-    async def _write_frames(self, payloads: list[bytes]) -> None:
-        """Write a batch of text frames in one write, and wait for the socket to take it.
-
-        The wait is the backpressure that lets a slow client fall behind and be closed.
-        ``write_message`` would make a Task per frame, which was most of the hub's CPU.
-        """
-        connection = self.ws_connection
-        if connection is None:
-            raise websocket.WebSocketClosedError()
-        await connection.stream.write(b"".join(map(shared_frame, payloads)))
-
-    def on_close(self) -> None:
-        if self._sender is not None:
-            self._sender.cancel()
 
     def on_connection_close(self) -> None:
         websocket.WebSocketHandler.on_connection_close(self)
