@@ -11,6 +11,7 @@ from .handlers.attachments import AttachmentHandler
 from .handlers.base import NotFoundHandler
 from .handlers.changes import ChangesHandler
 from .handlers.documents import DatabaseHandler, DocumentHandler
+from .handlers.keepalive import Pinger
 from .handlers.server import (
     AllDbsHandler,
     MetricsHandler,
@@ -90,7 +91,7 @@ def make_app(
             seconds * 1000,
         )
 
-    extra = {ChangesHandler: {"hub": hub}}
+    extra = {ChangesHandler: {"hub": hub, "pinger": Pinger(settings.heartbeat)}}
     return web.Application(
         [
             (pattern, handler, {**collaborators, **extra.get(handler, {})})
@@ -100,6 +101,4 @@ def make_app(
         default_handler_args=collaborators,
         log_function=log_request,
         cors_origins=settings.cors_origins,
-        websocket_ping_interval=settings.heartbeat,
-        websocket_ping_timeout=settings.heartbeat,
     )

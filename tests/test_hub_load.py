@@ -130,6 +130,24 @@ class StalledSubscriber:
         return data
 
 
+@pytest.mark.gen_test(timeout=60)
+async def test_pings_keep_answering_subscribers_and_close_silent_ones(start_settee, db_name, bdb):
+    settee = start_settee(heartbeat=0.3)
+    path = f"/{db_name}/_changes?feed=websocket&since=now"
+    silent = await asyncio.to_thread(StalledSubscriber, settee.url, path)  # never answers
+    readers = await collectors(settee, db_name, 3)
+    assert await asyncio.to_thread(silent.close_code, 5) == 1000  # "ping timed out"
+    deadline = time.monotonic() + 10  # Tornado waits 5 s for the closing handshake
+    while settee.hub.subscribers > 3 and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert settee.hub.subscribers == 3
+    await asyncio.sleep(1.5)  # five intervals: the readers' client answers every ping
+    await asyncio.to_thread(bdb.save, {"_id": "still-there"})
+    for reader in readers:
+        await reader.wait_for({"still-there"}, timeout=10)
+        reader.close()
+
+
 def rss_bytes() -> int:
     with open("/proc/self/status") as status:
         line = next(line for line in status if line.startswith("VmRSS:"))

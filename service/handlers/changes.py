@@ -21,6 +21,7 @@ from ..couch.errors import BadRequest, NotFound
 from ..hub import SLOW_CONSUMER, Closed, Hub, HubFull, Item, Subscription
 from .base import ApiHandler, json_text
 from .frames import FramePump
+from .keepalive import Pinger
 
 # The options that choose an upstream feed; the others shape what one subscriber receives.
 FEED_OPTIONS = ("include_docs", "filter", "doc_ids", "selector", "view", "style", "conflicts")
@@ -36,9 +37,10 @@ def seq_of(row: bytes) -> Any:
 class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
     route = "changes"
 
-    def initialize(self, *, hub: Hub, **collaborators: Any) -> None:
+    def initialize(self, *, hub: Hub, pinger: Pinger, **collaborators: Any) -> None:
         ApiHandler.initialize(self, **collaborators)
         self.hub = hub
+        self.pinger = pinger
         self.subscription: Subscription | None = None
 
     # -- checked before anything starts
@@ -130,6 +132,13 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
         FramePump(
             subscription, self.ws_connection.stream, self.query.get("latency", 0), self.hub.stats
         )
+        self.pinger.add(self)
+
+    def on_pong(self, data: bytes) -> None:
+        self.pinger.answered(self)
+
+    def on_close(self) -> None:
+        self.pinger.discard(self)
 
     def get_compression_options(self) -> None:
         """No per-message compression: the frame pump writes plain frames itself."""
