@@ -91,6 +91,9 @@ class ApiHandler(web.RequestHandler):
     """
 
     route = "unknown"
+    # Slots, not the instance dict: Tornado's own attributes fill a WebSocket handler's dict
+    # up to the size CPython shares between instances, and each idle subscriber is one.
+    __slots__ = ("_chunks", "_counted", "config", "couch", "in_flight", "metrics")
 
     def initialize(
         self, *, couch: Couch, settings: Settings, metrics: Metrics, in_flight: InFlight

@@ -36,6 +36,8 @@ def seq_of(row: bytes) -> Any:
 
 class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
     route = "changes"
+    __slots__ = ("hub", "latency", "pinger", "subscription")
+    _stream_request_body = False  # a GET: its (empty) body need not be streamed
 
     def initialize(self, *, hub: Hub, pinger: Pinger, **collaborators: Any) -> None:
         ApiHandler.initialize(self, **collaborators)
@@ -59,9 +61,13 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
         await self._check_filter(db, query)
         if self.hub.subscribers >= self.hub.max_subscribers:
             raise HubFull(f"{self.hub.subscribers} subscribers already")
-        self.query = query
         if feed == "websocket":
-            await self._websocket(db, query)
+            # Subscribe, then upgrade: a backend that cannot be followed is an HTTP error,
+            # not a socket that opens and closes. The subscription lasts as long as the socket.
+            async with self._subscription(db, query, "websocket") as subscription:
+                subscription.on_close = self._end
+                self.subscription, self.latency = subscription, query.get("latency", 0)
+                await websocket.WebSocketHandler.get(self, db)
         elif feed == "longpoll":
             await self._longpoll(db, query)
         elif feed == "eventsource":
@@ -115,24 +121,18 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
         allowed = self.config.cors_origins
         return "*" in allowed or origin in allowed or super().check_origin(origin)
 
-    async def _websocket(self, db: str, query: dict[str, Any]) -> None:
-        """Subscribe, then upgrade: a backend that cannot be followed is an HTTP error, not a
-        socket that opens and closes. The subscription lasts as long as the socket."""
-        async with self._subscription(db, query, "websocket") as subscription:
-            subscription.on_close = lambda closed: self.close(closed.code, closed.reason)
-            self.subscription = subscription
-            await websocket.WebSocketHandler.get(self, db)
-
     def open(self, db: str) -> None:
         self._leave()  # an open WebSocket is not a request in flight; shutdown closes it
         subscription = self.subscription
         if subscription.closed:
             self.close(subscription.closed.code, subscription.closed.reason)
             return
-        FramePump(
-            subscription, self.ws_connection.stream, self.query.get("latency", 0), self.hub.stats
-        )
+        FramePump(subscription, self.ws_connection.stream, self.latency, self.hub.stats)
         self.pinger.add(self)
+
+    def _end(self, closed: Closed) -> None:
+        """The hub ended the subscription: close the socket with its code and reason."""
+        self.close(closed.code, closed.reason)
 
     def on_pong(self, data: bytes) -> None:
         self.pinger.answered(self)
