@@ -657,6 +657,7 @@ def fanout_n(
     settee = Settee(pouch_url, workdir, f"settee-{n}")
     procs = args.client_procs or (1 if n <= 500 else 2)
     clients = Clients(procs)
+    reference = Clients(1)
     result["client_procs"] = procs
     query = "since=now&include_docs=true"
     connect_timeout = max(60.0, n / 50)
@@ -684,16 +685,23 @@ def fanout_n(
         if not one_doc(pouch, clients, db, f"ready{n}", 60):
             print("  warning: not every subscriber got the ready doc")
 
-        # Latency at a fixed rate of deliveries.
+        # Latency at a fixed rate of deliveries; one continuous feed straight to pouchdb-server
+        # alongside, as the reference: what the backend's own feed adds to the latency.
         rate = args.deliveries_per_s / n
         count = max(2, round(rate * args.latency_seconds))
+        _, info = pouch.call("GET", f"/{db}")
+        reference.connect("continuous", direct_feed_url(pouch_url, db, info, docs=True), 1, 30)
         clients.expect(f"lat{n}", count, latency=True)
+        reference.expect(f"lat{n}", count, latency=True)
         quiet = wait_quiet(budget)
         meter, t0 = Meter(settee.pid, clients.pids, args.pouch_pgid), time.monotonic()
         wrote = write_at_rate(pouch, db, f"lat{n}", rate, count)
         done = clients.wait_complete(f"lat{n}", 60)
         window = time.monotonic() - t0
         cpu = meter.stop()
+        reference.wait_complete(f"lat{n}", 10)
+        direct = [x / 1000 for x in reference.report(f"lat{n}", latencies=True)["latencies_us"]]
+        reference.close_subscribers()
         report = clients.report(f"lat{n}", latencies=True)
         lat = [x / 1000 for x in report["latencies_us"]]
         result["latency"] = {
@@ -713,6 +721,8 @@ def fanout_n(
             "closed": report["closed"],
             "window_s": window,
             "busy_before_pct": quiet,
+            "direct_p50_ms": percentile(direct, 50),
+            "direct_p99_ms": percentile(direct, 99),
             **cpu,
         }
         print(f"  N={n} latency: {fmt_latency(result['latency'])}", flush=True)
@@ -745,10 +755,18 @@ def fanout_n(
         clients.close_subscribers()
     finally:
         clients.stop()
+        reference.stop()
         settee.stop()
         pouch.close()
         result["settee_complaints"] = settee.complaints()[:5]
     return result
+
+
+def direct_feed_url(pouch_url: str, db: str, info: dict[str, Any], *, docs: bool) -> str:
+    """A continuous feed straight to pouchdb-server, from the update_seq just read (so that
+    a feed still being set up misses nothing)."""
+    query = f"feed=continuous&heartbeat=10000&since={info['update_seq']}"
+    return f"{pouch_url}/{db}/_changes?{query}" + ("&include_docs=true" if docs else "")
 
 
 def fmt_latency(lat: dict[str, Any]) -> str:
@@ -756,6 +774,7 @@ def fmt_latency(lat: dict[str, Any]) -> str:
         f"{lat['rate']:.1f} docs/s, {lat['deliveries']} deliveries "
         f"({lat['deliveries_per_s']:.0f}/s), p50 {lat['p50_ms']:.1f} ms, "
         f"p99 {lat['p99_ms']:.1f} ms, max {lat['max_ms']:.1f} ms, missing {lat['missing']}, "
+        f"(one direct feed: p50 {lat['direct_p50_ms']:.1f}, p99 {lat['direct_p99_ms']:.1f} ms), "
         f"dups {lat['dups']}; CPU %: {fmt_cpu(lat)}"
     )
 
@@ -851,8 +870,7 @@ def backend_cpu(args: argparse.Namespace, workdir: Path, budget: Budget) -> list
             settee.stop()  # and its upstream feed: nothing of settee's is left in the last window
             time.sleep(1.0)
             _, info = pouch.call("GET", f"/{db}")
-            url = f"{server.url}/{db}/_changes?feed=continuous&since={info['update_seq']}"
-            clients.connect("continuous", url + "&heartbeat=10000", n, 60)
+            clients.connect("continuous", direct_feed_url(server.url, db, info, docs=False), n, 60)
             if not one_doc(pouch, clients, db, f"dready{n}", 30):
                 print(f"  warning: not every direct feed got the ready doc at N={n}")
             row["direct"] = cpu_window(args, pouch, pgid, db, f"direct{n}", clients, None)
@@ -924,9 +942,9 @@ def print_tables(args: argparse.Namespace, part1: list[dict[str, Any]], part2: l
         )
         print(
             "| N | docs/s | deliveries/s | p50 ms | p90 ms | p99 ms | max ms | lost | dups "
-            "| CPU % s/c/p/o | baseline p99 | goal p99 |"
+            "| direct feed p50 / p99 ms | CPU % s/c/p/o | baseline p99 | goal p99 |"
         )
-        print("|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--|")
+        print("|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--|")
         for r in part1:
             lat = r.get("latency")
             if not lat:
@@ -938,6 +956,7 @@ def print_tables(args: argparse.Namespace, part1: list[dict[str, Any]], part2: l
                 f"| {r['n']:,} | {lat['rate']:.1f} | {lat['deliveries_per_s']:,.0f} "
                 f"| {lat['p50_ms']:.1f} | {lat['p90_ms']:.1f} | {lat['p99_ms']:.1f} "
                 f"| {lat['max_ms']:.1f} | {lat['missing']} | {lat['dups']} "
+                f"| {lat['direct_p50_ms']:.1f} / {lat['direct_p99_ms']:.1f} "
                 f"| {cpu_cells(lat)} | {base} | ≤ {goal}: {met(ok)} |"
             )
             goals.append(
