@@ -753,6 +753,8 @@ def fanout_n(
                     print(f"  N={n} profiled burst: {fmt_burst(result['profile']['burst'])}")
         result["slow_consumer_closes"] = settee.metric("settee_slow_consumer_closes_total")
         clients.close_subscribers()
+        for ping in (10.0, 0.0):
+            result[f"bare_kb_per_sub_ping{ping:g}"] = bare_memory(workdir, clients, n, ping)
     finally:
         clients.stop()
         reference.stop()
@@ -760,6 +762,35 @@ def fanout_n(
         pouch.close()
         result["settee_complaints"] = settee.complaints()[:5]
     return result
+
+
+def bare_memory(workdir: Path, clients: Clients, n: int, ping: float) -> float:
+    """kB per idle WebSocket on a bare Tornado server (``bench/bare_broadcaster.py``),
+    measured as settee's: VmRSS with one socket come and gone, against VmRSS with ``n``."""
+    port = free_port()
+    log = workdir / f"bare-{n}-{ping:g}.log"
+    args = [PYTHON, str(ROOT / "bench" / "bare_broadcaster.py"), "--port", str(port)]
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [*args, "--ping", str(ping)], stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/_up", timeout=20)
+        url = f"ws://127.0.0.1:{port}/bare/_changes"
+        clients.connect("ws", url, 1, 30)
+        clients.close_subscribers()
+        time.sleep(1.0)
+        rss0 = rss_settled(process.pid)
+        clients.connect("ws", url, n, max(60.0, n / 50))
+        time.sleep(2.0)
+        rss1 = rss_settled(process.pid)
+        clients.close_subscribers()
+        kb = (rss1 - rss0) * 1.024 / n
+        print(f"  N={n} bare Tornado, ping {ping:g} s: {kb:.1f} kB per idle socket", flush=True)
+        return kb
+    finally:
+        process.terminate()
+        process.wait(10)
 
 
 def direct_feed_url(pouch_url: str, db: str, info: dict[str, Any], *, docs: bool) -> str:
@@ -935,6 +966,14 @@ def print_tables(args: argparse.Namespace, part1: list[dict[str, Any]], part2: l
                 f"(goal ≤ {GOALS['kb_per_sub']:g}, baseline {BASELINE['kb_per_sub']}): {met(ok)}"
             )
         print(f"\nBaseline (bare Tornado broadcaster): {BASELINE['kb_per_sub']} kB per idle conn.")
+        print("Bare Tornado WebSocket server here, same N, same run (bench/bare_broadcaster.py):")
+        for r in part1:
+            if "bare_kb_per_sub_ping10" in r:
+                print(
+                    f"- N={r['n']:,}: {r['bare_kb_per_sub_ping10']:.1f} kB with Tornado's pings "
+                    f"every 10 s, {r['bare_kb_per_sub_ping0']:.1f} kB without pings; settee "
+                    f"{r['kb_per_sub']:.1f} kB"
+                )
 
         print(
             f"\n### PUT-to-receive latency at ~{args.deliveries_per_s:,.0f} deliveries/s "
