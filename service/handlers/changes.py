@@ -67,6 +67,10 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
             async with self._subscription(db, query, "websocket") as subscription:
                 subscription.on_close = self._end
                 self.subscription, self.latency = subscription, query.get("latency", 0)
+                # What was parsed from the request is used up; an idle subscriber need not
+                # hold it for the life of its socket (this frame and the request would).
+                del query
+                self.request.arguments = self.request.query_arguments = {}
                 await websocket.WebSocketHandler.get(self, db)
         elif feed == "longpoll":
             await self._longpoll(db, query)
