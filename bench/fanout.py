@@ -23,6 +23,10 @@ Part 1, for each N in ``--ns`` (a fresh settee and database per N; subscribers w
   with ``latency=0`` (a frame per row), then as many with ``latency=100`` (a frame per 100 ms
   holding an array of rows) on a new set of N subscribers; medians. settee's CPU per delivered
   row and the subscriber processes' CPU are given, as they share the two cores;
+* references, same run: one continuous feed straight to pouchdb-server during the latency
+  window (its p50/p99: the backend's own share of the latency), and, after the bursts, a bare
+  Tornado WebSocket server (``bench/bare_broadcaster.py``) holding N idle sockets, with
+  Tornado's pings every 10 s and without (its kB per socket, measured as settee's);
 * at N = ``--profile-n``, one more ``latency=0`` burst with py-spy sampling settee
   (``--profile-out``), summarised by function (self and inclusive shares).
 
