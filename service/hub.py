@@ -301,6 +301,8 @@ class Upstream:
     def _on_change(self, seq: Any, rows: list[dict[str, Any]]) -> None:
         """Rows arrive one by one; they are passed on together at the end of this turn of
         the event loop, so that a subscriber writes once for all the rows of a read."""
+        if not rows:
+            return
         if not self._arrived:
             asyncio.get_running_loop().call_soon(self._fan_out)
         self._arrived += rows
