@@ -74,6 +74,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import read_profile  # noqa: E402
 from tests.servers import PouchServer, free_port, wait_until_up  # noqa: E402
 
 PYTHON = sys.executable
@@ -595,47 +596,9 @@ def profile_burst(
     return {"burst": result, **summarise_profile(out, args.profile_top)}
 
 
-def shorten(frame: str) -> str:
-    """``fn (/long/path/site-packages/tornado/web.py:12)`` → ``tornado/web.py:fn``."""
-    found = re.match(r"(.*) \((.*?)(?::\d+)?\)$", frame)
-    if not found:
-        return frame
-    name, path = found.groups()
-    for marker in ("site-packages/", "lib/python3.11/", str(ROOT) + "/"):
-        if marker in path:
-            path = path.split(marker, 1)[1]
-            break
-    return f"{path}:{name}"
-
-
-def area(frame: str) -> str:
-    path = frame.split(":", 1)[0]
-    for prefix in ("service/", "tornado/", "aiohttp/", "asyncio/", "ujson"):
-        if path.startswith(prefix):
-            return prefix.rstrip("/")
-    if path.startswith(("selectors", "socket", "ssl", "logging/")):
-        return "stdlib I/O + logging"
-    return "other"
-
-
 def summarise_profile(path: Path, top: int) -> dict[str, Any]:
-    inclusive: Counter[str] = Counter()
-    own: Counter[str] = Counter()
-    areas: Counter[str] = Counter()
-    total = 0
-    for line in path.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
-        frames = [shorten(f) for f in stack.split(";")[1:]]  # the first is the thread
-        if not frames:
-            continue
-        samples = int(count)
-        total += samples
-        own[frames[-1]] += samples
-        areas[area(frames[-1])] += samples
-        for frame in set(frames):
-            inclusive[frame] += samples
+    found = read_profile(path)
+    total, own, areas, inclusive = found.total, found.own, found.areas, found.inclusive
     skip = ("asyncio/", "<frozen", "run.py:", "tornado/platform/", "service/processes")
     busy = Counter({k: v for k, v in inclusive.items() if not k.startswith(skip)})
 

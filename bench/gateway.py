@@ -56,11 +56,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import read_profile, time_wait_since  # noqa: E402
 from tests.servers import PouchServer, free_port, wait_until_up  # noqa: E402
 
 PYTHON = sys.executable
 DB, PUT_DB = "bench", "bench_put"
-TIME_WAIT_SECONDS = 60  # Linux's TCP_TIMEWAIT_LEN
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 WRK_GRACE = 30  # seconds past a run's duration before wrk is killed
 GOALS = {"rps_ratio": 0.95, "p99_ratio": 1.25, "cpu_us": 450.0, "time_wait": 1000}
@@ -177,29 +177,6 @@ def fill(pouch_url: str, docs: int) -> None:
 
 
 # -- TIME_WAIT
-
-
-def time_wait_since(ports: set[int], since: float) -> int:
-    """Sockets in TIME_WAIT with one of ``ports`` at either end that entered it after ``since``.
-
-    /proc/net/tcp shows the time a TIME_WAIT socket has left (in 1/100 s), which dates its
-    entry; comparing snapshots would undercount, as loopback reuses TIME_WAIT pairs.
-    """
-    newest = TIME_WAIT_SECONDS - (time.monotonic() - since) - 0.02
-    count = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            _, local, remote, state, _, timer, *_ = line.split()
-            if state != "06":
-                continue
-            ends = {int(local.rsplit(":", 1)[1], 16), int(remote.rsplit(":", 1)[1], 16)}
-            if ends & ports and int(timer.split(":")[1], 16) / 100 >= newest:
-                count += 1
-    return count
 
 
 def time_wait_total() -> int:
@@ -511,29 +488,6 @@ def own_cpu(args: argparse.Namespace, wrk: Wrk, workdir: Path) -> list[str]:
     return goals
 
 
-def shorten(frame: str) -> str:
-    """``fn (/long/path/site-packages/tornado/web.py:12)`` → ``tornado/web.py:fn``."""
-    found = re.match(r"(.*) \((.*?):(\d+)\)$", frame)
-    if not found:
-        return frame
-    name, path, _line = found.groups()
-    for marker in ("site-packages/", "lib/python3.11/", str(ROOT) + "/"):
-        if marker in path:
-            path = path.split(marker, 1)[1]
-            break
-    return f"{path}:{name}"
-
-
-def area(frame: str) -> str:
-    path = frame.split(":", 1)[0]
-    for prefix in ("service/", "tornado/", "aiohttp/", "asyncio/", "yarl/", "multidict/"):
-        if path.startswith(prefix):
-            return prefix.rstrip("/")
-    if path.startswith(("logging/", "selectors", "socket", "ssl")):
-        return "stdlib I/O + logging"
-    return "other"
-
-
 def profile(args: argparse.Namespace, wrk: Wrk, settee: Served) -> None:
     """py-spy samples settee while wrk loads it with GETs; prints the top functions."""
     py_spy = shutil.which("py-spy") or str(Path(PYTHON).with_name("py-spy"))
@@ -570,23 +524,8 @@ def profile(args: argparse.Namespace, wrk: Wrk, settee: Served) -> None:
         print(f"part 3 failed: py-spy said:\n{sampled.stdout}\n{sampled.stderr}")
         return
     rps = parse_wrk(stdout)[0] if "Requests/sec" in stdout else float("nan")
-    inclusive: Counter[str] = Counter()
-    own: Counter[str] = Counter()
-    areas: Counter[str] = Counter()
-    total = 0
-    for line in out.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
-        frames = [shorten(f) for f in stack.split(";")[1:]]  # the first is the thread
-        if not frames:
-            continue
-        n = int(count)
-        total += n
-        own[frames[-1]] += n
-        areas[area(frames[-1])] += n
-        for frame in set(frames):
-            inclusive[frame] += n
+    found = read_profile(out)
+    total, own, areas, inclusive = found.total, found.own, found.areas, found.inclusive
     print(
         f"part 3: py-spy, {seconds} s at 250 Hz of settee under GET c={args.cpu_c} "
         f"({rps:.0f} req/s with the sampling), {total} busy samples; raw stacks in {out}"

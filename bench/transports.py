@@ -36,6 +36,7 @@ from tornado.simple_httpclient import SimpleAsyncHTTPClient
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import time_wait_since  # noqa: E402
 from service.couch.client import Couch  # noqa: E402
 from service.couch.errors import ServerUnavailable  # noqa: E402
 from service.couch.protocol import Request, Response  # noqa: E402
@@ -46,7 +47,6 @@ from tests.servers import PouchServer  # noqa: E402
 DB = "bench"
 DOCS = 100
 MAX_CLIENTS = 100
-TIME_WAIT_SECONDS = 60  # Linux's TCP_TIMEWAIT_LEN
 
 
 class TornadoTransport:
@@ -138,28 +138,6 @@ CONTENDERS = {
 }
 
 
-def time_wait_since(port: int, since: float) -> int:
-    """Sockets in TIME_WAIT (state 06) with ``port`` at either end that entered it after ``since``.
-
-    A socket stays in TIME_WAIT for 60 s; /proc/net/tcp shows the time it has left (in 1/100 s),
-    which dates its entry. Comparing (local, remote) pairs before and after would undercount:
-    Linux reuses TIME_WAIT pairs on loopback for new connections (net.ipv4.tcp_tw_reuse).
-    """
-    newest = TIME_WAIT_SECONDS - (time.monotonic() - since) - 0.02
-    count = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            _, local, remote, state, _, timer, *_ = line.split()
-            ports = {int(local.rsplit(":", 1)[1], 16), int(remote.rsplit(":", 1)[1], 16)}
-            if state == "06" and port in ports and int(timer.split(":")[1], 16) / 100 >= newest:
-                count += 1
-    return count
-
-
 async def run(name: str, url: str, port: int, c: int, args: argparse.Namespace) -> tuple:
     """One timed run of ``c`` tasks: (req/s, CPU seconds per request, new TIME_WAIT sockets)."""
     ids = [f"doc-{i:04d}" for i in range(DOCS)]
@@ -184,7 +162,7 @@ async def run(name: str, url: str, port: int, c: int, args: argparse.Namespace) 
     finally:
         await client.close()
     await asyncio.sleep(0.2)  # let closed sockets reach TIME_WAIT
-    return started / wall, cpu / started, time_wait_since(port, since)
+    return started / wall, cpu / started, time_wait_since({port}, since)
 
 
 async def bench(url: str, port: int, args: argparse.Namespace) -> None:
