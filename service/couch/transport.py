@@ -1,9 +1,10 @@
-"""Network I/O: the only module that imports an HTTP library.
+"""Network I/O: with ``http1``, the only code that speaks HTTP.
 
-``AsyncTransport`` (aiohttp) and ``BlockingTransport`` (urllib3) send ``protocol.Request``
-objects over pooled keep-alive connections and hand back ``protocol.Response`` objects, or a
-streamed response whose body arrives in chunks. Third-party exceptions stop here: a server that
-cannot be reached becomes ``ServerUnavailable`` naming the URL without its credentials.
+``AsyncTransport`` (``http1``'s connections) and ``BlockingTransport`` (urllib3) send
+``protocol.Request`` objects over pooled keep-alive connections and hand back
+``protocol.Response`` objects, or a streamed response whose body arrives in chunks. Lower-level
+exceptions stop here: a server that cannot be reached becomes ``ServerUnavailable`` naming the
+URL without its credentials.
 """
 
 from __future__ import annotations
@@ -15,11 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-import aiohttp
 import urllib3
-import yarl
 
-from .errors import CouchError, ServerError, ServerUnavailable
+from . import http1
+from .errors import BadRequest, CouchError, ServerError, ServerUnavailable
 from .protocol import Request, Response
 
 DEFAULT_HEADERS = {
@@ -79,16 +79,18 @@ class AsyncBody:
     """An open response whose body is read as it arrives: ``await read()`` gives the next
     chunk (``b""`` at the end), ``async for`` iterates the chunks; ``close()`` when done."""
 
-    def __init__(self, response: aiohttp.ClientResponse, transport: AsyncTransport) -> None:
-        self.status = response.status
-        self.headers = _headers(response.headers)
-        self._response = response
+    __slots__ = ("_reply", "_transport", "headers", "status")
+
+    def __init__(self, reply: http1.Reply, transport: AsyncTransport) -> None:
+        self.status = reply.status
+        self.headers = reply.headers
+        self._reply = reply
         self._transport = transport
 
     async def read(self) -> bytes:
         try:
-            return await self._response.content.readany()
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            return await self._reply.read()
+        except (http1.BadResponse, OSError) as exc:
             raise self._transport._unavailable(exc) from exc
 
     async def read_all(self) -> bytes:
@@ -100,10 +102,7 @@ class AsyncBody:
 
     def close(self) -> None:
         """Let go of the connection: back to the pool if the body was read to its end."""
-        if self._response.content.at_eof():
-            self._response.release()
-        else:
-            self._response.close()
+        self._reply.close()
 
 
 class BlockingBody:
@@ -146,44 +145,49 @@ def _headers(raw: Any) -> dict[str, str]:
 
 
 class AsyncTransport:
-    """Pooled keep-alive HTTP for asyncio (and Tornado, which runs on it)."""
+    """Pooled keep-alive HTTP/1.1 for asyncio (and Tornado, which runs on it)."""
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
-        self._headers = endpoint.headers()
-        self._session: aiohttp.ClientSession | None = None
-        self._feeds: aiohttp.ClientSession | None = None
+        parts = urlsplit(endpoint.url)
+        self._tls = parts.scheme == "https"
+        self._address = (parts.hostname or "", parts.port or (443 if self._tls else 80))
+        self._prefix = parts.path
+        self._pool: http1.Pool | None = None
+        self._feeds: http1.Pool | None = None
 
-    def _open(self, *, feeds: bool) -> aiohttp.ClientSession:
+    def _open_pool(self, *, feeds: bool) -> http1.Pool:
         # Feeds hold their connection for as long as they run, so they get a pool of their own
-        # with no limit, and no total timeout (read timeouts are per feed).
-        limit = 0 if feeds else self.endpoint.max_connections
-        total = None if feeds else self.endpoint.timeout
-        return aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=limit, limit_per_host=0),
-            timeout=aiohttp.ClientTimeout(total=total, connect=self.endpoint.connect_timeout),
-            headers=self._headers,
-            auto_decompress=False,
-            skip_auto_headers=("Accept-Encoding", "User-Agent"),
+        # with no limit, and their waits are bounded per read, not per request.
+        host, port = self._address
+        return http1.Pool(
+            host,
+            port,
+            tls=self._tls,
+            limit=0 if feeds else self.endpoint.max_connections,
+            connect_timeout=self.endpoint.connect_timeout,
+            headers=self.endpoint.headers(),
         )
-
-    def _url(self, request: Request) -> yarl.URL:
-        return yarl.URL(self.endpoint.url + request.target, encoded=True)
 
     def describe(self, request: Request) -> str:
         return f"{request.method} {self.endpoint.url}{request.path}"
 
     async def send(self, request: Request) -> Response:
-        if self._session is None:
-            self._session = self._open(feeds=False)
+        if self._pool is None:
+            self._pool = self._open_pool(feeds=False)
         try:
-            async with self._session.request(
-                request.method, self._url(request), headers=request.headers, data=request.body
-            ) as response:
-                body = await response.read()
-                return Response(response.status, _headers(response.headers), body)
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            status, headers, body = await self._pool.fetch(
+                request.method,
+                self._prefix + request.target,
+                request.headers,
+                request.body,
+                timeout=self.endpoint.timeout,
+            )
+        except (http1.BadResponse, OSError) as exc:
             raise self._unavailable(exc) from exc
+        except ValueError as exc:
+            raise BadRequest("bad_request", str(exc)) from exc
+        return Response(status, headers, body)
 
     async def open(self, request: Request, *, read_timeout: float | None = None) -> AsyncBody:
         """Send ``request`` and return its response with the body still to be read.
@@ -192,21 +196,20 @@ class AsyncTransport:
         connection for as long as it runs. ``read_timeout`` bounds the wait for each chunk.
         """
         if self._feeds is None:
-            self._feeds = self._open(feeds=True)
-        timeout = aiohttp.ClientTimeout(
-            total=None, connect=self.endpoint.connect_timeout, sock_read=read_timeout
-        )
+            self._feeds = self._open_pool(feeds=True)
         try:
-            response = await self._feeds.request(
+            reply = await self._feeds.open(
                 request.method,
-                self._url(request),
-                headers=request.headers,
-                data=request.body,
-                timeout=timeout,
+                self._prefix + request.target,
+                request.headers,
+                request.body,
+                read_timeout=read_timeout,
             )
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        except (http1.BadResponse, OSError) as exc:
             raise self._unavailable(exc) from exc
-        return AsyncBody(response, self)
+        except ValueError as exc:
+            raise BadRequest("bad_request", str(exc)) from exc
+        return AsyncBody(reply, self)
 
     @contextlib.asynccontextmanager
     async def stream(
@@ -220,16 +223,16 @@ class AsyncTransport:
             body.close()
 
     def _unavailable(self, exc: BaseException) -> CouchError:
-        if isinstance(exc, aiohttp.ClientResponseError):
+        if isinstance(exc, http1.BadResponse):
             # The server answered, but not in HTTP that parses: its fault, not the network's.
-            return ServerError("bad_response", exc.message, status=502)
+            return ServerError("bad_response", str(exc), status=502)
         return ServerUnavailable(self.endpoint.url, str(exc) or type(exc).__name__)
 
     async def close(self) -> None:
-        for session in (self._session, self._feeds):
-            if session is not None:
-                await session.close()
-        self._session = self._feeds = None
+        for pool in (self._pool, self._feeds):
+            if pool is not None:
+                pool.close()
+        self._pool = self._feeds = None
 
 
 class BlockingTransport:

@@ -1,0 +1,338 @@
+"""The async transport's HTTP/1.1 connections against servers that misbehave on purpose.
+
+pouchdb-server exercises the ordinary paths in every other test; here a small asyncio server
+on 127.0.0.1 answers each request with bytes the test chooses, to reach what pouchdb-server
+does not do on demand: stale keep-alive connections, bodies delimited by a close, silence,
+garbage, and back-pressure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from service.couch import http1
+
+Answer = Callable[[bytes, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[bool]]
+
+OK = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"ok":true}'
+
+
+class Scripted:
+    """A server that reads each request head and hands it to ``answer``; the connection stays
+    open while ``answer`` returns True. Counts connections and keeps every request head."""
+
+    def __init__(self, answer: Answer) -> None:
+        self.answer = answer
+        self.heads: list[bytes] = []
+        self.connections = 0
+        self.open_now = 0
+        self.most_open = 0
+        self.server: asyncio.base_events.Server | None = None
+        self.serving: set[asyncio.Task] = set()
+
+    async def start(self) -> Scripted:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self
+
+    @property
+    def port(self) -> int:
+        return self.server.sockets[0].getsockname()[1]
+
+    def pool(self, **settings) -> http1.Pool:
+        return http1.Pool("127.0.0.1", self.port, **settings)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.serving.add(asyncio.current_task())
+        self.connections += 1
+        self.open_now += 1
+        self.most_open = max(self.most_open, self.open_now)
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                self.heads.append(head)
+                if not await self.answer(head, reader, writer):
+                    return
+        finally:
+            self.open_now -= 1
+            writer.close()
+
+    async def stop(self) -> None:
+        self.server.close()
+        for task in self.serving:
+            task.cancel()
+        await asyncio.gather(*self.serving, return_exceptions=True)
+        await self.server.wait_closed()
+
+
+async def scripted(answer: Answer) -> Scripted:
+    return await Scripted(answer).start()
+
+
+async def reply(writer: asyncio.StreamWriter, data: bytes) -> bool:
+    writer.write(data)
+    await writer.drain()
+    return True
+
+
+@pytest.mark.gen_test
+async def test_keep_alive_reuses_one_connection_and_sends_the_defaults():
+    async def answer(head, reader, writer):
+        return await reply(writer, OK)
+
+    server = await scripted(answer)
+    pool = server.pool(headers={"Accept": "application/json", "User-Agent": "settee"})
+    for _ in range(5):
+        status, headers, body = await pool.fetch("GET", "/db/doc", {}, None, timeout=5)
+        assert (status, headers["content-type"], body) == (200, "application/json", b'{"ok":true}')
+    assert server.connections == 1
+    head = server.heads[0].decode()
+    assert head.startswith("GET /db/doc HTTP/1.1\r\n")
+    assert f"Host: 127.0.0.1:{server.port}\r\n" in head
+    assert "Accept: application/json\r\n" in head and "User-Agent: settee\r\n" in head
+    # A header of the request replaces the default of the same name, whatever its case.
+    await pool.fetch("GET", "/db/doc", {"accept": "*/*"}, None, timeout=5)
+    assert "accept: */*\r\n" in server.heads[-1].decode()
+    assert "application/json" not in server.heads[-1].decode()
+    pool.close()
+    await server.stop()
+
+
+@pytest.mark.gen_test
+async def test_head_reply_has_no_body_whatever_its_length_says():
+    async def answer(head, reader, writer):
+        if head.startswith(b"HEAD"):
+            return await reply(
+                writer, b'HTTP/1.1 200 OK\r\nETag: "1-a"\r\nContent-Length: 50\r\n\r\n'
+            )
+        return await reply(writer, OK)
+
+    server = await scripted(answer)
+    pool = server.pool()
+    status, headers, body = await pool.fetch("HEAD", "/db/doc", {}, None, timeout=5)
+    assert (status, headers["etag"], body) == (200, '"1-a"', b"")
+    status, _, body = await pool.fetch("GET", "/db/doc", {}, None, timeout=5)
+    assert (status, body) == (200, b'{"ok":true}')
+    assert server.connections == 1
+    pool.close()
+    await server.stop()
+
+
+@pytest.mark.gen_test
+async def test_stale_kept_alive_connection_is_retried_for_idempotent_requests_only():
+    answered = 0
+
+    async def answer(head, reader, writer):
+        # Each connection answers one request, then closes on the next without a word: what a
+        # server does when its keep-alive timeout ends as a request arrives.
+        nonlocal answered
+        if head.startswith(b"POST"):
+            await reader.readexactly(2)
+        if getattr(writer, "answered", False):
+            return False
+        writer.answered = True
+        answered += 1
+        return await reply(writer, OK)
+
+    server = await scripted(answer)
+    pool = server.pool()
+    await pool.fetch("GET", "/a", {}, None, timeout=5)
+    status, _, _ = await pool.fetch("GET", "/a", {}, None, timeout=5)
+    assert status == 200 and server.connections == 2
+    with pytest.raises(http1.StaleConnection):
+        await pool.fetch("POST", "/db", {}, b"{}", timeout=5)
+    assert answered == 2
+    pool.close()
+    await server.stop()
+
+
+@pytest.mark.gen_test
+async def test_bodies_delimited_by_close_chunked_or_both_ways_at_once():
+    replies = [
+        b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nread until the end",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+        # pouchdb-server's _list output: a length and chunks; the chunks win.
+        b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"7\r\n[0,1,2]\r\n0\r\n\r\n",
+    ]
+
+    async def answer(head, reader, writer):
+        await reply(writer, replies[int(head.split(b" ")[1][1:])])
+        return head.split(b" ")[1] == b"/1"
+
+    server = await scripted(answer)
+    pool = server.pool()
+    assert (await pool.fetch("GET", "/0", {}, None, timeout=5))[2] == b"read until the end"
+    assert (await pool.fetch("GET", "/1", {}, None, timeout=5))[2] == b"hello world"
+    assert (await pool.fetch("GET", "/2", {}, None, timeout=5))[2] == b"[0,1,2]"
+    # The first closed by design, the second kept alive for the third, which is not kept
+    # (a reply with both a length and chunks is not trusted with another exchange).
+    assert server.connections == 2
+    assert not pool._idle
+    pool.close()
+    await server.stop()
+
+
+@pytest.mark.gen_test
+async def test_silence_times_out_and_garbage_is_a_bad_response():
+    async def answer(head, reader, writer):
+        if b"/silent" in head:
+            await asyncio.sleep(5)
+            return False
+        return await reply(writer, b"SMTP ready\r\n\r\n")
+
+    server = await scripted(answer)
+    pool = server.pool()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(TimeoutError):
+        await pool.fetch("GET", "/silent", {}, None, timeout=0.3)
+    assert loop.time() - started < 2
+    with pytest.raises(http1.BadResponse):
+        await pool.fetch("GET", "/garbage", {}, None, timeout=5)
+    pool.close()
+    await server.stop()
+
+
+@pytest.mark.gen_test
+async def test_refused_connection_is_an_os_error():
+    server = await scripted(lambda *args: reply(args[2], OK))
+    port = server.port
+    await server.stop()
+    pool = http1.Pool("127.0.0.1", port)
+    with pytest.raises(OSError):
+        await pool.fetch("GET", "/", {}, None, timeout=5)
+    pool.close()
+
+
+@pytest.mark.gen_test
+async def test_limit_holds_requests_until_a_connection_is_free():
+    async def answer(head, reader, writer):
+        await asyncio.sleep(0.05)
+        return await reply(writer, OK)
+
+    server = await scripted(answer)
+    pool = server.pool(limit=2)
+    results = await asyncio.gather(
+        *(pool.fetch("GET", f"/{n}", {}, None, timeout=5) for n in range(8))
+    )
+    assert [status for status, _, _ in results] == [200] * 8
+    assert server.connections == 2 and server.most_open == 2
+    # A request given up while it waits for a connection leaves no slot taken.
+    waiting = [asyncio.ensure_future(pool.fetch("GET", "/", {}, None, timeout=5)) for _ in range(3)]
+    await asyncio.sleep(0.01)
+    waiting[2].cancel()
+    assert [r[0] for r in await asyncio.gather(*waiting[:2])] == [200, 200]
+    assert (await pool.fetch("GET", "/", {}, None, timeout=5))[0] == 200
+    assert server.connections == 2
+    pool.close()
+    await server.stop()
+
+
+@pytest.mark.gen_test
+async def test_streamed_upload_is_chunked_unless_its_length_is_given():
+    received = []
+
+    async def answer(head, reader, writer):
+        if b"chunked" in head.lower():
+            body = b""
+            while size := int((await reader.readline()).strip(), 16):
+                body += await reader.readexactly(size)
+                await reader.readexactly(2)
+            await reader.readexactly(2)
+        else:
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            body = await reader.readexactly(length)
+        received.append(body)
+        return await reply(writer, OK)
+
+    async def parts():
+        for n in range(100):
+            yield b"%05d" % n
+
+    server = await scripted(answer)
+    pool = server.pool()
+    whole = b"".join(b"%05d" % n for n in range(100))
+    assert (await pool.fetch("PUT", "/a", {}, parts(), timeout=5))[0] == 200
+    headers = {"Content-Length": str(len(whole))}
+    assert (await pool.fetch("PUT", "/b", headers, parts(), timeout=5))[0] == 200
+    assert received == [whole, whole]
+    assert server.connections == 1
+    pool.close()
+    await server.stop()
+
+
+@pytest.mark.gen_test
+async def test_open_reads_a_large_body_as_it_arrives_and_bounds_each_wait():
+    size = 8 * 1024 * 1024
+
+    async def answer(head, reader, writer):
+        if b"/slow" in head:
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+            await writer.drain()
+            await asyncio.sleep(5)
+            return False
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size)
+        for _ in range(size // 65536):
+            writer.write(b"x" * 65536)
+            await writer.drain()
+        return True
+
+    server = await scripted(answer)
+    pool = server.pool(limit=0)
+    reply_ = await pool.open("GET", "/big", {}, None, read_timeout=5)
+    assert reply_.status == 200
+    got, reads, largest = 0, 0, 0
+    while chunk := await reply_.read():
+        got += len(chunk)
+        reads += 1
+        largest = max(largest, len(chunk))
+    reply_.close()
+    assert got == size and reads > 1
+    # Reading pauses at the high-water mark: no read returns far more than it.
+    assert largest <= http1.HIGH_WATER + 256 * 1024
+    assert len(pool._idle) == 1  # read to its end: kept
+    slow = await pool.open("GET", "/slow", {}, None, read_timeout=0.3)
+    assert await slow.read() == b"abc"
+    with pytest.raises(TimeoutError):
+        await slow.read()
+    slow.close()
+    pool.close()
+    await server.stop()
+
+
+@pytest.mark.gen_test
+async def test_line_breaks_in_headers_or_target_are_refused_before_sending():
+    server = await scripted(lambda *args: reply(args[2], OK))
+    pool = server.pool()
+    with pytest.raises(ValueError):
+        await pool.fetch("GET", "/", {"X-A": "1\r\nX-Injected: 2"}, None, timeout=5)
+    with pytest.raises(ValueError):
+        await pool.fetch("GET", "/a b", {}, None, timeout=5)
+    assert server.heads == []
+    pool.close()
+    await server.stop()
+
+
+@pytest.mark.gen_test
+async def test_closed_pool_fails_exchanges_under_way_and_refuses_new_ones():
+    async def answer(head, reader, writer):
+        await asyncio.sleep(5)
+        return False
+
+    server = await scripted(answer)
+    pool = server.pool()
+    under_way = asyncio.ensure_future(pool.fetch("GET", "/", {}, None, timeout=10))
+    await asyncio.sleep(0.05)
+    pool.close()
+    with pytest.raises(ConnectionError, match="closed by the client"):
+        await under_way
+    with pytest.raises(ConnectionError, match="closed"):
+        await pool.fetch("GET", "/", {}, None, timeout=5)
+    await server.stop()
