@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
 
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
@@ -42,7 +43,10 @@ async def serve(settings: settings_module.Settings, sockets: list[socket.socket]
         app = make_app(settings, couch, metrics, in_flight, hub)
         server = HTTPServer(app, xheaders=settings.xheaders, max_body_size=settings.max_body_size)
         server.add_sockets(sockets)
-        log.info("settee %d serving %s on %s", os.getpid(), couch.url, describe(sockets))
+        log.info(
+            "settee %d serving %s on %s (%s event loop)",
+            *(os.getpid(), couch.url, describe(sockets), type(loop).__module__.split(".")[0]),
+        )
         await stop.wait()
         log.info("stopping: %d requests in flight", in_flight.count)
         server.stop()
@@ -58,9 +62,23 @@ def describe(sockets: list[socket.socket]) -> str:
     return ", ".join("{}:{}".format(*sock.getsockname()[:2]) for sock in sockets)
 
 
+def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop ``choice`` names (None: asyncio's own); ValueError if it is missing."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise ValueError("event_loop: uvloop is not installed") from None
+        return None
+    return uvloop.new_event_loop
+
+
 def main(argv: list[str]) -> int:
     try:
         settings = settings_module.load(argv, os.environ)
+        new_loop = loop_factory(settings.event_loop)
     except ValueError as exc:
         print(f"run.py: {exc}", file=sys.stderr)
         return 2
@@ -69,7 +87,12 @@ def main(argv: list[str]) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     sockets = bind_sockets(settings.port, settings.address)
-    return serve_in_processes(settings.processes, lambda: asyncio.run(serve(settings, sockets)))
+
+    def serve_here() -> None:
+        with asyncio.Runner(loop_factory=new_loop) as runner:
+            runner.run(serve(settings, sockets))
+
+    return serve_in_processes(settings.processes, serve_here)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "settee.tom
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 METAVARS = {
     "int": "N",
     "float": "SECONDS",
@@ -66,6 +67,9 @@ class Settings:
     xheaders: bool = _setting(
         False, "trust X-Forwarded-For / X-Forwarded-Proto (behind a proxy such as nginx)"
     )
+    event_loop: str = _setting(
+        "auto", "uvloop, asyncio, or auto: uvloop where it is installed, else asyncio"
+    )
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -78,6 +82,8 @@ class Settings:
             raise ValueError("max_body_size, max_subscribers and subscriber_buffer must be > 0")
         if self.heartbeat <= 0:
             raise ValueError("heartbeat must be > 0")
+        if self.event_loop not in EVENT_LOOPS:
+            raise ValueError(f"event_loop: expected one of {', '.join(EVENT_LOOPS)}")
 
     def __repr__(self) -> str:
         shown = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

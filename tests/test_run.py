@@ -40,7 +40,13 @@ def test_flags_override_environment_override_file(tmp_path):
 
 @pytest.mark.parametrize(
     "argv",
-    [["--port", "http"], ["--port", "70000"], ["--xheaders", "maybe"], ["--log-level", "loud"]],
+    [
+        ["--port", "http"],
+        ["--port", "70000"],
+        ["--xheaders", "maybe"],
+        ["--log-level", "loud"],
+        ["--event-loop", "twisted"],
+    ],
 )
 def test_invalid_settings_are_refused(argv):
     with pytest.raises(ValueError):
@@ -114,9 +120,12 @@ def serving(port: int, *flags: str) -> Iterator[subprocess.Popen]:
             process.wait()
 
 
-def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(server_url, bcouch, db_name):
+@pytest.mark.parametrize("event_loop", ["uvloop", "asyncio"])
+def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(
+    server_url, bcouch, db_name, event_loop
+):
     port = free_port()
-    with serving(port, "--couch-url", server_url) as process:
+    with serving(port, "--couch-url", server_url, "--event-loop", event_loop) as process:
         half = b"x" * 50_000
         sock = http_request(
             port,
@@ -137,6 +146,7 @@ def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(server_url, bcou
         assert json.loads(body)["ok"] is True
         assert process.wait(timeout=15) == 0
     output = process.stdout.read()
+    assert f"({event_loop} event loop)" in output
     assert "requests in flight" in output
     assert bcouch[db_name].get_attachment("doc", "a.bin") == half + half
 
