@@ -34,10 +34,16 @@ DB = r"/(?P<db>[^/_][^/]*|_users|_replicator|_global_changes)"
 # A document id in one path segment (an encoded "/" stays inside it), or a design or local
 # document's, whose prefix keeps its slash.
 DOC = r"/(?P<doc_id>(?:_design/|_local/)?[^/]+)"
+# An id that cannot be mistaken for an endpoint: no leading "_".
+PLAIN_DOC = r"/(?P<doc_id>[^/_][^/]*)"
 
 
 def routes() -> list[tuple[str, type[web.RequestHandler]]]:
+    """The route table, in the order Tornado tries it: the first pattern that matches wins."""
     return [
+        # Most requests are for plain documents, and Tornado tries each pattern in turn: this
+        # one first, as nothing else matches such a path.
+        (DB + PLAIN_DOC, DocumentHandler),
         (r"/", WelcomeHandler),
         (r"/_up", UpHandler),
         (r"/_ready", ReadyHandler),

@@ -20,6 +20,7 @@ from .errors import BadRequest, exception_for
 JSON_TYPE = "application/json"
 
 DB_NAME = re.compile(r"^[a-z][a-z0-9_$()+/-]*$")
+URL_SAFE = re.compile(r"[A-Za-z0-9_.~-]+\Z")  # what quote() leaves as it is
 SYSTEM_DBS = frozenset({"_users", "_replicator", "_global_changes"})
 RESERVED_ID_PREFIXES = ("_design/", "_local/")
 
@@ -102,23 +103,30 @@ def validate_doc_id(doc_id: str) -> str:
     return doc_id
 
 
+def segment(text: str) -> str:
+    """``text`` quoted for one segment of a URL path."""
+    return text if URL_SAFE.match(text) else quote(text, safe="")
+
+
 def db_path(db: str, *parts: str) -> str:
     """The URL path of a database, or of ``parts`` below it (each part quoted)."""
-    path = "/" + quote(validate_db_name(db), safe="")
-    return path + "".join("/" + quote(part, safe="") for part in parts)
+    path = "/" + segment(validate_db_name(db))
+    return path + "".join("/" + segment(part) for part in parts)
 
 
 def doc_segment(doc_id: str) -> str:
     """A document id quoted for a URL path (``_design/`` and ``_local/`` prefixes kept)."""
     validate_doc_id(doc_id)
+    if doc_id[0] != "_":
+        return segment(doc_id)
     prefix = next((p for p in RESERVED_ID_PREFIXES if doc_id.startswith(p)), "")
-    return prefix + quote(doc_id[len(prefix) :], safe="")
+    return prefix + segment(doc_id[len(prefix) :])
 
 
 def doc_path(db: str, doc_id: str, *parts: str) -> str:
     """The URL path of a document, or of ``parts`` (an attachment, ...) below it."""
     path = db_path(db) + "/" + doc_segment(doc_id)
-    return path + "".join("/" + quote(part, safe="") for part in parts)
+    return path + "".join("/" + segment(part) for part in parts)
 
 
 def design_path(db: str, name: str, kind: str) -> str:

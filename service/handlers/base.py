@@ -140,8 +140,10 @@ class ApiHandler(web.RequestHandler):
         self.set_header("Server", "settee")
         self.set_header("Content-Type", JSON_TYPE)
         self.set_header("Cache-Control", "must-revalidate")
+        allowed = self.settings["cors_origins"]  # set_default_headers runs before initialize
+        if not allowed:
+            return
         origin = self.request.headers.get("Origin")
-        allowed = self.settings.get("cors_origins", ())
         if origin and ("*" in allowed or origin in allowed):
             self.set_header("Access-Control-Allow-Origin", origin)
             self.set_header("Access-Control-Allow-Credentials", "true")
