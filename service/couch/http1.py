@@ -410,11 +410,16 @@ class Pool:
             try:
                 handed = await waiter
             except asyncio.CancelledError:
-                if waiter.done() and not waiter.cancelled() and waiter.result() is not None:
-                    self.release(waiter.result())
+                if waiter.done() and not waiter.cancelled():
+                    # What was handed to this request passes on to the next one waiting.
+                    if (handed := waiter.result()) is not None:
+                        self.release(handed)
+                    else:
+                        self._hand_on(None)
                 raise
-            if handed is not None:
+            if handed is not None and not handed.lost:
                 return handed
+            # Else a slot is free: the connection given back may have closed since.
         return await self._connect()
 
     async def _connect(self) -> Connection:
