@@ -49,8 +49,8 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
 
     @relax
     async def get(self, db: str) -> None:
-        # A coroutine, not a generator under gen.coroutine: a WebSocket lives inside this
-        # call, and thousands of them should not each keep a coroutine runner and a task.
+        # A coroutine, not a generator: the WebSocket lives inside this call, within the
+        # subscription's ``async with``.
         query = options.parse(self.request.arguments, options.CHANGES)
         feed = query.pop("feed", "normal")
         if feed == "live":
