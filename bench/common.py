@@ -53,7 +53,7 @@ def shorten(frame: str) -> str:
 def area(frame: str) -> str:
     """The package a shortened frame belongs to."""
     path = frame.split(":", 1)[0]
-    for prefix in ("service/", "tornado/", "aiohttp/", "asyncio/", "yarl/", "multidict/", "ujson"):
+    for prefix in ("service/", "tornado/", "httptools/", "uvloop/", "asyncio/", "ujson"):
         if path.startswith(prefix):
             return prefix.rstrip("/")
     if path.startswith(("logging/", "selectors", "socket", "ssl")):

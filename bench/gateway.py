@@ -30,6 +30,7 @@ Needs wrk (Debian's package: ``apt-get install -y wrk``) and, for part 3, py-spy
 
     .venv/bin/python bench/gateway.py [--rounds 3] [--seconds 5] [--connections 1,16,64]
         [--cpu-seconds 10] [--profile-seconds 10] [--only all|couch|cpu]
+        [--event-loop auto|uvloop|asyncio]
 """
 
 from __future__ import annotations
@@ -146,10 +147,11 @@ class Served:
         return [line for line in text.splitlines() if re.search(r"WARNING|ERROR|CRITICAL", line)]
 
 
-def start_settee(couch_url: str, workdir: Path, name: str) -> Served:
+def start_settee(couch_url: str, workdir: Path, name: str, event_loop: str) -> Served:
     port = free_port()
     args = [PYTHON, str(ROOT / "run.py"), "--port", str(port), "--address", "127.0.0.1"]
     args += ["--couch-url", couch_url, "--log-level", "warning", "--processes", "1"]
+    args += ["--event-loop", event_loop]
     return Served(name, args, f"http://127.0.0.1:{port}", "/_up", workdir / f"{name}.log")
 
 
@@ -281,7 +283,7 @@ def compare(args: argparse.Namespace, wrk: Wrk, workdir: Path) -> list[str]:
     settee = None
     try:
         fill(pouch.url, args.docs)
-        settee = start_settee(pouch.url, workdir, "settee")
+        settee = start_settee(pouch.url, workdir, "settee", args.event_loop)
         pouch_pid = pouch.process.pid  # type: ignore[union-attr]
         targets = {
             "direct": (pouch.url, {"pouchdb": pouch_pid}, {pouch.port}),
@@ -382,15 +384,16 @@ def verdict(ok: bool) -> str:
 
 
 @contextlib.contextmanager
-def trivial_stack(workdir: Path) -> Iterator[tuple[Served, Served, Served]]:
+def trivial_stack(workdir: Path, event_loop: str) -> Iterator[tuple[Served, Served, Served]]:
     """The trivial upstream, settee in front of it, and the bare-Tornado floor."""
     started: list[Served] = []
     try:
         trivial = start_trivial(workdir)
         started.append(trivial)
-        started.append(start_settee(trivial.url, workdir, "settee-trivial"))
+        started.append(start_settee(trivial.url, workdir, "settee-trivial", event_loop))
         port = free_port()
         args = [PYTHON, str(ROOT / "bench" / "trivial_tornado.py"), "--port", str(port)]
+        args += ["--event-loop", event_loop]
         url = f"http://127.0.0.1:{port}"
         started.append(Served("tornado", args, url, "/", workdir / "tornado.log"))
         yield started[0], started[1], started[2]
@@ -406,7 +409,7 @@ def port_of(url: str) -> int:
 def own_cpu(args: argparse.Namespace, wrk: Wrk, workdir: Path) -> list[str]:
     """Parts 2 and 3; returns the goal lines for the summary."""
     goals = []
-    with trivial_stack(workdir) as (trivial, settee, tornado):
+    with trivial_stack(workdir, args.event_loop) as (trivial, settee, tornado):
         ports = {port_of(trivial.url), port_of(settee.url), port_of(tornado.url)}
         watch = {"settee": settee.pid, "trivial": trivial.pid, "tornado": tornado.pid}
         # target name → (URL, the process wrk loads, methods it answers)
@@ -566,6 +569,12 @@ def main() -> None:
     parser.add_argument("--profile-top", type=int, default=20)
     parser.add_argument("--profile-out", default="/tmp/settee-gateway-profile.txt")
     parser.add_argument("--only", choices=("all", "couch", "cpu"), default="all")
+    parser.add_argument(
+        "--event-loop",
+        choices=("auto", "uvloop", "asyncio"),
+        default="auto",
+        help="settee's and the bare Tornado handler's event loop",
+    )
     args = parser.parse_args()
     args.connections = [int(c) for c in args.connections.split(",")]
     args.methods = [m.strip().upper() for m in args.methods.split(",")]

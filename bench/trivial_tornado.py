@@ -1,11 +1,12 @@
 """The floor under settee's CPU per request: a bare Tornado app that answers without an upstream.
 
 ``GET /{db}/{id}`` answers ``200 {"_id": id, "_rev": "1-abc", ...}`` with the ETag at once, from
-one ``RequestHandler`` on Tornado's ``HTTPServer`` (same Tornado, same Python, same event loop
-as settee). What settee spends per request beyond this is its own code, its CouchDB client and
-the upstream round trip. ``bench/gateway.py`` starts and stops it.
+one ``RequestHandler`` on Tornado's ``HTTPServer`` (same Tornado, same Python, and the event
+loop settee's ``event_loop`` setting would pick). What settee spends per request beyond this is
+its own code, its CouchDB client and the upstream round trip. ``bench/gateway.py`` starts and
+stops it.
 
-    .venv/bin/python bench/trivial_tornado.py --port 5998
+    .venv/bin/python bench/trivial_tornado.py --port 5998 [--event-loop auto|uvloop|asyncio]
 """
 
 from __future__ import annotations
@@ -14,9 +15,15 @@ import argparse
 import asyncio
 import json
 import signal
+import sys
+from pathlib import Path
 
 from tornado import web
 from tornado.httpserver import HTTPServer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from run import loop_factory
 
 
 class DocumentHandler(web.RequestHandler):
@@ -50,8 +57,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5998)
+    parser.add_argument("--event-loop", choices=("auto", "uvloop", "asyncio"), default="auto")
     args = parser.parse_args()
-    asyncio.run(serve(args.host, args.port))
+    with asyncio.Runner(loop_factory=loop_factory(args.event_loop)) as runner:
+        runner.run(serve(args.host, args.port))
 
 
 if __name__ == "__main__":
