@@ -1,10 +1,12 @@
 """Which HTTP library should carry settee's async requests? GETs through the client, compared.
 
 Each contender runs ``await db.get(docid)`` through ``client.Couch`` with a runner whose
-transport is the candidate: the project's aiohttp ``AsyncTransport``, or an adapter (here only)
-over Tornado's ``CurlAsyncHTTPClient`` (pycurl) or ``SimpleAsyncHTTPClient``. A "direct"
-baseline makes the same GETs with a bare aiohttp session (body read, JSON decoded, no settee
-code), so the ratio to it is what the client and its transport cost on top of the wire.
+transport is the candidate: the project's ``AsyncTransport`` ("settee": its own HTTP/1.1
+connections, ``service/couch/http1.py``), or an adapter (here only) over aiohttp (settee's
+transport until it was replaced), Tornado's ``CurlAsyncHTTPClient`` (pycurl) or
+``SimpleAsyncHTTPClient``. A "direct" baseline makes the same GETs with a bare aiohttp session
+(body read, JSON decoded, no settee code), so the ratio to it is what the client and its
+transport cost on top of the wire.
 
 The load goes to one in-memory pouchdb-server on 127.0.0.1 that this script starts and stops.
 Runs are interleaved (the order rotates each round) and repeated; the table gives medians.
@@ -29,6 +31,7 @@ import aiohttp
 import pycurl
 import tornado
 import ujson
+import yarl
 from tornado.curl_httpclient import CurlAsyncHTTPClient
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.simple_httpclient import SimpleAsyncHTTPClient
@@ -79,6 +82,40 @@ class TornadoTransport:
 
     async def close(self) -> None:
         self._client.close()
+
+
+class AiohttpTransport:
+    """``AsyncTransport``'s interface over an aiohttp session, as settee's transport was."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=MAX_CLIENTS, limit_per_host=0),
+            timeout=aiohttp.ClientTimeout(total=endpoint.timeout),
+            headers=endpoint.headers(),
+            auto_decompress=False,
+            skip_auto_headers=("Accept-Encoding", "User-Agent"),
+        )
+
+    def describe(self, request: Request) -> str:
+        return f"{request.method} {self.endpoint.url}{request.path}"
+
+    async def send(self, request: Request) -> Response:
+        url = yarl.URL(self.endpoint.url + request.target, encoded=True)
+        async with self._session.request(
+            request.method, url, headers=request.headers, data=request.body
+        ) as response:
+            body = await response.read()
+            headers = {name.lower(): value for name, value in response.headers.items()}
+            return Response(response.status, headers, body)
+
+    async def close(self) -> None:
+        await self._session.close()
+
+
+class AiohttpRunner(AsyncRunner):
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.transport = AiohttpTransport(endpoint)
 
 
 class CurlRunner(AsyncRunner):
@@ -132,7 +169,8 @@ class Direct:
 
 CONTENDERS = {
     "direct": Direct,
-    "aiohttp": lambda url: Settee(url, AsyncRunner),
+    "settee": lambda url: Settee(url, AsyncRunner),
+    "aiohttp": lambda url: Settee(url, AiohttpRunner),
     "curl": lambda url: Settee(url, CurlRunner),
     "simple": lambda url: Settee(url, SimpleRunner),
 }
@@ -211,7 +249,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     print(
-        f"Python {sys.version.split()[0]}, aiohttp {aiohttp.__version__}, "
+        f"Python {sys.version.split()[0]} (asyncio's event loop), aiohttp {aiohttp.__version__}, "
         f"tornado {tornado.version}, {pycurl.version.split()[1]}"
     )
     server = PouchServer(in_memory=True)
