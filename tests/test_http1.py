@@ -9,9 +9,11 @@ garbage, and back-pressure.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Awaitable, Callable
 
 import pytest
+import trustme
 
 from service.couch import http1
 
@@ -335,4 +337,53 @@ async def test_closed_pool_fails_exchanges_under_way_and_refuses_new_ones():
         await under_way
     with pytest.raises(ConnectionError, match="closed"):
         await pool.fetch("GET", "/", {}, None, timeout=5)
+    await server.stop()
+
+
+@pytest.mark.gen_test
+async def test_the_pool_frames_bodies_itself_whatever_the_headers_say():
+    async def answer(head, reader, writer):
+        length = head.lower().split(b"content-length: ")[1].split(b"\r\n")[0]
+        await reader.readexactly(int(length))
+        return await reply(writer, OK)
+
+    server = await scripted(answer)
+    pool = server.pool()
+    framing = {"Content-Length": "999", "Transfer-Encoding": "chunked"}
+    assert (await pool.fetch("PUT", "/a", framing, b"{}", timeout=5))[0] == 200
+    head = server.heads[0].decode().lower()
+    assert head.count("content-length") == 1 and "content-length: 2\r\n" in head
+    assert "transfer-encoding" not in head
+    assert (await pool.fetch("POST", "/a", {}, None, timeout=5))[0] == 200
+    assert "content-length: 0\r\n" in server.heads[1].decode().lower()
+    pool.close()
+    await server.stop()
+
+
+@pytest.mark.gen_test
+async def test_https_with_the_servers_certificate_checked(tmp_path):
+    authority = trustme.CA()
+    certificate = authority.issue_cert("127.0.0.1")
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    certificate.configure_cert(served)
+    trusting = ssl.create_default_context()
+    authority.configure_trust(trusting)
+
+    async def answer(head, reader, writer):
+        return await reply(writer, OK)
+
+    server = Scripted(answer)
+    server.server = await asyncio.start_server(server._serve, "127.0.0.1", 0, ssl=served)
+    pool = http1.Pool("127.0.0.1", server.port, tls=trusting)
+    assert await pool.fetch("GET", "/", {}, None, timeout=5) == (
+        200,
+        {"content-type": "application/json", "content-length": "11"},
+        b'{"ok":true}',
+    )
+    pool.close()
+    # A client that does not trust the server's authority refuses the connection.
+    doubting = http1.Pool("127.0.0.1", server.port, tls=ssl.create_default_context())
+    with pytest.raises(ssl.SSLCertVerificationError):
+        await doubting.fetch("GET", "/", {}, None, timeout=5)
+    doubting.close()
     await server.stop()

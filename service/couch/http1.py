@@ -280,14 +280,15 @@ class Reply:
 
 
 class Pool:
-    """Keep-alive connections to one server, at most ``limit`` at once (0: no limit)."""
+    """Keep-alive connections to one server, at most ``limit`` at once (0: no limit); over
+    TLS with the ``tls`` context if one is given."""
 
     def __init__(
         self,
         host: str,
         port: int,
         *,
-        tls: bool = False,
+        tls: ssl.SSLContext | None = None,
         limit: int = 100,
         connect_timeout: float = 10.0,
         headers: Mapping[str, str] | None = None,
@@ -296,7 +297,7 @@ class Pool:
         self.host, self.port = host, port
         self.limit = limit
         self.connect_timeout = connect_timeout
-        self._tls = ssl.create_default_context() if tls else None
+        self._tls = tls
         self._closed = False
         self._idle: list[Connection] = []
         self._open: set[Connection] = set()
@@ -375,25 +376,33 @@ class Pool:
     def _head(
         self, method: str, target: str, headers: Mapping[str, str], body: Any
     ) -> tuple[bytes, bool, bool]:
-        """The request line and headers; whether the body is streamed, and chunked."""
+        """The request line and headers; whether the body is streamed, and chunked.
+
+        The pool frames the body itself: a ``Content-Length`` among ``headers`` is kept only
+        for a streamed body (sent as it comes, not chunked), and ``Transfer-Encoding`` never.
+        """
+        if not target.isascii() or not target.isprintable() or " " in target:
+            raise ValueError(f"not a request target: {target!r}")
+        streamed = body is not None and not isinstance(body, bytes | bytearray | memoryview)
         block = self._default_block
+        length_given = False
         if headers:
             merged = dict(self._defaults)
             for name, value in headers.items():
-                merged[name.lower()] = (name, value)
+                lowered = name.lower()
+                if lowered in ("content-length", "transfer-encoding"):
+                    if not streamed or lowered != "content-length":
+                        continue
+                    length_given = True
+                merged[lowered] = (name, value)
             block = header_block(dict(merged.values()))
-        streamed = chunked = False
-        if isinstance(body, bytes | bytearray | memoryview):
+        chunked = streamed and not length_given
+        if chunked:
+            block += "Transfer-Encoding: chunked\r\n"
+        elif body is not None and not streamed:
             block += f"Content-Length: {len(body)}\r\n"
-        elif body is not None:
-            streamed = True
-            if not any(name.lower() == "content-length" for name in headers):
-                chunked = True
-                block += "Transfer-Encoding: chunked\r\n"
-        elif method in ("POST", "PUT"):
+        elif body is None and method in ("POST", "PUT"):
             block += "Content-Length: 0\r\n"
-        if not target.isascii() or not target.isprintable() or " " in target:
-            raise ValueError(f"not a request target: {target!r}")
         return f"{method} {target} HTTP/1.1\r\n{block}\r\n".encode("latin-1"), streamed, chunked
 
     async def _acquire(self) -> Connection:

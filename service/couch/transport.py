@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -150,8 +151,9 @@ class AsyncTransport:
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
         parts = urlsplit(endpoint.url)
-        self._tls = parts.scheme == "https"
-        self._address = (parts.hostname or "", parts.port or (443 if self._tls else 80))
+        https = parts.scheme == "https"
+        self._tls = ssl.create_default_context() if https else None
+        self._address = (parts.hostname or "", parts.port or (443 if https else 80))
         self._prefix = parts.path
         self._pool: http1.Pool | None = None
         self._feeds: http1.Pool | None = None
