@@ -75,6 +75,7 @@ def make_app(
     settings: Settings, couch: Couch, metrics: Metrics, in_flight: InFlight, hub: Hub
 ) -> web.Application:
     """The service: every route, each handler given the collaborators it needs."""
+    metrics.watch_in_flight(in_flight)
     collaborators = {
         "couch": couch,
         "settings": settings,

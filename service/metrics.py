@@ -11,6 +11,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 if TYPE_CHECKING:
     from .hub import Hub
+    from .inflight import InFlight
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -48,6 +49,11 @@ class Metrics:
             ("kind",),
             registry=self.registry,
         )
+
+    def watch_in_flight(self, in_flight: InFlight) -> None:
+        """Report the requests being answered, read from ``in_flight`` when scraped (no lock
+        taken per request)."""
+        self.in_flight.set_function(lambda: in_flight.count)
 
     def watch_hub(self, hub: Hub) -> None:
         """Report the hub's subscribers, upstream feeds and deliveries."""

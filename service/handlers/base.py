@@ -110,9 +110,8 @@ class ApiHandler(web.RequestHandler):
     def prepare(self) -> Awaitable[None] | None:
         self.in_flight.enter()
         self._counted = True
-        self.metrics.in_flight.inc()
-        length = self.request.headers.get("Content-Length")
-        if length is not None and length.isdigit() and int(length) > self.config.max_body_size:
+        length = self.request.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > self.config.max_body_size:
             limit = self.config.max_body_size
             raise RequestTooLarge("too_large", f"the request body is larger than {limit} bytes")
         return None
@@ -128,7 +127,6 @@ class ApiHandler(web.RequestHandler):
         if self._counted:
             self._counted = False
             self.in_flight.leave()
-            self.metrics.in_flight.dec()
 
     def data_received(self, chunk: bytes) -> Awaitable[None] | None:
         # The server's max_body_size is the configured limit: a chunked body that outgrows
