@@ -13,7 +13,7 @@ import contextlib
 from typing import Any
 
 import ujson
-from tornado import iostream, websocket
+from tornado import httputil, iostream, websocket
 
 from .. import options
 from ..couch import relax
@@ -133,6 +133,9 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
             return
         FramePump(subscription, self.ws_connection.stream, self.latency, self.hub.stats)
         self.pinger.add(self)
+        # The 101 response has gone out with its headers; Tornado's copy of them would stay
+        # for as long as the socket is open: ~0.9 kB of each idle subscriber's 16.
+        self._headers = httputil.HTTPHeaders()
 
     def _end(self, closed: Closed) -> None:
         """The hub ended the subscription: close the socket with its code and reason."""
