@@ -183,10 +183,6 @@ class Connection(asyncio.Protocol):
             self.headers = {}
             return
         self._headers_done = True
-        if "content-length" in self.headers and "transfer-encoding" in self.headers:
-            # Tolerated (pouchdb-server's _list output) with the length ignored, as HTTP says,
-            # but such a connection is not trusted with another exchange.
-            self.keep_alive = False
         if self._head_only:
             # llhttp cannot be told that a reply to HEAD has no body: finish here and give the
             # connection a fresh parser for its next exchange.
@@ -215,11 +211,10 @@ class Connection(asyncio.Protocol):
 
     def _message_done(self) -> None:
         self.complete = True
-        self.keep_alive = (
-            not self.lost
-            and self._parser.should_keep_alive()
-            and not ("content-length" in self.headers and "transfer-encoding" in self.headers)
-        )
+        # A body sent with both a length and chunks (pouchdb-server's _list output) is read by
+        # its chunks, but its connection is not trusted with another exchange.
+        framed_twice = "content-length" in self.headers and "transfer-encoding" in self.headers
+        self.keep_alive = not self.lost and not framed_twice and self._parser.should_keep_alive()
         self._wake()
 
     def _exchanging(self) -> bool:
