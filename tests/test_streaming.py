@@ -100,7 +100,7 @@ def test_the_service_relays_a_view_with_flat_memory(big, start_settee, io_loop):
 
         return lambda: io_loop.run_sync(count)
 
-    # The first rows fill fixed-size buffers (aiohttp's, the sockets', the test client's);
+    # The first rows fill fixed-size buffers (the client's, the sockets', the test client's);
     # past them, twice the rows must not raise the peak.
     peak_while(relay(10), 10)  # open the connection pools outside the measurement
     half = peak_while(relay(ROWS // 2), ROWS // 2)

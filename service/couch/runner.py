@@ -77,7 +77,7 @@ def _deliver(callback: Callback, value: Any, status: Status) -> None:
 
 
 class AsyncRunner:
-    """Runs operations as asyncio tasks over a pooled aiohttp transport."""
+    """Runs operations as asyncio tasks over pooled keep-alive HTTP/1.1 connections."""
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.transport = AsyncTransport(endpoint)
