@@ -32,7 +32,8 @@ class BadResponse(Exception):
 
 
 class StaleConnection(ConnectionError):
-    """A kept-alive connection was closed by the server before it answered: safe to retry."""
+    """A kept-alive connection was closed by the server before any byte of an answer: an
+    idempotent request may be sent again."""
 
 
 class Connection(asyncio.Protocol):
@@ -260,18 +261,22 @@ class Reply:
     def __init__(self, connection: Connection, pool: Pool, read_timeout: float | None) -> None:
         self.status = connection.status
         self.headers = connection.headers
-        self._connection = connection
+        self._connection: Connection | None = connection
         self._pool = pool
         self._read_timeout = read_timeout
 
     async def read(self) -> bytes:
         """The next part of the body; ``b""`` at its end."""
+        if self._connection is None:
+            raise ConnectionError("the response was closed")
         return await self._connection.read(self._read_timeout)
 
     def close(self) -> None:
         """Back to the pool if the body was read to its end and the server keeps it alive;
-        closed otherwise."""
-        self._pool.release(self._connection)
+        closed otherwise. Closing again does nothing."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            self._pool.release(connection)
 
 
 class Pool:
