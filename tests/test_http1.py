@@ -9,7 +9,9 @@ garbage, and back-pressure.
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
+import struct
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -387,4 +389,166 @@ async def test_https_with_the_servers_certificate_checked(tmp_path):
     with pytest.raises(ssl.SSLCertVerificationError):
         await doubting.fetch("GET", "/", {}, None, timeout=5)
     doubting.close()
+    await server.stop()
+
+
+# -- what a second pair of eyes found (each failed before its fix)
+
+
+async def slow_parts(count=20, size=100):
+    for _ in range(count):
+        await asyncio.sleep(0.01)
+        yield b"x" * size
+
+
+@pytest.mark.gen_test
+async def test_an_answer_during_a_streamed_upload_ends_it():
+    async def answer(head, reader, writer):
+        await reply(writer, b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 2\r\n\r\nno")
+        while await reader.read(65536):
+            pass
+        return False
+
+    server = await scripted(answer)
+    pool = server.pool()
+    status, _, body = await pool.fetch("PUT", "/db/doc/a", {}, slow_parts(), timeout=5)
+    assert (status, body) == (413, b"no")
+    assert not pool._idle  # the server did not read the whole request: not reused
+    pool.close()
+    await server.stop()
+
+
+@pytest.mark.gen_test
+async def test_the_timeout_covers_an_upload_the_server_does_not_read():
+    async def answer(head, reader, writer):
+        await asyncio.sleep(10)
+        return False
+
+    server = await scripted(answer)
+    pool = server.pool()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(TimeoutError):
+        await pool.fetch("PUT", "/a", {}, slow_parts(10_000, 65536), timeout=0.5)
+    assert loop.time() - started < 3
+    pool.close()
+    await server.stop()
+
+
+@pytest.mark.gen_test
+async def test_a_streamed_body_longer_or_shorter_than_its_length_is_refused():
+    async def answer(head, reader, writer):
+        await asyncio.sleep(5)  # reads nothing, answers nothing: the client finds out alone
+        return False
+
+    server = await scripted(answer)
+    pool = server.pool()
+    for length in ("10", "5000"):
+        with pytest.raises(ValueError, match="Content-Length"):
+            await pool.fetch("PUT", "/a", {"Content-Length": length}, slow_parts(3), timeout=5)
+    assert not pool._idle
+    pool.close()
+    await server.stop()
+
+
+@pytest.mark.gen_test
+async def test_a_body_that_came_whole_while_reading_was_paused_leaves_the_connection_usable():
+    size = 400 * 1024  # past the high-water mark, sent at once
+
+    async def answer(head, reader, writer):
+        big = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + b"x" * size
+        return await reply(writer, big if b"/big" in head else OK)
+
+    server = await scripted(answer)
+    pool = server.pool(limit=0)
+    opened = await pool.open("GET", "/big", {}, None, read_timeout=2)
+    await asyncio.sleep(0.2)  # not reading: the whole body arrives meanwhile
+    opened.close()
+    assert (await pool.fetch("GET", "/small", {}, None, timeout=2))[0] == 200
+    assert server.connections == 1
+    pool.close()
+    await server.stop()
+
+
+@pytest.mark.gen_test
+async def test_the_limit_holds_when_connections_are_not_kept_alive():
+    async def answer(head, reader, writer):
+        await reply(writer, OK.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1))
+        return False
+
+    server = await scripted(answer)
+    pool = server.pool(limit=1)
+
+    async def worker():
+        for _ in range(3):
+            assert (await pool.fetch("GET", "/", {}, None, timeout=5))[0] == 200
+
+    await asyncio.gather(worker(), worker())
+    assert server.connections == 6 and server.most_open == 1
+    pool.close()
+    await server.stop()
+
+
+@pytest.mark.gen_test
+async def test_closing_the_pool_fails_requests_waiting_for_a_connection():
+    async def answer(head, reader, writer):
+        await asyncio.sleep(0.2)
+        return await reply(writer, OK)
+
+    server = await scripted(answer)
+    pool = server.pool(limit=1)
+    under_way = asyncio.ensure_future(pool.fetch("GET", "/", {}, None, timeout=5))
+    waiting = asyncio.ensure_future(pool.fetch("GET", "/", {}, None, timeout=5))
+    await asyncio.sleep(0.05)
+    pool.close()
+    for request in (under_way, waiting):
+        with pytest.raises(ConnectionError):
+            await request
+    await asyncio.sleep(0.3)
+    assert not pool._open and not pool._idle and server.connections == 1
+    await server.stop()
+
+
+@pytest.mark.gen_test
+async def test_odd_answers_reset_upgrade_unsolicited_bytes_and_repeated_headers():
+    async def answer(head, reader, writer):
+        path = head.split(b" ")[1]
+        if path == b"/reset":
+            writer.write(b"HTTP/1.1 200 OK\r\n\r\npartial")
+            await writer.drain()
+            # A reset, not an orderly close: the body is cut short.
+            linger = struct.pack("ii", 1, 0)
+            writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+            writer.transport.abort()
+            return False
+        if path == b"/upgrade":
+            await reply(writer, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n")
+            return False
+        if path == b"/cookies":
+            await reply(
+                writer, b"HTTP/1.1 200 OK\r\nVary: A\r\nVary: B\r\nContent-Length: 0\r\n\r\n"
+            )
+            await asyncio.sleep(0.1)
+            # Bytes nobody asked for, then silence: the client must not take them as an answer.
+            await reply(writer, b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n")
+            return True
+        return await reply(writer, OK)
+
+    server = await scripted(answer)
+    pool = server.pool()
+    with pytest.raises(ConnectionError):
+        await pool.fetch("GET", "/reset", {}, None, timeout=5)
+    with pytest.raises(http1.BadResponse, match="switched protocols"):
+        await pool.fetch("GET", "/upgrade", {}, None, timeout=5)
+    _, headers, _ = await pool.fetch("GET", "/cookies", {}, None, timeout=5)
+    assert headers == {"vary": "A, B", "content-length": "0"}
+    await asyncio.sleep(0.3)
+    assert headers == {"vary": "A, B", "content-length": "0"}  # the 408 changed nothing
+    assert not pool._idle  # and the connection that sent it is gone
+    assert (await pool.fetch("GET", "/", {}, None, timeout=5))[0] == 200
+    with pytest.raises(ValueError):
+        await pool.fetch("GET", "/", {"Bad Name": "x"}, None, timeout=5)
+    with pytest.raises(ValueError):
+        await pool.fetch("GET", "/", {"X-Nul": "a\0b"}, None, timeout=5)
+    pool.close()
     await server.stop()

@@ -98,3 +98,23 @@ async def test_cancelling_lets_the_generator_clean_up():
 def test_methods_that_are_not_generators_are_left_as_they_are():
     assert Handler.native is Handler.__dict__["native"]
     assert Handler.plain.__name__ == "plain" and Handler().plain() == "no yield"
+
+
+class OldStyle:
+    @relax
+    def returns_the_tornado_way(self):
+        value = yield answer(5)
+        raise gen.Return(value * 2)
+
+    @relax
+    def waits_for_an_executor(self, executor):
+        return (yield executor.submit(lambda: 21)) * 2
+
+
+@pytest.mark.gen_test
+async def test_what_gen_coroutine_also_took_gen_return_and_executor_futures():
+    from concurrent.futures import ThreadPoolExecutor
+
+    assert await OldStyle().returns_the_tornado_way() == 10
+    with ThreadPoolExecutor(1) as executor:
+        assert await OldStyle().waits_for_an_executor(executor) == 42

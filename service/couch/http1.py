@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import re
 import ssl
 from collections.abc import AsyncIterable, Mapping
 from typing import Any
@@ -24,6 +25,8 @@ from typing import Any
 import httptools
 
 HIGH_WATER = 256 * 1024  # unread body bytes at which a connection stops reading
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")  # an HTTP token
+BAD_VALUE = re.compile(r"[\r\n\0]")
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
 
@@ -65,42 +68,75 @@ class Connection(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._reading_paused = False
+        self._cut_short = False
 
     # -- an exchange, as the pool drives it
 
     def send(
-        self, head: bytes, body: bytes | None, *, head_only: bool, stream: bool
+        self,
+        head: bytes,
+        body: bytes | None,
+        *,
+        head_only: bool,
+        stream: bool,
+        timeout: float | None,
     ) -> asyncio.Future[None]:
         """Write a request whose body is in memory; the future resolves when the response has
-        come whole (or, with ``stream``, when its headers have)."""
+        come whole (or, with ``stream``, when its headers have), or fails after ``timeout``."""
         self._begin(head_only=head_only, stream=stream)
-        self._waiter = self._loop.create_future()
+        waiter = self._waiter = self._loop.create_future()
         self._transport.write(head + body if body else head)
-        return self._waiter
+        self.time_out_after(timeout)
+        return waiter
 
     async def send_streamed(
-        self, head: bytes, body: AsyncIterable[bytes], *, chunked: bool, stream: bool
+        self,
+        head: bytes,
+        body: AsyncIterable[bytes],
+        *,
+        length: int | None,
+        stream: bool,
+        timeout: float | None,
     ) -> asyncio.Future[None]:
-        """Write a request whose body comes from an async iterable, honouring back-pressure."""
+        """Write a request whose body comes from an async iterable, honouring back-pressure:
+        chunked, or as it comes when its ``length`` is given. ``timeout`` covers the upload
+        too, and an answer (or a failure) before the body is all sent ends the upload."""
         self._begin(head_only=False, stream=stream)
-        self._waiter = self._loop.create_future()
+        waiter = self._waiter = self._loop.create_future()
+        self.time_out_after(timeout)
         self._transport.write(head)
+        if not await self._upload(body, length):
+            self._cut_short = True  # the server has not read the whole request
+            self.keep_alive = False
+            if (close := getattr(body, "aclose", None)) is not None:
+                await close()
+        return waiter
+
+    async def _upload(self, body: AsyncIterable[bytes], length: int | None) -> bool:
+        """Send ``body``; whether all of it went before the exchange ended."""
+        left = length
         async for chunk in body:
-            if self.lost or self.complete:
-                break  # the server answered (or left) before taking the whole body
-            if chunk:
-                self._transport.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+            if self.lost or self.complete or self._error is not None:
+                return False
+            if left is None:
+                if chunk:
+                    self._transport.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            else:
+                left -= len(chunk)
+                if left < 0:
+                    raise ValueError("the request body is longer than its Content-Length")
+                self._transport.write(chunk)
             if self._drained is not None:
                 await self._drained
-        else:
-            if chunked and not self.lost:
-                self._transport.write(b"0\r\n\r\n")
-            return self._waiter
-        self.keep_alive = False
-        return self._waiter
+        if left:
+            raise ValueError("the request body is shorter than its Content-Length")
+        if length is None and not self.lost:
+            self._transport.write(b"0\r\n\r\n")
+        return True
 
     def time_out_after(self, seconds: float | None) -> None:
         """Fail the exchange with TimeoutError unless its waiter resolves within ``seconds``."""
+        self._stop_timer()
         if seconds is not None:
             self._timer = self._loop.call_later(seconds, self._time_out)
 
@@ -144,30 +180,38 @@ class Connection(asyncio.Protocol):
         self._transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        if self.complete:
+            # Bytes nobody asked for (a 408 before the server hangs up, say): the connection
+            # is not to be trusted with another exchange.
+            self.close()
+            return
         self._replied = True
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self._fail(BadResponse(str(exc) or "the response does not parse"))
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            reason = str(exc) or "the response does not parse"
+            self._fail(
+                BadResponse("the server switched protocols" if self.status == 101 else reason)
+            )
             self.close()
 
     def connection_lost(self, exc: BaseException | None) -> None:
         closed_here, self.lost = self.lost, True
         self._pool.forget(self)
         if not closed_here and self._exchanging():
-            if self._headers_done and self._delimited_by_close():
+            if exc is None and self._headers_done and self._delimited_by_close():
                 self._message_done()
             elif self.reused and not self._replied:
                 self._fail(StaleConnection("the server closed a kept-alive connection"))
             else:
                 self._fail(ConnectionError(str(exc or "the server closed the connection")))
-        if self._drained is not None and not self._drained.done():
-            self._drained.set_result(None)
+        self.resume_writing()
 
     def pause_writing(self) -> None:
         self._drained = self._loop.create_future()
 
     def resume_writing(self) -> None:
+        """Let an upload waiting for the socket to drain go on (and see why, if it ended)."""
         drained, self._drained = self._drained, None
         if drained is not None and not drained.done():
             drained.set_result(None)
@@ -175,7 +219,9 @@ class Connection(asyncio.Protocol):
     # -- httptools callbacks
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+        key, text = name.decode("latin-1").lower(), value.decode("latin-1")
+        # A repeated header's values are joined, as HTTP says they may be.
+        self.headers[key] = f"{self.headers[key]}, {text}" if key in self.headers else text
 
     def on_headers_complete(self) -> None:
         self.status = self._parser.get_status_code()
@@ -215,8 +261,17 @@ class Connection(asyncio.Protocol):
         # A body sent with both a length and chunks (pouchdb-server's _list output) is read by
         # its chunks, but its connection is not trusted with another exchange.
         framed_twice = "content-length" in self.headers and "transfer-encoding" in self.headers
-        self.keep_alive = not self.lost and not framed_twice and self._parser.should_keep_alive()
+        self.keep_alive = (
+            not self.lost
+            and not framed_twice
+            and not self._cut_short
+            and self._parser.should_keep_alive()
+        )
+        if self._reading_paused and not self.lost:
+            self._reading_paused = False  # nothing more of this body to hold back
+            self._transport.resume_reading()
         self._wake()
+        self.resume_writing()
 
     def _exchanging(self) -> bool:
         """Whether an exchange is under way and has not failed yet."""
@@ -246,6 +301,11 @@ class Connection(asyncio.Protocol):
         self._stop_timer()
         if waiter is not None and not waiter.done():
             waiter.set_exception(error)
+            # Retrieved here so that no "never retrieved" warning follows when the exchange
+            # was abandoned first (an upload that failed, a cancelled request): whoever
+            # awaits the waiter still gets the error.
+            waiter.exception()
+        self.resume_writing()
 
     def _time_out(self) -> None:
         self._timer = None
@@ -320,7 +380,9 @@ class Pool:
         *,
         timeout: float | None,
     ) -> tuple[int, dict[str, str], bytes]:
-        """Send a request and read its whole response: (status, headers, body)."""
+        """Send a request and read its whole response: (status, headers, body).
+
+        ``timeout`` bounds the wait for a free connection, and then the exchange."""
         connection = await self._exchange(method, target, headers, body, False, timeout)
         result = (connection.status, connection.headers, connection.body())
         self.release(connection)
@@ -348,19 +410,19 @@ class Pool:
         stream: bool,
         timeout: float | None,
     ) -> Connection:
-        head, streamed, chunked = self._head(method, target, headers, body)
+        head, streamed, length = self._head(method, target, headers, body)
         retry = method in IDEMPOTENT and not streamed
         while True:
-            connection = await self._acquire()
+            connection = await self._acquire(timeout)
             try:
                 if streamed:
                     waiter = await connection.send_streamed(
-                        head, body, chunked=chunked, stream=stream
+                        head, body, length=length, stream=stream, timeout=timeout
                     )
                 else:
-                    waiter = connection.send(head, body, head_only=method == "HEAD", stream=stream)
-                if not waiter.done():
-                    connection.time_out_after(timeout)
+                    waiter = connection.send(
+                        head, body, head_only=method == "HEAD", stream=stream, timeout=timeout
+                    )
                 await waiter
                 return connection
             except StaleConnection:
@@ -375,8 +437,8 @@ class Pool:
 
     def _head(
         self, method: str, target: str, headers: Mapping[str, str], body: Any
-    ) -> tuple[bytes, bool, bool]:
-        """The request line and headers; whether the body is streamed, and chunked.
+    ) -> tuple[bytes, bool, int | None]:
+        """The request line and headers; whether the body is streamed, and its given length.
 
         The pool frames the body itself: a ``Content-Length`` among ``headers`` is kept only
         for a streamed body (sent as it comes, not chunked), and ``Transfer-Encoding`` never.
@@ -385,7 +447,7 @@ class Pool:
             raise ValueError(f"not a request target: {target!r}")
         streamed = body is not None and not isinstance(body, bytes | bytearray | memoryview)
         block = self._default_block
-        length_given = False
+        length = None
         if headers:
             merged = dict(self._defaults)
             for name, value in headers.items():
@@ -393,46 +455,57 @@ class Pool:
                 if lowered in ("content-length", "transfer-encoding"):
                     if not streamed or lowered != "content-length":
                         continue
-                    length_given = True
+                    length = int(value)
                 merged[lowered] = (name, value)
             block = header_block(dict(merged.values()))
-        chunked = streamed and not length_given
-        if chunked:
+        if streamed and length is None:
             block += "Transfer-Encoding: chunked\r\n"
         elif body is not None and not streamed:
             block += f"Content-Length: {len(body)}\r\n"
         elif body is None and method in ("POST", "PUT"):
             block += "Content-Length: 0\r\n"
-        return f"{method} {target} HTTP/1.1\r\n{block}\r\n".encode("latin-1"), streamed, chunked
+        return f"{method} {target} HTTP/1.1\r\n{block}\r\n".encode("latin-1"), streamed, length
 
-    async def _acquire(self) -> Connection:
-        if self._closed:
-            raise ConnectionError("the client is closed")
-        while self._idle:
-            connection = self._idle.pop()
-            if not connection.lost:
-                connection.reused = True
-                return connection
-        if self.limit and len(self._open) + self._connecting >= self.limit:
-            waiter = self.loop.create_future()
-            self._waiters.append(waiter)
-            try:
-                handed = await waiter
-            except asyncio.CancelledError:
-                if waiter.done() and not waiter.cancelled():
-                    # What was handed to this request passes on to the next one waiting.
-                    if (handed := waiter.result()) is not None:
-                        self.release(handed)
-                    else:
-                        self._hand_on(None)
-                raise
-            if handed is not None and not handed.lost:
+    async def _acquire(self, timeout: float | None) -> Connection:
+        """An idle connection, a new one while under the limit, or the next one given back."""
+        while True:
+            if self._closed:
+                raise ConnectionError("the client is closed")
+            while self._idle:
+                connection = self._idle.pop()
+                if not connection.lost:
+                    connection.reused = True
+                    return connection
+            if not self.limit or len(self._open) + self._connecting < self.limit:
+                return await self._connect(reserved=False)
+            handed = await self._wait_turn(timeout)
+            if handed is None:
+                return await self._connect(reserved=True)
+            if not handed.lost:
                 return handed
-            # Else a slot is free: the connection given back may have closed since.
-        return await self._connect()
+            # It closed on the way here, and its slot went to the next in line: queue again.
 
-    async def _connect(self) -> Connection:
-        self._connecting += 1
+    async def _wait_turn(self, timeout: float | None) -> Connection | None:
+        """Wait for a connection given back, or (None) for a slot reserved to connect in."""
+        waiter: asyncio.Future[Connection | None] = self.loop.create_future()
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(timeout):
+                return await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                # Given up (cancelled, out of time) just as its turn came: pass it on.
+                if (handed := waiter.result()) is not None:
+                    self.release(handed)
+                else:
+                    self._connecting -= 1
+                    self._free_slot()
+            raise
+
+    async def _connect(self, *, reserved: bool) -> Connection:
+        """A new connection, in a slot of its own (``reserved`` for it by ``_free_slot``)."""
+        if not reserved:
+            self._connecting += 1
         try:
             async with asyncio.timeout(self.connect_timeout):
                 _, connection = await self.loop.create_connection(
@@ -443,18 +516,26 @@ class Pool:
                     server_hostname=self.host if self._tls else None,
                 )
         except BaseException:
-            self._hand_on(None)
-            raise
-        finally:
             self._connecting -= 1
+            self._free_slot()
+            raise
+        self._connecting -= 1
+        if self._closed:
+            connection.close()
+            raise ConnectionError("the client is closed")
         self._open.add(connection)
         return connection
 
     def release(self, connection: Connection) -> None:
         """Take a connection back after an exchange: kept if it can serve another."""
         if connection.complete and connection.keep_alive and not connection.lost:
-            if not self._hand_on(connection):
+            if (waiter := self._next_waiter()) is not None:
+                connection.reused = True
+                waiter.set_result(connection)
+            elif not self._closed:
                 self._idle.append(connection)
+            else:
+                connection.close()
         else:
             connection.close()
             self.forget(connection)
@@ -465,23 +546,27 @@ class Pool:
             self._open.discard(connection)
             with contextlib.suppress(ValueError):
                 self._idle.remove(connection)
-            self._hand_on(None)
+            self._free_slot()
 
-    def _hand_on(self, connection: Connection | None) -> bool:
-        """Give a free connection (or, with None, a free slot) to the oldest waiter."""
+    def _free_slot(self) -> None:
+        """A slot under the limit is free: reserve it for the oldest waiter, if any."""
+        if (waiter := self._next_waiter()) is not None:
+            self._connecting += 1
+            waiter.set_result(None)
+
+    def _next_waiter(self) -> asyncio.Future[Connection | None] | None:
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
-                if connection is not None:
-                    connection.reused = True
-                waiter.set_result(connection)
-                return True
-        return False
+                return waiter
+        return None
 
     def close(self) -> None:
-        """Close every connection; exchanges in progress, and any later, fail with
+        """Close every connection; exchanges in progress or waiting, and any later, fail with
         ConnectionError."""
         self._closed = True
+        while (waiter := self._next_waiter()) is not None:
+            waiter.set_exception(ConnectionError("the client is closed"))
         for connection in list(self._open):
             connection.close()
         self._idle.clear()
@@ -496,11 +581,12 @@ def parser(connection: Connection) -> httptools.HttpResponseParser:
 
 
 def header_block(headers: Mapping[str, str]) -> str:
-    """``Name: value`` lines, refusing values that would end a header early."""
+    """``Name: value`` lines, refusing names that are not HTTP tokens and values that would
+    end a header (or the head) early."""
     lines = []
     for name, value in headers.items():
         text = str(value)
-        if "\r" in text or "\n" in text or "\r" in name or "\n" in name:
-            raise ValueError(f"a line break in header {name!r}")
+        if not HEADER_NAME.match(name) or BAD_VALUE.search(text):
+            raise ValueError(f"not a header HTTP allows: {name!r}")
         lines.append(f"{name}: {text}\r\n")
     return "".join(lines)
