@@ -84,6 +84,12 @@ async def reply(writer: asyncio.StreamWriter, data: bytes) -> bool:
     return True
 
 
+async def never_answers(head: bytes, reader: asyncio.StreamReader, writer) -> bool:
+    """Reads nothing more and answers nothing: the client has to find out on its own."""
+    await asyncio.sleep(10)
+    return False
+
+
 @pytest.mark.gen_test
 async def test_keep_alive_reuses_one_connection_and_sends_the_defaults():
     async def answer(head, reader, writer):
@@ -327,11 +333,7 @@ async def test_line_breaks_in_headers_or_target_are_refused_before_sending():
 
 @pytest.mark.gen_test
 async def test_closed_pool_fails_exchanges_under_way_and_refuses_new_ones():
-    async def answer(head, reader, writer):
-        await asyncio.sleep(5)
-        return False
-
-    server = await scripted(answer)
+    server = await scripted(never_answers)
     pool = server.pool()
     under_way = asyncio.ensure_future(pool.fetch("GET", "/", {}, None, timeout=10))
     await asyncio.sleep(0.05)
@@ -420,11 +422,7 @@ async def test_an_answer_during_a_streamed_upload_ends_it():
 
 @pytest.mark.gen_test
 async def test_the_timeout_covers_an_upload_the_server_does_not_read():
-    async def answer(head, reader, writer):
-        await asyncio.sleep(10)
-        return False
-
-    server = await scripted(answer)
+    server = await scripted(never_answers)
     pool = server.pool()
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -437,11 +435,7 @@ async def test_the_timeout_covers_an_upload_the_server_does_not_read():
 
 @pytest.mark.gen_test
 async def test_a_streamed_body_longer_or_shorter_than_its_length_is_refused():
-    async def answer(head, reader, writer):
-        await asyncio.sleep(5)  # reads nothing, answers nothing: the client finds out alone
-        return False
-
-    server = await scripted(answer)
+    server = await scripted(never_answers)
     pool = server.pool()
     for length in ("10", "5000"):
         with pytest.raises(ValueError, match="Content-Length"):
