@@ -138,7 +138,7 @@ class ApiHandler(web.RequestHandler):
         self.set_header("Server", "settee")
         self.set_header("Content-Type", JSON_TYPE)
         self.set_header("Cache-Control", "must-revalidate")
-        allowed = self.settings["cors_origins"]  # set_default_headers runs before initialize
+        allowed = self.settings.get("cors_origins", ())  # runs before initialize()
         if not allowed:
             return
         origin = self.request.headers.get("Origin")
