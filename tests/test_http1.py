@@ -84,6 +84,17 @@ async def reply(writer: asyncio.StreamWriter, data: bytes) -> bool:
     return True
 
 
+def answers_ok(after: float = 0) -> Answer:
+    """A server that answers every request with ``OK``, ``after`` seconds."""
+
+    async def answer(head: bytes, reader: asyncio.StreamReader, writer) -> bool:
+        if after:
+            await asyncio.sleep(after)
+        return await reply(writer, OK)
+
+    return answer
+
+
 async def never_answers(head: bytes, reader: asyncio.StreamReader, writer) -> bool:
     """Reads nothing more and answers nothing: the client has to find out on its own."""
     await asyncio.sleep(10)
@@ -92,10 +103,7 @@ async def never_answers(head: bytes, reader: asyncio.StreamReader, writer) -> bo
 
 @pytest.mark.gen_test
 async def test_keep_alive_reuses_one_connection_and_sends_the_defaults():
-    async def answer(head, reader, writer):
-        return await reply(writer, OK)
-
-    server = await scripted(answer)
+    server = await scripted(answers_ok())
     pool = server.pool(headers={"Accept": "application/json", "User-Agent": "settee"})
     for _ in range(5):
         status, headers, body = await pool.fetch("GET", "/db/doc", {}, None, timeout=5)
@@ -212,7 +220,7 @@ async def test_silence_times_out_and_garbage_is_a_bad_response():
 
 @pytest.mark.gen_test
 async def test_refused_connection_is_an_os_error():
-    server = await scripted(lambda *args: reply(args[2], OK))
+    server = await scripted(answers_ok())
     port = server.port
     await server.stop()
     pool = http1.Pool("127.0.0.1", port)
@@ -223,11 +231,7 @@ async def test_refused_connection_is_an_os_error():
 
 @pytest.mark.gen_test
 async def test_limit_holds_requests_until_a_connection_is_free():
-    async def answer(head, reader, writer):
-        await asyncio.sleep(0.05)
-        return await reply(writer, OK)
-
-    server = await scripted(answer)
+    server = await scripted(answers_ok(after=0.05))
     pool = server.pool(limit=2)
     results = await asyncio.gather(
         *(pool.fetch("GET", f"/{n}", {}, None, timeout=5) for n in range(8))
@@ -320,7 +324,7 @@ async def test_open_reads_a_large_body_as_it_arrives_and_bounds_each_wait():
 
 @pytest.mark.gen_test
 async def test_line_breaks_in_headers_or_target_are_refused_before_sending():
-    server = await scripted(lambda *args: reply(args[2], OK))
+    server = await scripted(answers_ok())
     pool = server.pool()
     with pytest.raises(ValueError):
         await pool.fetch("GET", "/", {"X-A": "1\r\nX-Injected: 2"}, None, timeout=5)
@@ -374,10 +378,7 @@ async def test_https_with_the_servers_certificate_checked(tmp_path):
     trusting = ssl.create_default_context()
     authority.configure_trust(trusting)
 
-    async def answer(head, reader, writer):
-        return await reply(writer, OK)
-
-    server = Scripted(answer)
+    server = Scripted(answers_ok())
     server.server = await asyncio.start_server(server._serve, "127.0.0.1", 0, ssl=served)
     pool = http1.Pool("127.0.0.1", server.port, tls=trusting)
     assert await pool.fetch("GET", "/", {}, None, timeout=5) == (
@@ -485,11 +486,7 @@ async def test_the_limit_holds_when_connections_are_not_kept_alive():
 
 @pytest.mark.gen_test
 async def test_closing_the_pool_fails_requests_waiting_for_a_connection():
-    async def answer(head, reader, writer):
-        await asyncio.sleep(0.2)
-        return await reply(writer, OK)
-
-    server = await scripted(answer)
+    server = await scripted(answers_ok(after=0.2))
     pool = server.pool(limit=1)
     under_way = asyncio.ensure_future(pool.fetch("GET", "/", {}, None, timeout=5))
     waiting = asyncio.ensure_future(pool.fetch("GET", "/", {}, None, timeout=5))

@@ -156,9 +156,7 @@ class Connection(asyncio.Protocol):
         data = b"".join(self._chunks) if len(self._chunks) > 1 else self._chunks[0]
         self._chunks.clear()
         self._buffered = 0
-        if self._reading_paused and not self.lost:
-            self._reading_paused = False
-            self._transport.resume_reading()
+        self._resume_reading()
         return data
 
     def body(self) -> bytes:
@@ -267,9 +265,7 @@ class Connection(asyncio.Protocol):
             and not self._cut_short
             and self._parser.should_keep_alive()
         )
-        if self._reading_paused and not self.lost:
-            self._reading_paused = False  # nothing more of this body to hold back
-            self._transport.resume_reading()
+        self._resume_reading()  # nothing more of this body to hold back
         self._wake()
         self.resume_writing()
 
@@ -283,6 +279,11 @@ class Connection(asyncio.Protocol):
         return "content-length" not in headers and "chunked" not in headers.get(
             "transfer-encoding", ""
         )
+
+    def _resume_reading(self) -> None:
+        if self._reading_paused and not self.lost:
+            self._reading_paused = False
+            self._transport.resume_reading()
 
     def _stop_timer(self) -> None:
         if self._timer is not None:
