@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import json
 import signal
 import socket
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
+import run
 from service.settings import Settings, load
 from tests.servers import ROOT, free_port, wait_until_up
 
@@ -63,6 +65,17 @@ def test_unknown_settings_in_the_file_are_refused(tmp_path):
 def test_the_password_is_never_shown():
     settings = load(["--couch-password", "s3cret"], {})
     assert "s3cret" not in repr(settings)
+
+
+def test_serving_freezes_what_was_loaded_and_collects_young_objects_less_often():
+    threshold = gc.get_threshold()
+    try:
+        run.tune_garbage_collector()
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == (run.YOUNG_GENERATION_THRESHOLD, *threshold[1:])
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
 
 
 def test_help_lists_every_setting_with_its_default():
