@@ -534,7 +534,7 @@ def burst(
     timeout = max(60.0, n * docs / 3_000)
     done = clients.wait_complete(phase, min(timeout, max(30.0, args.budget_left())))
     elapsed = (done or time.time()) - t0
-    cpu = meter.stop(elapsed)
+    cpu = meter.stop()
     tail = settle(settee.pid)
     report = clients.report(phase)
     delivered = report["rows"] - report["dups"]
