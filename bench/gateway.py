@@ -20,6 +20,10 @@ Part 3, where the time goes: py-spy samples settee under the same load (``--prof
 0 skips it) and the functions are listed by their share of samples, on the stack (inclusive)
 and at its top (self).
 
+With ``--pin`` (part 1 only), pouchdb-server runs on CPU 0 and settee and wrk on the others:
+on a machine of two CPUs, a pouchdb-server that needs all of one otherwise loses a share of it
+to settee, and the ratio then measures the sharing rather than settee's own cost.
+
 TIME_WAIT counts the sockets in that state (/proc/net/tcp, state 06) with a port of the run's
 servers at either end that entered it during the run (a socket stays in it for 60 s; the timer
 in /proc dates its entry). Errors are wrk's socket errors (connect, read, write, timeout) plus
@@ -30,7 +34,7 @@ Needs wrk (Debian's package: ``apt-get install -y wrk``) and, for part 3, py-spy
 
     .venv/bin/python bench/gateway.py [--rounds 3] [--seconds 5] [--connections 1,16,64]
         [--cpu-seconds 10] [--profile-seconds 10] [--only all|couch|cpu]
-        [--event-loop auto|uvloop|asyncio]
+        [--event-loop auto|uvloop|asyncio] [--pin]
 """
 
 from __future__ import annotations
@@ -105,6 +109,13 @@ def cpu_seconds(pid: int) -> float:
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def pin(pid: int, cpus: set[int]) -> None:
+    """Keep every thread of process ``pid`` on ``cpus``; the threads it starts later inherit it."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(int(task.name), cpus)
 
 
 def children_cpu() -> float:
@@ -239,6 +250,7 @@ class Wrk:
         self.wrk = wrk
         self.workdir = workdir
         self.runs = 0
+        self.cpus: set[int] | None = None  # where wrk runs; None: anywhere
 
     def command(self, url: str, method: str, c: int, seconds: float) -> list[str]:
         self.runs += 1
@@ -259,7 +271,14 @@ class Wrk:
         before = {name: cpu_seconds(pid) for name, pid in watch.items()}
         before["wrk"] = children_cpu()
         since = time.monotonic()
-        done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + WRK_GRACE)
+        cpus = self.cpus
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=seconds + WRK_GRACE,
+            preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus),
+        )
         after = {name: cpu_seconds(pid) for name, pid in watch.items()}
         after["wrk"] = children_cpu()
         if done.returncode != 0:
@@ -285,6 +304,12 @@ def compare(args: argparse.Namespace, wrk: Wrk, workdir: Path) -> list[str]:
         fill(pouch.url, args.docs)
         settee = start_settee(pouch.url, workdir, "settee", args.event_loop)
         pouch_pid = pouch.process.pid  # type: ignore[union-attr]
+        if args.pin:
+            others = set(range(1, os.cpu_count() or 2))
+            pin(pouch_pid, {0})
+            pin(settee.pid, others)
+            wrk.cpus = others
+            print(f"pinned: pouchdb-server on CPU 0; settee and wrk on CPUs {sorted(others)}")
         targets = {
             "direct": (pouch.url, {"pouchdb": pouch_pid}, {pouch.port}),
             "settee": (
@@ -320,11 +345,13 @@ def compare(args: argparse.Namespace, wrk: Wrk, workdir: Path) -> list[str]:
                         )
         complaints = settee.complaints()
     finally:
+        wrk.cpus = None
         if settee is not None:
             settee.stop()
         pouch.stop()
     print()
-    print(f"settee vs direct (pouchdb-server in memory), medians of {args.rounds} runs:")
+    pinned = ", pouchdb-server pinned to a CPU of its own" if args.pin else ""
+    print(f"settee vs direct (pouchdb-server in memory{pinned}), medians of {args.rounds} runs:")
     print()
     print(
         "| method | c | direct req/s | settee req/s | ratio | direct p50 ms | settee p50 ms "
@@ -358,9 +385,11 @@ def compare(args: argparse.Namespace, wrk: Wrk, workdir: Path) -> list[str]:
                 f"| {busy[0]:.2f} / {busy[1]:.2f}, {settee_busy:.2f} |"
             )
             if c == max(args.connections):
+                pinned = " (pinned)" if args.pin else ""
                 goals.append(
-                    f"{method} c={c}: req/s ratio {ratio:.2f}x (goal ≥ {GOALS['rps_ratio']}x: "
-                    f"{verdict(ratio >= GOALS['rps_ratio'])}), p99 ratio {p99_ratio:.2f}x "
+                    f"{method} c={c}{pinned}: req/s ratio {ratio:.2f}x "
+                    f"(goal ≥ {GOALS['rps_ratio']}x: {verdict(ratio >= GOALS['rps_ratio'])}), "
+                    f"p99 ratio {p99_ratio:.2f}x "
                     f"(goal ≤ {GOALS['p99_ratio']}x: {verdict(p99_ratio <= GOALS['p99_ratio'])})"
                 )
     errors = sum(r.errors for runs in results.values() for r in runs)
@@ -579,7 +608,14 @@ def main() -> None:
         default="auto",
         help="settee's and the bare Tornado handler's event loop",
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="part 1: pouchdb-server on CPU 0, settee and wrk on the others",
+    )
     args = parser.parse_args()
+    if args.pin and (os.cpu_count() or 1) < 2:
+        parser.error("--pin needs two CPUs at least")
     args.connections = [int(c) for c in args.connections.split(",")]
     args.methods = [m.strip().upper() for m in args.methods.split(",")]
     if not set(args.methods) <= {"GET", "PUT"} or min(args.connections) < 1:
