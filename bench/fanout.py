@@ -150,10 +150,10 @@ class Meter:
             "machine": machine_busy_seconds(),
         }
 
-    def stop(self, seconds: float | None = None) -> dict[str, float]:
+    def stop(self) -> dict[str, float]:
         """CPU % (of one core) of each over the window; and the seconds of settee's CPU."""
         end = self.read()
-        seconds = seconds or time.monotonic() - self.t0
+        seconds = time.monotonic() - self.t0
         used = {k: end[k] - self.start[k] for k in end}
         own = used["settee"] + used["clients"] + used["pouch"] + used["driver"]
         out = {f"{k}_cpu_pct": 100 * v / seconds for k, v in used.items() if k != "driver"}
@@ -818,7 +818,7 @@ def cpu_window(
     wrote = write_at_rate(pouch, db, phase, args.cpu_rate, count)
     done = clients.wait_complete(phase, 60) if clients is not None else None
     window = time.monotonic() - t0
-    cpu = meter.stop(window)
+    cpu = meter.stop()
     cpu.pop("settee_cpu_s")
     out: dict[str, Any] = {
         "docs": count,

@@ -20,7 +20,7 @@ Part 3, where the time goes: py-spy samples settee under the same load (``--prof
 0 skips it) and the functions are listed by their share of samples, on the stack (inclusive)
 and at its top (self).
 
-With ``--pin`` (part 1 only), pouchdb-server runs on CPU 0 and settee and wrk on the others:
+With ``--pin`` (part 1 only), pouchdb-server runs on one CPU and settee and wrk on the others:
 on a machine of two CPUs, a pouchdb-server that needs all of one otherwise loses a share of it
 to settee, and the ratio then measures the sharing rather than settee's own cost.
 
@@ -112,10 +112,14 @@ def cpu_seconds(pid: int) -> float:
 
 
 def pin(pid: int, cpus: set[int]) -> None:
-    """Keep every thread of process ``pid`` on ``cpus``; the threads it starts later inherit it."""
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(ProcessLookupError):
-            os.sched_setaffinity(int(task.name), cpus)
+    """Keep every thread of process ``pid`` on ``cpus``; the threads it starts later inherit it
+    (the listing is taken again until it shows no thread not yet pinned)."""
+    pinned: set[int] = set()
+    while threads := {int(task.name) for task in Path(f"/proc/{pid}/task").iterdir()} - pinned:
+        for tid in threads:
+            with contextlib.suppress(ProcessLookupError):
+                os.sched_setaffinity(tid, cpus)
+        pinned |= threads
 
 
 def children_cpu() -> float:
@@ -305,11 +309,12 @@ def compare(args: argparse.Namespace, wrk: Wrk, workdir: Path) -> list[str]:
         settee = start_settee(pouch.url, workdir, "settee", args.event_loop)
         pouch_pid = pouch.process.pid  # type: ignore[union-attr]
         if args.pin:
-            others = set(range(1, os.cpu_count() or 2))
-            pin(pouch_pid, {0})
+            first, *rest = sorted(os.sched_getaffinity(0))
+            others = set(rest)
+            pin(pouch_pid, {first})
             pin(settee.pid, others)
             wrk.cpus = others
-            print(f"pinned: pouchdb-server on CPU 0; settee and wrk on CPUs {sorted(others)}")
+            print(f"pinned: pouchdb-server on CPU {first}; settee and wrk on CPUs {rest}")
         targets = {
             "direct": (pouch.url, {"pouchdb": pouch_pid}, {pouch.port}),
             "settee": (
@@ -611,10 +616,10 @@ def main() -> None:
     parser.add_argument(
         "--pin",
         action="store_true",
-        help="part 1: pouchdb-server on CPU 0, settee and wrk on the others",
+        help="part 1: pouchdb-server on a CPU of its own, settee and wrk on the others",
     )
     args = parser.parse_args()
-    if args.pin and (os.cpu_count() or 1) < 2:
+    if args.pin and len(os.sched_getaffinity(0)) < 2:
         parser.error("--pin needs two CPUs at least")
     args.connections = [int(c) for c in args.connections.split(",")]
     args.methods = [m.strip().upper() for m in args.methods.split(",")]
