@@ -342,7 +342,7 @@ async def test_closed_pool_fails_exchanges_under_way_and_refuses_new_ones():
     under_way = asyncio.ensure_future(pool.fetch("GET", "/", {}, None, timeout=10))
     await asyncio.sleep(0.05)
     pool.close()
-    with pytest.raises(ConnectionError, match="closed by the client"):
+    with pytest.raises(ConnectionError, match="closed on this side"):
         await under_way
     with pytest.raises(ConnectionError, match="closed"):
         await pool.fetch("GET", "/", {}, None, timeout=5)

@@ -10,8 +10,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -162,6 +164,64 @@ def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(
     assert f"({event_loop} event loop)" in output
     assert "requests in flight" in output
     assert bcouch[db_name].get_attachment("doc", "a.bin") == half + half
+
+
+class HeldBackend(ThreadingHTTPServer):
+    """A stand-in CouchDB on a free port that receives each PUT, then holds its answer (201)
+    until ``release`` is set."""
+
+    def __init__(self) -> None:
+        self.received, self.release = threading.Event(), threading.Event()
+        backend = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_PUT(self) -> None:
+                self.rfile.read(int(self.headers["Content-Length"]))
+                backend.received.set()
+                backend.release.wait(10)
+                body = json.dumps({"ok": True, "id": "doc", "rev": "1-a"}).encode()
+                self.send_response(201)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server_port}"
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+def test_sigterm_waits_for_the_write_of_a_client_that_has_left():
+    """The write goes on without its client, as in CouchDB, and shutdown waits for it."""
+    backend = HeldBackend()
+    port = free_port()
+    try:
+        with serving(port, "--couch-url", backend.url) as process:
+            http_request(
+                port,
+                b"PUT /db/doc HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 2\r\n\r\n{}",
+            ).close()
+            assert backend.received.wait(10)
+            time.sleep(0.3)  # settee sees its client go
+            process.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            assert process.poll() is None, "exited with a write in flight"
+            backend.release.set()
+            assert process.wait(timeout=15) == 0
+        output = process.stdout.read()
+        assert "stopping: 1 requests in flight" in output
+        assert '"PUT /db/doc" 201' in output
+        assert "cannot reach" not in output
+    finally:
+        backend.release.set()
+        backend.shutdown()
+        backend.server_close()
 
 
 def test_processes_share_the_port_and_stop_together(server_url):

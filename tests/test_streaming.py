@@ -7,6 +7,8 @@ peak of reading the same view whole. bench/stream_memory.py does the same at 1,0
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import tracemalloc
 import uuid
 from collections.abc import Callable
@@ -107,3 +109,29 @@ def test_the_service_relays_a_view_with_flat_memory(big, start_settee, io_loop):
     full = peak_while(relay(ROWS), ROWS)
     assert full < half + GROWTH_ALLOWED, (half, full)
     assert full < received, (full, received)  # less than the response: it was never whole
+
+
+def test_a_client_that_leaves_mid_relay_ends_it_quietly(big, start_settee, io_loop, caplog):
+    """The relay stops at the first write that fails: no error is logged, the request stops
+    counting as in flight, and the service answers the next request."""
+    settee = start_settee()
+
+    async def leave_after_the_first_bytes() -> None:
+        host, port = settee.url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(
+            f"GET /{big.name}/_all_docs?include_docs=true HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        )
+        assert (await reader.read(100)).startswith(b"HTTP/1.1 200")
+        writer.close()
+        for _ in range(100):
+            if settee.in_flight.count == 0:
+                return
+            await asyncio.sleep(0.05)
+
+    caplog.set_level(logging.WARNING)
+    io_loop.run_sync(leave_after_the_first_bytes)
+    assert settee.in_flight.count == 0
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    response = io_loop.run_sync(lambda: settee.fetch("GET", f"/{big.name}/_all_docs?limit=1"))
+    assert response.code == 200

@@ -167,7 +167,11 @@ class Connection(asyncio.Protocol):
         if not self.lost:
             self.lost = True
             if self._exchanging():
-                self._fail(ConnectionError("the connection was closed by the client"))
+                self._fail(
+                    ConnectionError(
+                        "the connection was closed on this side before the response came"
+                    )
+                )
         self._stop_timer()
         if self._transport is not None:
             self._transport.close()

@@ -39,26 +39,18 @@ class AttachmentHandler(ApiHandler):
     @relax
     def get(self, db: str, doc_id: str, name: str) -> Any:
         body = yield self.database(db).stream_attachment(doc_id, name)
-        try:
-            self._relay_headers(body.headers)
-            while chunk := (yield body.read()):
-                self.write(chunk)
-                yield self.flush()
-        finally:
-            body.close()
+        yield from self.relay_body(body, self._relayed_headers(body.headers))
 
     @relax
     def head(self, db: str, doc_id: str, name: str) -> Any:
         body = yield self.database(db).stream_attachment(doc_id, name)
         body.close()
-        self._relay_headers(body.headers)
+        for header, value in self._relayed_headers(body.headers).items():
+            self.set_header(header, value)
 
-    def _relay_headers(self, headers: dict[str, str]) -> None:
-        for header in RELAYED_HEADERS:
-            if header.lower() in headers:
-                self.set_header(header, headers[header.lower()])
-
-    # -- upload
+    @staticmethod
+    def _relayed_headers(headers: dict[str, str]) -> dict[str, str]:
+        return {name: headers[name.lower()] for name in RELAYED_HEADERS if name.lower() in headers}
 
     def prepare(self) -> Awaitable[None] | None:
         super().prepare()

@@ -8,12 +8,12 @@ reaches the client never holds a traceback, a backend URL or a credential.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Generator
 from dataclasses import dataclass
 from typing import Any
 
 import ujson
-from tornado import httputil, web
+from tornado import httputil, iostream, web
 
 from ..couch import Couch, Database
 from ..couch.errors import BadRequest, HTTPError, RequestTooLarge, ServerUnavailable
@@ -120,8 +120,13 @@ class ApiHandler(web.RequestHandler):
         self._leave()
 
     def on_connection_close(self) -> None:
+        """A client that leaves before its body is whole is never answered: it is no longer in
+        flight. One that leaves later still has its request carried out, as CouchDB carries out
+        a write whose client has gone, and shutdown waits for it (``on_finish`` ends it)."""
+        body_whole = self.request._body_future.done()  # Tornado's own test, before it fails it
         super().on_connection_close()
-        self._leave()
+        if not body_whole:
+            self._leave()
 
     def _leave(self) -> None:
         if self._counted:
@@ -193,6 +198,21 @@ class ApiHandler(web.RequestHandler):
     def write_json(self, value: Any, status: int = 200) -> None:
         self.set_status(status)
         self.finish(json_text(value))
+
+    def relay_body(self, body: Any, headers: dict[str, str]) -> Generator[Any, Any, None]:
+        """Answer with a body streamed from the backend: ``headers``, then each chunk as it
+        comes, flushed before the next is read, so that the service holds one chunk. A client
+        that leaves ends the relay; ``body`` is closed either way."""
+        try:
+            for name, value in headers.items():
+                self.set_header(name, value)
+            while chunk := (yield body.read()):
+                self.write(chunk)
+                yield self.flush()
+        except iostream.StreamClosedError:
+            return  # the client has gone: the rest has nobody to go to
+        finally:
+            body.close()
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]

@@ -168,7 +168,7 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
         last_seq: Any = query.get("since", 0)
         caught_up = False
         async with self._subscription(db, query, "longpoll") as subscription:
-            with contextlib.suppress(Closed):
+            with contextlib.suppress(Closed, iostream.StreamClosedError):
                 while not (caught_up and rows) and (left := deadline - loop.time()) > 0:
                     try:
                         async with asyncio.timeout(min(left, heartbeat or left)):

@@ -38,15 +38,10 @@ class ViewHandler(ApiHandler):
     def relay(self, db: str, name: str, extra: dict[str, Any]) -> Generator[Any, Any, None]:
         query = {**options.parse(self.request.arguments, options.VIEW), **extra}
         body = yield self.database(db).stream_view(name, **query)
-        try:
-            self.set_header("Content-Type", body.headers.get("content-type", "application/json"))
-            if "etag" in body.headers:
-                self.set_header("ETag", body.headers["etag"])
-            while chunk := (yield body.read()):
-                self.write(chunk)
-                yield self.flush()
-        finally:
-            body.close()
+        headers = {"Content-Type": body.headers.get("content-type", "application/json")}
+        if "etag" in body.headers:
+            headers["ETag"] = body.headers["etag"]
+        yield from self.relay_body(body, headers)
 
 
 class AllDocsHandler(ViewHandler):
