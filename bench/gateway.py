@@ -24,6 +24,10 @@ With ``--pin`` (part 1 only), pouchdb-server runs on one CPU and settee and wrk 
 on a machine of two CPUs, a pouchdb-server that needs all of one otherwise loses a share of it
 to settee, and the ratio then measures the sharing rather than settee's own cost.
 
+With ``--relay`` (part 1), a third contender runs in the same rounds: ``bench/byte_relay.py``,
+which passes bytes through unparsed. What it costs pouchdb-server is what any second process
+on the path costs here; what settee costs beyond it is settee's own work.
+
 TIME_WAIT counts the sockets in that state (/proc/net/tcp, state 06) with a port of the run's
 servers at either end that entered it during the run (a socket stays in it for 60 s; the timer
 in /proc dates its entry). Errors are wrk's socket errors (connect, read, write, timeout) plus
@@ -34,7 +38,7 @@ Needs wrk (Debian's package: ``apt-get install -y wrk``) and, for part 3, py-spy
 
     .venv/bin/python bench/gateway.py [--rounds 3] [--seconds 5] [--connections 1,16,64]
         [--cpu-seconds 10] [--profile-seconds 10] [--only all|couch|cpu]
-        [--event-loop auto|uvloop|asyncio] [--pin]
+        [--event-loop auto|uvloop|asyncio] [--pin] [--relay]
 """
 
 from __future__ import annotations
@@ -176,6 +180,13 @@ def start_trivial(workdir: Path) -> Served:
     return Served("trivial", args, f"http://127.0.0.1:{port}", "/", workdir / "trivial.log")
 
 
+def start_relay(backend_port: int, workdir: Path) -> Served:
+    port = free_port()
+    args = [PYTHON, str(ROOT / "bench" / "byte_relay.py"), "--port", str(port)]
+    args += ["--backend-port", str(backend_port)]
+    return Served("relay", args, f"http://127.0.0.1:{port}", "/", workdir / "relay.log")
+
+
 def call(method: str, url: str, body: object = None) -> object:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method=method)
@@ -303,26 +314,30 @@ def median(runs: list[Run], attr: str) -> float:
 def compare(args: argparse.Namespace, wrk: Wrk, workdir: Path) -> list[str]:
     """Part 1; returns the goal lines for the summary."""
     pouch = PouchServer().start()
-    settee = None
+    settee = relay = None
     try:
         fill(pouch.url, args.docs)
         settee = start_settee(pouch.url, workdir, "settee", args.event_loop)
+        gateways = [settee]
+        if args.relay:
+            relay = start_relay(pouch.port, workdir)
+            gateways.append(relay)
         pouch_pid = pouch.process.pid  # type: ignore[union-attr]
         if args.pin:
             first, *rest = sorted(os.sched_getaffinity(0))
             others = set(rest)
             pin(pouch_pid, {first})
-            pin(settee.pid, others)
+            for gateway in gateways:
+                pin(gateway.pid, others)
             wrk.cpus = others
-            print(f"pinned: pouchdb-server on CPU {first}; settee and wrk on CPUs {rest}")
-        targets = {
-            "direct": (pouch.url, {"pouchdb": pouch_pid}, {pouch.port}),
-            "settee": (
-                settee.url,
-                {"pouchdb": pouch_pid, "settee": settee.pid},
-                {pouch.port, int(settee.url.rsplit(":", 1)[1])},
-            ),
-        }
+            print(f"pinned: pouchdb-server on CPU {first}; the gateways and wrk on CPUs {rest}")
+        targets = {"direct": (pouch.url, {"pouchdb": pouch_pid}, {pouch.port})}
+        for gateway in gateways:
+            targets[gateway.name] = (
+                gateway.url,
+                {"pouchdb": pouch_pid, gateway.name: gateway.pid},
+                {pouch.port, int(gateway.url.rsplit(":", 1)[1])},
+            )
         # A warm-up run each, not counted: JIT, connection pools, caches.
         for url, watch, ports in targets.values():
             wrk.run(url, "GET", 16, 1, watch, ports)
@@ -335,7 +350,7 @@ def compare(args: argparse.Namespace, wrk: Wrk, workdir: Path) -> list[str]:
         for round_ in range(args.rounds):
             for method in args.methods:
                 for c in args.connections:
-                    order = ["direct", "settee"] if round_ % 2 == 0 else ["settee", "direct"]
+                    order = list(targets) if round_ % 2 == 0 else list(reversed(targets))
                     for name in order:
                         url, watch, ports = targets[name]
                         run = wrk.run(url, method, c, args.seconds, watch, ports)
@@ -351,8 +366,9 @@ def compare(args: argparse.Namespace, wrk: Wrk, workdir: Path) -> list[str]:
         complaints = settee.complaints()
     finally:
         wrk.cpus = None
-        if settee is not None:
-            settee.stop()
+        for gateway in (settee, relay):
+            if gateway is not None:
+                gateway.stop()
         pouch.stop()
     print()
     pinned = ", pouchdb-server pinned to a CPU of its own" if args.pin else ""
@@ -397,6 +413,8 @@ def compare(args: argparse.Namespace, wrk: Wrk, workdir: Path) -> list[str]:
                     f"p99 ratio {p99_ratio:.2f}x "
                     f"(goal ≤ {GOALS['p99_ratio']}x: {verdict(p99_ratio <= GOALS['p99_ratio'])})"
                 )
+    if args.relay:
+        print_relay(args, results)
     errors = sum(r.errors for runs in results.values() for r in runs)
     worst_tw = max(r.time_wait for runs in results.values() for r in runs)
     goals.append(f"part 1 errors: {errors} (goal 0: {verdict(errors == 0)})")
@@ -408,6 +426,30 @@ def compare(args: argparse.Namespace, wrk: Wrk, workdir: Path) -> list[str]:
     for line in complaints[:5]:
         goals.append(f"    {line}")
     return goals
+
+
+def print_relay(args: argparse.Namespace, results: dict[tuple[str, int, str], list[Run]]) -> None:
+    """The reference contender beside settee: what a gateway that does next to no work gets."""
+    print()
+    print("reference: bench/byte_relay.py, bytes passed through unparsed, same runs:")
+    print()
+    print(
+        "| method | c | relay req/s | ratio to direct | pouchdb CPU µs/req "
+        "| relay CPU µs/req | settee ratio | settee CPU µs/req |"
+    )
+    print("|---|--:|--:|--:|--:|--:|--:|--:|")
+    for method in args.methods:
+        for c in args.connections:
+            d = results[(method, c, "direct")]
+            r, s = results[(method, c, "relay")], results[(method, c, "settee")]
+            print(
+                f"| {method} | {c} | {median(r, 'rps'):.0f} "
+                f"| {median(r, 'rps') / median(d, 'rps'):.2f}x "
+                f"| {statistics.median(x.cpu_us['pouchdb'] for x in r):.0f} "
+                f"| {statistics.median(x.cpu_us['relay'] for x in r):.0f} "
+                f"| {median(s, 'rps') / median(d, 'rps'):.2f}x "
+                f"| {statistics.median(x.cpu_us['settee'] for x in s):.0f} |"
+            )
 
 
 def verdict(ok: bool) -> str:
@@ -607,6 +649,11 @@ def main() -> None:
     parser.add_argument("--profile-top", type=int, default=20)
     parser.add_argument("--profile-out", default="/tmp/settee-gateway-profile.txt")
     parser.add_argument("--only", choices=("all", "couch", "cpu"), default="all")
+    parser.add_argument(
+        "--relay",
+        action="store_true",
+        help="part 1 also runs bench/byte_relay.py, a gateway that does next to no work",
+    )
     parser.add_argument(
         "--event-loop",
         choices=("auto", "uvloop", "asyncio"),
