@@ -123,7 +123,10 @@ class ApiHandler(web.RequestHandler):
         """A client that leaves before its body is whole is never answered: it is no longer in
         flight. One that leaves later still has its request carried out, as CouchDB carries out
         a write whose client has gone, and shutdown waits for it (``on_finish`` ends it)."""
-        body_whole = self.request._body_future.done()  # Tornado's own test, before it fails it
+        # Tornado's own test (it fails the future next); a body that is not streamed was whole
+        # before the handler was made.
+        body_future = getattr(self.request, "_body_future", None)
+        body_whole = body_future is None or body_future.done()
         super().on_connection_close()
         if not body_whole:
             self._leave()
