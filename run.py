@@ -16,12 +16,12 @@ import socket
 import sys
 from collections.abc import Callable
 
-from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from service import settings as settings_module
 from service.app import make_app, make_hub
 from service.couch import Couch
+from service.httpserver import Server
 from service.inflight import InFlight
 from service.metrics import Metrics
 from service.processes import serve_in_processes
@@ -42,7 +42,7 @@ async def serve(settings: settings_module.Settings, sockets: list[socket.socket]
         hub = make_hub(settings, couch)
         metrics.watch_hub(hub)
         app = make_app(settings, couch, metrics, in_flight, hub)
-        server = HTTPServer(app, xheaders=settings.xheaders, max_body_size=settings.max_body_size)
+        server = Server(app, xheaders=settings.xheaders, max_body_size=settings.max_body_size)
         server.add_sockets(sockets)
         log.info(
             "settee %d serving %s on %s (%s event loop)",

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
-from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 
 from service.app import make_app, make_hub
 from service.couch import Couch, CouchError, blocking
+from service.httpserver import Server
 from service.hub import Hub
 from service.inflight import InFlight
 from service.metrics import Metrics
@@ -141,7 +141,7 @@ def answer(response: HTTPResponse) -> Any:
 @pytest.fixture
 def start_settee(server_url, io_loop):
     """Start settee servers on the test backend (settings overridable), stopped after the test."""
-    started: list[tuple[HTTPServer, Couch, Hub]] = []
+    started: list[tuple[Server, Couch, Hub]] = []
 
     def start(**overrides: Any) -> Service:
         settings = Settings(**{"couch_url": server_url, **overrides})
@@ -150,9 +150,9 @@ def start_settee(server_url, io_loop):
         hub = make_hub(settings, couch)
         metrics.watch_hub(hub)
         app = make_app(settings, couch, metrics, in_flight, hub)
-        server = HTTPServer(app, xheaders=settings.xheaders, max_body_size=settings.max_body_size)
+        server = Server(app, xheaders=settings.xheaders, max_body_size=settings.max_body_size)
         sock, port = bind_unused_port()
-        server.add_socket(sock)
+        server.add_sockets([sock])
         started.append((server, couch, hub))
         return Service(f"http://127.0.0.1:{port}", settings, metrics, in_flight, hub)
 

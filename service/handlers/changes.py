@@ -227,10 +227,9 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
 
     def _hang_up_if_slow(self, closed: Closed) -> None:
         """A slow consumer's feed ends by closing the socket: it is not reading, so a closing
-        line would wait behind what it has not read. Closing the stream (not the HTTP
-        connection, which would drop the pending flush's callback) ends that flush."""
+        line would wait behind what it has not read; the pending flush fails, and ends it."""
         if closed is SLOW_CONSUMER:
-            self.request.connection.stream.close()
+            self.request.connection.close()
 
     def _write_rows(self, items: list[Item], eventsource: bool) -> Any:
         """Write the rows among ``items``; the seq of the last one (None if none)."""

@@ -1,0 +1,526 @@
+"""settee's HTTP/1.1 server: Tornado's Application and handlers, over httptools.
+
+Tornado's own server reads each request through an IOStream and a chain of coroutines, parsing
+it in Python. Here llhttp parses (through httptools) and the Application is driven from the
+protocol's callbacks, through the interface Tornado's server gives it
+(``httputil.HTTPConnection``): a quarter less CPU per proxied request (bench/README.md).
+A WebSocket upgrade hands its socket over to a Tornado IOStream (``detach``), as Tornado's does.
+
+As in Tornado's server: keep-alive (HTTP/1.1, and 1.0 when asked), pipelined requests answered
+in order, request bodies streamed to the handler with back-pressure, chunked responses when no
+length is known, ``xheaders``, ``Expect: 100-continue``, a request head of at most 64 KiB and a
+body of at most ``max_body_size`` (a chunked body that outgrows it ends the connection, with a
+400 if nothing was answered yet), and connections idle between requests closed after an hour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httptools
+from tornado import httputil, iostream, netutil
+
+log = logging.getLogger("settee.httpserver")
+
+HEAD_LIMIT = 65_536  # bytes of request line and headers (Tornado's max_header_size)
+IDLE_LIMIT = 3600.0  # seconds a connection may wait for its next request (Tornado's default)
+PIPELINE_LIMIT = 8  # requests read ahead of the one being answered, before reading pauses
+BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+CONTINUE = b"HTTP/1.1 100 (Continue)\r\n\r\n"
+END = object()  # the end of a request body, among its chunks
+
+
+class Server:
+    """Serve a Tornado Application on listening sockets; Tornado HTTPServer's life cycle."""
+
+    def __init__(
+        self,
+        app: httputil.HTTPServerConnectionDelegate,
+        *,
+        xheaders: bool = False,
+        max_body_size: int = 100 * 1024 * 1024,
+        idle_limit: float = IDLE_LIMIT,
+    ) -> None:
+        self.app = app
+        self.xheaders = xheaders
+        self.max_body_size = max_body_size
+        self.idle_limit = idle_limit
+        self.connections: set[Connection] = set()
+        self._listeners: list[asyncio.Task] = []
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def add_sockets(self, sockets: list[socket.socket]) -> None:
+        """Serve on these listening sockets from the next turn of the event loop."""
+        loop = self._loop = asyncio.get_event_loop()
+        for sock in sockets:
+            serving = loop.create_task(loop.create_server(lambda: Connection(self), sock=sock))
+            serving.add_done_callback(self._check_listening)
+            self._listeners.append(serving)
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(self.idle_limit / 4, self._sweep)
+
+    def stop(self) -> None:
+        """Stop accepting connections; those open go on being served."""
+        for task in self._listeners:
+            if not task.done():
+                task.cancel()
+            elif not task.cancelled() and task.exception() is None:
+                task.result().close()
+        self._listeners.clear()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+
+    async def close_all_connections(self) -> None:
+        """Close every connection (whatever it is doing) and wait until they are closed."""
+        closing = [connection.closed for connection in self.connections]
+        for connection in list(self.connections):
+            connection.close()
+        await asyncio.gather(*closing)
+
+    @staticmethod
+    def _check_listening(serving: asyncio.Task) -> None:
+        if not serving.cancelled() and serving.exception() is not None:
+            log.error("cannot serve on a socket", exc_info=serving.exception())
+
+    def _sweep(self) -> None:
+        """Close the connections that have waited longer than ``idle_limit`` for a whole
+        request head (none at all, or one that trickles in)."""
+        deadline = time.monotonic() - self.idle_limit
+        for connection in list(self.connections):
+            waiting = not any(exchange.head_whole for exchange in connection.exchanges)
+            if waiting and connection.idle_since < deadline:
+                connection.close()
+        assert self._loop is not None
+        self._sweeper = self._loop.call_later(self.idle_limit / 4, self._sweep)
+
+
+class Context:
+    """Who sent a request: what Tornado's HTTPServerRequest reads from its connection."""
+
+    __slots__ = ("address", "protocol", "remote_ip")
+
+    def __init__(self, address: Any, headers: httputil.HTTPHeaders, xheaders: bool) -> None:
+        self.address = address
+        self.remote_ip = address[0] if isinstance(address, tuple) else "0.0.0.0"
+        self.protocol = "http"
+        if xheaders:
+            self._apply_xheaders(headers)
+
+    def _apply_xheaders(self, headers: httputil.HTTPHeaders) -> None:
+        """As Tornado's ``xheaders``: the last X-Forwarded-For address (X-Real-Ip first), and
+        X-Scheme or X-Forwarded-Proto when it says http or https."""
+        forwarded = headers.get("X-Forwarded-For", self.remote_ip).split(",")[-1].strip()
+        ip = headers.get("X-Real-Ip", forwarded)
+        if netutil.is_valid_ip(ip):
+            self.remote_ip = ip
+        scheme = headers.get("X-Scheme", headers.get("X-Forwarded-Proto", self.protocol))
+        scheme = scheme.split(",")[-1].strip() if scheme else scheme
+        if scheme in ("http", "https"):
+            self.protocol = scheme
+
+
+class Connection(asyncio.Protocol):
+    """One client's TCP connection: its requests parsed and answered one after another."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.address: Any = None
+        self.exchanges: list[Exchange] = []  # [0] is being answered; the rest wait
+        self.reading: Exchange | None = None  # the one whose request is being parsed
+        self.head_bytes = 0
+        self.idle_since = time.monotonic()
+        self.detached = False
+        self.closed: asyncio.Future = asyncio.get_event_loop().create_future()
+        self._paused_reading = False
+        self._drain_waiters: list[asyncio.Future] | None = None  # while writing is paused
+        self._done = self.closed.get_loop().create_future()
+        self._done.set_result(None)
+
+    # -- asyncio protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.address = transport.get_extra_info("peername")
+        self.server.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            pass  # the upgrade request was dispatched; its handler detaches or answers
+        except httptools.HttpParserError:
+            self.refuse()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.connections.discard(self)
+        waiters, self._drain_waiters = self._drain_waiters or [], None
+        for waiter in waiters:
+            failed(waiter)
+        if not self.detached:
+            for exchange in list(self.exchanges):
+                exchange.lost()
+        if not self.closed.done():
+            self.closed.set_result(None)
+        # A WebSocket's request refers to this connection for as long as the socket is open:
+        # what served HTTP on it is of no more use.
+        self.exchanges, self.reading, self.transport = [], None, None
+        self.parser = None  # type: ignore[assignment]
+
+    def pause_writing(self) -> None:
+        self._drain_waiters = []
+
+    def resume_writing(self) -> None:
+        waiters, self._drain_waiters = self._drain_waiters or [], None
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- httptools callbacks
+
+    def on_message_begin(self) -> None:
+        self.reading = Exchange(self)
+        self.exchanges.append(self.reading)
+        self.head_bytes = 0
+        self.update_reading()
+
+    def on_url(self, url: bytes) -> None:
+        self.reading.url += url  # type: ignore[union-attr]
+        self._count_head(len(url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_head(len(name) + len(value))
+        self.reading.headers.add(name.decode("latin1"), value.decode("latin1"))  # type: ignore[union-attr]
+
+    def on_headers_complete(self) -> None:
+        parser, exchange = self.parser, self.reading
+        assert exchange is not None
+        exchange.method = parser.get_method().decode("latin1")
+        exchange.version = "HTTP/" + parser.get_http_version()
+        exchange.keep_alive = parser.should_keep_alive() and not parser.should_upgrade()
+        exchange.head_whole = True
+        if exchange is self.exchanges[0]:
+            exchange.dispatch()
+
+    def on_body(self, body: bytes) -> None:
+        exchange = self.reading
+        assert exchange is not None
+        exchange.body_bytes += len(body)
+        if exchange.body_bytes > self.server.max_body_size and exchange.chunked:
+            # Stops the parser: none of this body, nor its end, reaches the app. (A declared
+            # length over the limit is the handler's to refuse, with a 413.)
+            raise httptools.HttpParserError("the request body is too large")
+        exchange.take(body)
+
+    def on_message_complete(self) -> None:
+        exchange, self.reading = self.reading, None
+        if exchange is not None:
+            exchange.request_whole = True
+            exchange.take(END)
+
+    # -- for exchanges
+
+    def send(self, data: bytes) -> Awaitable[None]:
+        """Write ``data``; what resolves once the transport has room for more (at once,
+        unless writing is paused), or fails with StreamClosedError once it is closed."""
+        transport = self.transport
+        loop = self._done.get_loop()
+        if transport is None or transport.is_closing():
+            return failed(loop.create_future())
+        if data:
+            transport.write(data)
+        if self._drain_waiters is None:
+            return self._done
+        waiter = loop.create_future()
+        self._drain_waiters.append(waiter)
+        return waiter
+
+    def answered(self, exchange: Exchange) -> None:
+        """``exchange``'s response is whole: on to the next request, or close."""
+        if self.exchanges and self.exchanges[0] is exchange:
+            del self.exchanges[0]
+        if not (exchange.keep_alive and exchange.request_whole):
+            self.close()  # unread body, upgrade or no keep-alive: nothing more can be read
+            return
+        self.idle_since = time.monotonic()
+        if self.exchanges and self.exchanges[0].head_whole:
+            # Not from within the app's finish(): the next request is its own turn.
+            asyncio.get_running_loop().call_soon(self.exchanges[0].dispatch)
+        self.update_reading()
+
+    def update_reading(self) -> None:
+        """Read while the app keeps up: not while a body waits on its handler, nor with
+        ``PIPELINE_LIMIT`` requests waiting behind the one being answered."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        head = self.exchanges[0] if self.exchanges else None
+        pause = len(self.exchanges) > PIPELINE_LIMIT or (head is not None and head.blocked)
+        if pause != self._paused_reading:
+            self._paused_reading = pause
+            (transport.pause_reading if pause else transport.resume_reading)()
+
+    def refuse(self) -> None:
+        """A request that cannot be read: 400 unless an answer has begun, then close."""
+        if self.transport is not None and not self.transport.is_closing():
+            if not any(exchange.responding for exchange in self.exchanges):
+                self.transport.write(BAD_REQUEST)
+            self.close()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def _count_head(self, size: int) -> None:
+        self.head_bytes += size
+        if self.head_bytes > HEAD_LIMIT:
+            raise httptools.HttpParserError("request head too large")
+
+
+def failed(future: asyncio.Future) -> asyncio.Future:
+    """``future`` failed with StreamClosedError, marked as seen (nobody may await it)."""
+    if not future.done():
+        future.set_exception(iostream.StreamClosedError())
+        future.exception()
+    return future
+
+
+class Exchange(httputil.HTTPConnection):
+    """One request and its response, for Tornado's request dispatcher and handler."""
+
+    # One lives as long as each WebSocket (its handler's request holds it).
+    __slots__ = (
+        "_close_callback",
+        "answered",
+        "blocked",
+        "body_bytes",
+        "chunking",
+        "connection",
+        "context",
+        "delegate",
+        "events",
+        "head_whole",
+        "headers",
+        "keep_alive",
+        "method",
+        "remaining",
+        "request_whole",
+        "responding",
+        "upgrade_head",
+        "url",
+        "version",
+    )
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection: Connection | None = connection
+        self.url = b""
+        self.headers = httputil.HTTPHeaders()
+        self.method = self.version = ""
+        self.keep_alive = self.head_whole = self.request_whole = False
+        self.body_bytes = 0
+        self.context: Context | None = None
+        self.delegate: httputil.HTTPMessageDelegate | None = None
+        self.events: list[Any] = []  # body chunks and END, not yet given to the app
+        self.blocked = False  # the app has not taken the last chunk (or the head) yet
+        self.responding = self.answered = False
+        self.chunking = False
+        self.remaining: int | None = None  # body bytes the response still owes
+        self.upgrade_head = b""
+        self._close_callback: Callable[[], None] | None = None
+
+    # -- the request, given to the app
+
+    def dispatch(self) -> None:
+        """Hand the request to the app (its turn on the connection has come)."""
+        connection = self.connection
+        if connection is None or connection.transport is None:
+            return  # the client has gone while this request waited its turn
+        self.context = Context(connection.address, self.headers, connection.server.xheaders)
+        self.delegate = connection.server.app.start_request(connection, self)
+        start_line = httputil.RequestStartLine(self.method, self.url.decode("latin1"), self.version)
+        waiting = self._call(self.delegate.headers_received, start_line, self.headers)
+        # A handler that streams its body answers with what to wait for before the body
+        # (its prepare()); a request without a body has nothing to hold back.
+        if waiting is not None and self._has_body():
+            self.blocked = True
+            waiting.add_done_callback(self._head_taken)
+        else:
+            self._head_taken(None)
+
+    def take(self, event: Any) -> None:
+        """A body chunk, or END: given to the app in order, when it is ready for them."""
+        self.events.append(event)
+        if self.delegate is not None:
+            self._pump()
+
+    @property
+    def chunked(self) -> bool:
+        return "Content-Length" not in self.headers
+
+    def _has_body(self) -> bool:
+        headers = self.headers
+        return "Transfer-Encoding" in headers or headers.get("Content-Length", "0") != "0"
+
+    def _head_taken(self, future: asyncio.Future | None) -> None:
+        self.blocked = False
+        if future is not None and self._failed(future):
+            return
+        expect = self.headers.get("Expect", "").lower() == "100-continue"
+        if expect and not self.responding and not self.request_whole and self.connection:
+            self.connection.send(CONTINUE)
+        self._pump()
+
+    def _chunk_taken(self, future: asyncio.Future) -> None:
+        self.blocked = False
+        if not self._failed(future):
+            self._pump()
+
+    def _pump(self) -> None:
+        if self.answered:
+            self.events.clear()  # the rest of a body the app answered without reading
+        while self.events and not self.blocked and self.delegate is not None:
+            event = self.events.pop(0)
+            if event is END:
+                self._call(self.delegate.finish)
+            elif (waiting := self._call(self.delegate.data_received, event)) is not None:
+                self.blocked = True
+                waiting.add_done_callback(self._chunk_taken)
+        if self.connection is not None:
+            self.connection.update_reading()
+
+    def _call(self, method: Callable[..., Any], *args: Any) -> asyncio.Future | None:
+        """Call the app: what it gave to wait for, if it is not done yet."""
+        try:
+            result = method(*args)
+        except Exception:
+            log.error("the app failed on a request", exc_info=True)
+            self.close()
+            return None
+        if result is None:
+            return None
+        future = asyncio.ensure_future(result)
+        if future.done():
+            self._failed(future)
+            return None
+        return future
+
+    def _failed(self, future: asyncio.Future) -> bool:
+        """Whether the app's ``future`` failed (then the connection is closed)."""
+        if not future.done() or (not future.cancelled() and future.exception() is None):
+            return False
+        if not future.cancelled():
+            log.error("the app failed on a request", exc_info=future.exception())
+        self.close()
+        return True
+
+    def lost(self) -> None:
+        """The client has gone: tell the app, as Tornado's server does."""
+        if self.delegate is None:
+            return
+        if not self.request_whole:
+            self.delegate.on_connection_close()
+        callback, self._close_callback = self._close_callback, None
+        if callback is not None:
+            callback()
+
+    # -- the response, from the app (httputil.HTTPConnection)
+
+    def set_close_callback(self, callback: Callable[[], None] | None) -> None:
+        self._close_callback = callback
+
+    def write_headers(
+        self,
+        start_line: httputil.ResponseStartLine,  # type: ignore[override]
+        headers: httputil.HTTPHeaders,
+        chunk: bytes | None = None,
+    ) -> Awaitable[None]:
+        code, head_request = start_line.code, self.method == "HEAD"
+        self.responding = True
+        self.chunking = (
+            self.version == "HTTP/1.1"
+            and not head_request
+            and code not in (204, 304)
+            and not 100 <= code < 200
+            and "Content-Length" not in headers
+        )
+        if self.version == "HTTP/1.1" and not self.keep_alive and code != 101:
+            headers["Connection"] = "close"
+        elif self.version == "HTTP/1.0" and self.keep_alive:
+            headers["Connection"] = "Keep-Alive"
+        if self.chunking:
+            headers["Transfer-Encoding"] = "chunked"
+        if head_request or code == 304:
+            self.remaining = 0
+        elif "Content-Length" in headers:
+            self.remaining = int(headers["Content-Length"])
+        lines = [f"HTTP/1.1 {code} {start_line.reason}"]
+        lines += [f"{name}: {value}" for name, value in headers.get_all()]
+        if any("\r" in line or "\n" in line for line in lines):
+            raise ValueError(f"Illegal characters (CR or LF) in header: {lines!r}")
+        data = "\r\n".join(lines).encode("latin1") + b"\r\n\r\n"
+        if chunk:
+            data += self._frame(chunk)
+        if code == 101:
+            self.upgrade_head = data  # sent through the detached stream
+            return self._send(b"")
+        return self._send(data)
+
+    def write(self, chunk: bytes) -> Awaitable[None]:
+        return self._send(self._frame(chunk) if chunk else b"")
+
+    def finish(self) -> None:
+        if self.remaining:
+            self.close()
+            raise httputil.HTTPOutputError(
+                f"Tried to write {self.remaining} bytes less than Content-Length"
+            )
+        if self.chunking:
+            self._send(b"0\r\n\r\n")
+        self.answered = True
+        if self.connection is not None and not self.upgrade_head:
+            self.connection.answered(self)
+
+    def detach(self) -> iostream.IOStream:
+        """The socket, as a Tornado IOStream: the connection is no longer HTTP."""
+        connection, self.connection = self.connection, None
+        assert connection is not None and connection.transport is not None
+        transport = connection.transport
+        original = transport.get_extra_info("socket")
+        sock = socket.fromfd(original.fileno(), original.family, original.type)
+        connection.detached = True
+        transport.abort()
+        stream = iostream.IOStream(sock)
+        if self.upgrade_head:
+            stream.write(self.upgrade_head)
+        # The handler's request holds this exchange for as long as the socket is open.
+        self.upgrade_head, self.url, self.delegate, self.context = b"", b"", None, None
+        self.events.clear()
+        return stream
+
+    def close(self) -> None:
+        """End the connection now: pending writes fail with StreamClosedError."""
+        if self.connection is not None and self.connection.transport is not None:
+            self.connection.transport.abort()
+
+    def _send(self, data: bytes) -> Awaitable[None]:
+        if self.connection is None:
+            return failed(asyncio.get_event_loop().create_future())
+        return self.connection.send(data)
+
+    def _frame(self, chunk: bytes) -> bytes:
+        if self.remaining is not None:
+            self.remaining -= len(chunk)
+            if self.remaining < 0:
+                self.close()
+                raise httputil.HTTPOutputError("Tried to write more data than Content-Length")
+        if self.chunking:
+            return b"%x\r\n%b\r\n" % (len(chunk), chunk)
+        return chunk

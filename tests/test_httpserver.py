@@ -1,0 +1,173 @@
+"""settee's HTTP/1.1 server (``service.httpserver``) on the wire: raw requests, raw responses."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from tornado import web
+from tornado.testing import bind_unused_port
+
+from service.httpserver import HEAD_LIMIT, Server
+
+
+async def open_to(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    host, port = url.removeprefix("http://").split(":")
+    return await asyncio.open_connection(host, int(port))
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:
+    """One response: status, headers (lower-case names) and body (by length or chunks)."""
+    head = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)).decode("latin1")
+    status_line, *lines = head.rstrip("\r\n").split("\r\n")
+    headers = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        headers[name.lower()] = value.strip()
+    status = int(status_line.split()[1])
+    if headers.get("transfer-encoding") == "chunked":
+        body = b""
+        while size := int((await reader.readuntil(b"\r\n")).strip(), 16):
+            body += (await reader.readexactly(size + 2))[:-2]
+        await reader.readexactly(2)
+        return status, headers, body
+    return status, headers, await reader.readexactly(int(headers.get("content-length", 0)))
+
+
+async def closed_by_server(reader: asyncio.StreamReader) -> bool:
+    return await asyncio.wait_for(reader.read(), 10) == b""
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_pipelined_requests_are_answered_in_order(settee, db_name):
+    reader, writer = await open_to(settee.url)
+    writer.write(
+        f"GET /{db_name} HTTP/1.1\r\nHost: x\r\n\r\n"
+        "GET /no-such-db HTTP/1.1\r\nHost: x\r\n\r\n"
+        f"HEAD /{db_name} HTTP/1.1\r\nHost: x\r\n\r\n"
+        "GET /_up HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    )
+    first, second = await read_response(reader), await read_response(reader)
+    assert (first[0], json.loads(first[2])["db_name"]) == (200, db_name)
+    assert (second[0], json.loads(second[2])["error"]) == (404, "not_found")
+    status, _, body = await read_response(reader)  # HEAD: no body, and the next one parses
+    assert (status, body) == (200, b"")
+    assert (await read_response(reader))[0] == 200
+    writer.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_http_1_0_keeps_the_connection_only_when_asked(settee):
+    reader, writer = await open_to(settee.url)
+    for _ in range(2):
+        writer.write(b"GET /_up HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        status, headers, _ = await read_response(reader)
+        assert (status, headers["connection"]) == (200, "Keep-Alive")
+    writer.write(b"GET /_up HTTP/1.0\r\n\r\n")
+    assert (await read_response(reader))[0] == 200
+    assert await closed_by_server(reader)
+    writer.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_connection_close_is_honoured(settee):
+    reader, writer = await open_to(settee.url)
+    writer.write(b"GET /_up HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    status, headers, _ = await read_response(reader)
+    assert (status, headers["connection"]) == (200, "close")
+    assert await closed_by_server(reader)
+    writer.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_expect_100_continue_before_the_body(start_settee, db_name, bdb):
+    settee = start_settee(max_body_size=1024)
+    reader, writer = await open_to(settee.url)
+    body = b'{"n": 1}'
+    writer.write(
+        f"PUT /{db_name}/doc HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Expect: 100-continue\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    )
+    assert await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10) == (
+        b"HTTP/1.1 100 (Continue)\r\n\r\n"
+    )
+    writer.write(body)
+    assert (await read_response(reader))[0] == 201
+    # Over the limit: refused before the body is sent, and no 100.
+    writer.write(
+        f"PUT /{db_name}/big HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Expect: 100-continue\r\nContent-Length: 5000\r\n\r\n".encode()
+    )
+    status, _, answer = await read_response(reader)
+    assert (status, json.loads(answer)["error"]) == (413, "too_large")
+    writer.close()
+    assert [doc and doc["n"] for doc in bdb.get(["doc", "big"])] == [1, None]
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_chunked_body_over_the_limit_ends_the_connection(start_settee, db_name, bdb):
+    settee = start_settee(max_body_size=1024)
+    reader, writer = await open_to(settee.url)
+    writer.write(
+        f"PUT /{db_name}/big HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n".encode()
+    )
+    chunk = b'{"pad": "' + b"x" * 600
+    writer.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) * 2)
+    status, _, _ = await read_response(reader)
+    assert status == 400
+    assert await closed_by_server(reader)
+    writer.close()
+    for _ in range(100):
+        if settee.in_flight.count == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert settee.in_flight.count == 0
+    assert bdb.get(["big"]) == [None]
+
+
+@pytest.mark.gen_test(timeout=30)
+@pytest.mark.parametrize(
+    "request_head",
+    [
+        b"NOT HTTP AT ALL\r\n\r\n",
+        b"GET /_up HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+        b"GET /_up HTTP/1.1\r\nHost: x\r\nX-Big: " + b"y" * HEAD_LIMIT + b"\r\n\r\n",
+    ],
+    ids=["garbage", "bad length", "head too large"],
+)
+async def test_an_unreadable_request_is_400_and_closes(settee, request_head):
+    reader, writer = await open_to(settee.url)
+    writer.write(request_head)
+    assert (await read_response(reader))[0] == 400
+    assert await closed_by_server(reader)
+    writer.close()
+
+
+class Hello(web.RequestHandler):
+    def get(self) -> None:
+        self.write("hello")
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_idle_connections_are_closed_and_shutdown_closes_the_rest():
+    server = Server(web.Application([("/", Hello)]), idle_limit=0.4)
+    sock, port = bind_unused_port()
+    server.add_sockets([sock])
+    url = f"http://127.0.0.1:{port}"
+    idle_reader, idle_writer = await open_to(url)
+    idle_writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert (await read_response(idle_reader))[2] == b"hello"
+    assert await closed_by_server(idle_reader)  # within a sweep of the limit
+    reader, writer = await open_to(url)
+    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert (await read_response(reader))[2] == b"hello"
+    server.stop()
+    with pytest.raises(OSError):
+        await open_to(url)
+    await server.close_all_connections()
+    assert await closed_by_server(reader)
+    assert not server.connections
+    for stream in (idle_writer, writer):
+        stream.close()
