@@ -29,7 +29,7 @@ log = logging.getLogger("settee.httpserver")
 
 HEAD_LIMIT = 65_536  # bytes of request line and headers (Tornado's max_header_size)
 IDLE_LIMIT = 3600.0  # seconds a connection may wait for its next request (Tornado's default)
-PIPELINE_LIMIT = 8  # requests read ahead of the one being answered, before reading pauses
+PIPELINE_LIMIT = 64  # requests queued behind the one being answered, past which it is abuse
 BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 CONTINUE = b"HTTP/1.1 100 (Continue)\r\n\r\n"
 END = object()  # the end of a request body, among its chunks
@@ -81,7 +81,7 @@ class Server:
         """Close every connection (whatever it is doing) and wait until they are closed."""
         closing = [connection.closed for connection in self.connections]
         for connection in list(self.connections):
-            connection.close()
+            connection.abort()  # a client that does not read must not hold shutdown up
         await asyncio.gather(*closing)
 
     @staticmethod
@@ -139,6 +139,7 @@ class Connection(asyncio.Protocol):
         self.head_bytes = 0
         self.idle_since = time.monotonic()
         self.detached = False
+        self.refusing = False  # a 400 is due once the requests before it are answered
         self.closed: asyncio.Future = asyncio.get_event_loop().create_future()
         self._paused_reading = False
         self._drain_waiters: list[asyncio.Future] | None = None  # while writing is paused
@@ -156,8 +157,17 @@ class Connection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            pass  # the upgrade request was dispatched; its handler detaches or answers
-        except httptools.HttpParserError:
+            # What follows belongs to the upgraded protocol: leave it in the socket for the
+            # stream the handler detaches (or for nobody, if it answers instead).
+            if self.transport is not None:
+                self.transport.pause_reading()
+                self._paused_reading = True
+        except httptools.HttpParserError as exc:
+            cause = exc.__context__
+            if cause is not None and not isinstance(
+                cause, httptools.HttpParserError | httputil.HTTPInputError
+            ):
+                log.error("a request could not be handed to the app", exc_info=cause)
             self.refuse()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -166,7 +176,7 @@ class Connection(asyncio.Protocol):
         for waiter in waiters:
             failed(waiter)
         if not self.detached:
-            for exchange in list(self.exchanges):
+            for exchange in self.exchanges:
                 exchange.lost()
         if not self.closed.done():
             self.closed.set_result(None)
@@ -184,13 +194,14 @@ class Connection(asyncio.Protocol):
             if not waiter.done():
                 waiter.set_result(None)
 
-    # -- httptools callbacks
+    # -- httptools callbacks (an exception raised here stops the parser: a 400)
 
     def on_message_begin(self) -> None:
+        if len(self.exchanges) > PIPELINE_LIMIT:
+            raise httptools.HttpParserError("too many requests sent ahead")
         self.reading = Exchange(self)
         self.exchanges.append(self.reading)
         self.head_bytes = 0
-        self.update_reading()
 
     def on_url(self, url: bytes) -> None:
         self.reading.url += url  # type: ignore[union-attr]
@@ -203,21 +214,29 @@ class Connection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         parser, exchange = self.parser, self.reading
         assert exchange is not None
+        version = parser.get_http_version()
+        if version not in ("1.0", "1.1"):
+            raise httptools.HttpParserError(f"HTTP/{version} is not served here")
         exchange.method = parser.get_method().decode("latin1")
-        exchange.version = "HTTP/" + parser.get_http_version()
-        exchange.keep_alive = parser.should_keep_alive() and not parser.should_upgrade()
+        exchange.version = "HTTP/" + version
+        exchange.upgrade = parser.should_upgrade()
+        if exchange.upgrade and (exchange.has_body() or exchange.method != "GET"):
+            raise httptools.HttpParserError("only a GET without a body may upgrade")
+        exchange.keep_alive = parser.should_keep_alive() and not exchange.upgrade
         exchange.head_whole = True
         if exchange is self.exchanges[0]:
             exchange.dispatch()
+        self.update_reading()
 
     def on_body(self, body: bytes) -> None:
         exchange = self.reading
         assert exchange is not None
         exchange.body_bytes += len(body)
-        if exchange.body_bytes > self.server.max_body_size and exchange.chunked:
-            # Stops the parser: none of this body, nor its end, reaches the app. (A declared
-            # length over the limit is the handler's to refuse, with a 413.)
-            raise httptools.HttpParserError("the request body is too large")
+        if exchange.body_bytes > self.server.max_body_size:
+            if exchange.chunked:
+                # Stops the parser: none of this body, nor its end, reaches the app.
+                raise httptools.HttpParserError("the request body is too large")
+            return  # a declared length over the limit: the handler refuses it (413) unread
         exchange.take(body)
 
     def on_message_complete(self) -> None:
@@ -225,6 +244,7 @@ class Connection(asyncio.Protocol):
         if exchange is not None:
             exchange.request_whole = True
             exchange.take(END)
+        self.update_reading()
 
     # -- for exchanges
 
@@ -247,6 +267,10 @@ class Connection(asyncio.Protocol):
         """``exchange``'s response is whole: on to the next request, or close."""
         if self.exchanges and self.exchanges[0] is exchange:
             del self.exchanges[0]
+        if self.refusing:
+            self.refusing = False
+            self.refuse()
+            return
         if not (exchange.keep_alive and exchange.request_whole):
             self.close()  # unread body, upgrade or no keep-alive: nothing more can be read
             return
@@ -257,27 +281,50 @@ class Connection(asyncio.Protocol):
         self.update_reading()
 
     def update_reading(self) -> None:
-        """Read while the app keeps up: not while a body waits on its handler, nor with
-        ``PIPELINE_LIMIT`` requests waiting behind the one being answered."""
+        """Read while the app keeps up: not while a body waits on its handler, nor while a
+        request waits behind the one being answered (a pipelining client waits too)."""
         transport = self.transport
-        if transport is None or transport.is_closing():
+        if transport is None or transport.is_closing() or self.detached:
             return
-        head = self.exchanges[0] if self.exchanges else None
-        pause = len(self.exchanges) > PIPELINE_LIMIT or (head is not None and head.blocked)
+        exchanges = self.exchanges
+        pause = len(exchanges) > 1 or (bool(exchanges) and exchanges[0].blocked)
+        if exchanges and exchanges[0].upgrade and exchanges[0].request_whole:
+            pause = True  # what follows an upgrade is not HTTP
         if pause != self._paused_reading:
             self._paused_reading = pause
             (transport.pause_reading if pause else transport.resume_reading)()
 
     def refuse(self) -> None:
-        """A request that cannot be read: 400 unless an answer has begun, then close."""
-        if self.transport is not None and not self.transport.is_closing():
-            if not any(exchange.responding for exchange in self.exchanges):
-                self.transport.write(BAD_REQUEST)
-            self.close()
+        """A request that cannot be read: 400 (after the answers to the requests before it)
+        unless an answer is under way for it, then close."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        head = self.exchanges[0] if self.exchanges else None
+        if head is not None and head.request_whole and not head.answered:
+            # The bad bytes came after a whole request that is being answered: answer it,
+            # then refuse. Nothing after it is read or handed to the app.
+            for exchange in self.exchanges[1:]:
+                exchange.lost()
+            del self.exchanges[1:]
+            self.reading = None
+            self.refusing = True
+            transport.pause_reading()
+            self._paused_reading = True
+            return
+        if not any(exchange.responding for exchange in self.exchanges):
+            transport.write(BAD_REQUEST)
+        self.close()
 
     def close(self) -> None:
+        """Close once what is written has gone out."""
         if self.transport is not None:
             self.transport.close()
+
+    def abort(self) -> None:
+        """Close now, dropping what is not written yet."""
+        if self.transport is not None:
+            self.transport.abort()
 
     def _count_head(self, size: int) -> None:
         self.head_bytes += size
@@ -314,6 +361,7 @@ class Exchange(httputil.HTTPConnection):
         "remaining",
         "request_whole",
         "responding",
+        "upgrade",
         "upgrade_head",
         "url",
         "version",
@@ -324,7 +372,7 @@ class Exchange(httputil.HTTPConnection):
         self.url = b""
         self.headers = httputil.HTTPHeaders()
         self.method = self.version = ""
-        self.keep_alive = self.head_whole = self.request_whole = False
+        self.keep_alive = self.head_whole = self.request_whole = self.upgrade = False
         self.body_bytes = 0
         self.context: Context | None = None
         self.delegate: httputil.HTTPMessageDelegate | None = None
@@ -336,20 +384,34 @@ class Exchange(httputil.HTTPConnection):
         self.upgrade_head = b""
         self._close_callback: Callable[[], None] | None = None
 
+    @property
+    def chunked(self) -> bool:
+        return "Content-Length" not in self.headers
+
+    def has_body(self) -> bool:
+        headers = self.headers
+        return "Transfer-Encoding" in headers or headers.get("Content-Length", "0") != "0"
+
     # -- the request, given to the app
 
     def dispatch(self) -> None:
         """Hand the request to the app (its turn on the connection has come)."""
         connection = self.connection
-        if connection is None or connection.transport is None:
+        if connection is None or connection.transport is None or self.answered:
             return  # the client has gone while this request waited its turn
+        if connection.transport.is_closing():
+            return
+        if self.upgrade and connection.transport.get_write_buffer_size():
+            # The socket is handed over whole: the answers before this one go out first.
+            asyncio.get_running_loop().call_later(0.005, self.dispatch)
+            return
         self.context = Context(connection.address, self.headers, connection.server.xheaders)
         self.delegate = connection.server.app.start_request(connection, self)
         start_line = httputil.RequestStartLine(self.method, self.url.decode("latin1"), self.version)
         waiting = self._call(self.delegate.headers_received, start_line, self.headers)
         # A handler that streams its body answers with what to wait for before the body
         # (its prepare()); a request without a body has nothing to hold back.
-        if waiting is not None and self._has_body():
+        if waiting is not None and self.has_body():
             self.blocked = True
             waiting.add_done_callback(self._head_taken)
         else:
@@ -357,17 +419,11 @@ class Exchange(httputil.HTTPConnection):
 
     def take(self, event: Any) -> None:
         """A body chunk, or END: given to the app in order, when it is ready for them."""
+        if self.answered:
+            return  # the rest of a body the app answered without reading
         self.events.append(event)
         if self.delegate is not None:
             self._pump()
-
-    @property
-    def chunked(self) -> bool:
-        return "Content-Length" not in self.headers
-
-    def _has_body(self) -> bool:
-        headers = self.headers
-        return "Transfer-Encoding" in headers or headers.get("Content-Length", "0") != "0"
 
     def _head_taken(self, future: asyncio.Future | None) -> None:
         self.blocked = False
@@ -384,25 +440,32 @@ class Exchange(httputil.HTTPConnection):
             self._pump()
 
     def _pump(self) -> None:
-        if self.answered:
-            self.events.clear()  # the rest of a body the app answered without reading
-        while self.events and not self.blocked and self.delegate is not None:
+        if self.answered or self.delegate is None:
+            self.events.clear()  # the rest of a body nobody is reading
+        while self.events and not self.blocked:
             event = self.events.pop(0)
             if event is END:
-                self._call(self.delegate.finish)
-            elif (waiting := self._call(self.delegate.data_received, event)) is not None:
+                self._call(self.delegate.finish)  # type: ignore[union-attr]
+            elif (waiting := self._call(self.delegate.data_received, event)) is not None:  # type: ignore[union-attr]
                 self.blocked = True
                 waiting.add_done_callback(self._chunk_taken)
         if self.connection is not None:
             self.connection.update_reading()
 
     def _call(self, method: Callable[..., Any], *args: Any) -> asyncio.Future | None:
-        """Call the app: what it gave to wait for, if it is not done yet."""
+        """Call the app: what it gave to wait for, if it is not done yet. An app that fails
+        ends the exchange (a request Tornado finds malformed: 400)."""
         try:
             result = method(*args)
+        except httputil.HTTPInputError as exc:
+            log.info(
+                "a malformed request from %s: %s", self.context and self.context.remote_ip, exc
+            )
+            self._give_up(refuse=True)
+            return None
         except Exception:
             log.error("the app failed on a request", exc_info=True)
-            self.close()
+            self._give_up()
             return None
         if result is None:
             return None
@@ -413,22 +476,36 @@ class Exchange(httputil.HTTPConnection):
         return future
 
     def _failed(self, future: asyncio.Future) -> bool:
-        """Whether the app's ``future`` failed (then the connection is closed)."""
+        """Whether the app's ``future`` failed (then the exchange is given up)."""
         if not future.done() or (not future.cancelled() and future.exception() is None):
             return False
         if not future.cancelled():
             log.error("the app failed on a request", exc_info=future.exception())
-        self.close()
+        self._give_up()
         return True
 
+    def _give_up(self, *, refuse: bool = False) -> None:
+        """Nothing more of this request reaches the app; the connection ends (with a 400
+        if it was refused and nothing was answered yet)."""
+        self.delegate = None
+        self.events.clear()
+        connection = self.connection
+        if connection is not None:
+            if refuse and not self.responding:
+                connection.send(BAD_REQUEST)
+            connection.close() if refuse else connection.abort()
+
     def lost(self) -> None:
-        """The client has gone: tell the app, as Tornado's server does."""
-        if self.delegate is None:
+        """The client has gone: tell the app once, as Tornado's server does (the handler's
+        close callback, or the dispatcher if the request was not whole)."""
+        delegate, callback = self.delegate, self._close_callback
+        self.delegate = self._close_callback = None
+        self.events.clear()
+        if delegate is None:
             return
         if not self.request_whole:
-            self.delegate.on_connection_close()
-        callback, self._close_callback = self._close_callback, None
-        if callback is not None:
+            delegate.on_connection_close()
+        elif callback is not None:
             callback()
 
     # -- the response, from the app (httputil.HTTPConnection)
@@ -477,7 +554,9 @@ class Exchange(httputil.HTTPConnection):
         return self._send(self._frame(chunk) if chunk else b"")
 
     def finish(self) -> None:
-        if self.remaining:
+        connection = self.connection
+        gone = connection is None or connection.transport is None
+        if self.remaining and not gone:
             self.close()
             raise httputil.HTTPOutputError(
                 f"Tried to write {self.remaining} bytes less than Content-Length"
@@ -485,14 +564,21 @@ class Exchange(httputil.HTTPConnection):
         if self.chunking:
             self._send(b"0\r\n\r\n")
         self.answered = True
-        if self.connection is not None and not self.upgrade_head:
-            self.connection.answered(self)
+        # The handler's request holds this exchange: no way back to the handler from here.
+        self.delegate = self._close_callback = None
+        self.events.clear()
+        if connection is not None and not gone and not self.upgrade_head:
+            connection.answered(self)
 
     def detach(self) -> iostream.IOStream:
-        """The socket, as a Tornado IOStream: the connection is no longer HTTP."""
+        """The socket, as a Tornado IOStream: the connection is no longer HTTP (a closed
+        stream if the client has gone)."""
         connection, self.connection = self.connection, None
-        assert connection is not None and connection.transport is not None
-        transport = connection.transport
+        transport = connection.transport if connection is not None else None
+        if connection is None or transport is None or transport.is_closing():
+            stream = iostream.IOStream(socket.socket())
+            stream.close()
+            return stream
         original = transport.get_extra_info("socket")
         sock = socket.fromfd(original.fileno(), original.family, original.type)
         connection.detached = True
@@ -507,8 +593,8 @@ class Exchange(httputil.HTTPConnection):
 
     def close(self) -> None:
         """End the connection now: pending writes fail with StreamClosedError."""
-        if self.connection is not None and self.connection.transport is not None:
-            self.connection.transport.abort()
+        if self.connection is not None:
+            self.connection.abort()
 
     def _send(self, data: bytes) -> Awaitable[None]:
         if self.connection is None:

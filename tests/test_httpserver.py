@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 
 import pytest
-from tornado import web
+from tornado import iostream, web
 from tornado.testing import bind_unused_port
 
 from service.httpserver import HEAD_LIMIT, Server
@@ -134,8 +136,12 @@ async def test_a_chunked_body_over_the_limit_ends_the_connection(start_settee, d
         b"NOT HTTP AT ALL\r\n\r\n",
         b"GET /_up HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
         b"GET /_up HTTP/1.1\r\nHost: x\r\nX-Big: " + b"y" * HEAD_LIMIT + b"\r\n\r\n",
+        b"GET /_up HTTP/1.1\r\n\r\n",
+        b"GET /_up HTTP/2.0\r\nHost: x\r\n\r\n",
+        b"PUT /x/y HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: foo\r\n"
+        b"Content-Length: 2\r\n\r\n{}",
     ],
-    ids=["garbage", "bad length", "head too large"],
+    ids=["garbage", "bad length", "head too large", "no host", "HTTP/2", "upgrade with a body"],
 )
 async def test_an_unreadable_request_is_400_and_closes(settee, request_head):
     reader, writer = await open_to(settee.url)
@@ -171,3 +177,91 @@ async def test_idle_connections_are_closed_and_shutdown_closes_the_rest():
     assert not server.connections
     for stream in (idle_writer, writer):
         stream.close()
+
+
+class Slow(web.RequestHandler):
+    async def get(self) -> None:
+        await asyncio.sleep(0.3)
+        self.write("slow")
+
+
+class Download(web.RequestHandler):
+    """A 640 KiB answer of declared length, flushed in pieces; what happened to it."""
+
+    events: list[str] = []
+
+    async def get(self) -> None:
+        self.set_header("Content-Length", str(10 * 65536))
+        for _ in range(10):
+            self.write(b"x" * 65536)
+            try:
+                await self.flush()
+            except iostream.StreamClosedError:
+                self.events.append("flush failed")
+                return
+            await asyncio.sleep(0.02)
+
+    def on_finish(self) -> None:
+        self.events.append("finished")
+
+
+class Big(web.RequestHandler):
+    async def get(self) -> None:
+        self.write(b"x" * 20_000_000)
+        with contextlib.suppress(iostream.StreamClosedError):
+            await self.flush()
+
+
+@pytest.fixture
+def tiny():
+    """settee's server with a few plain Tornado handlers (no backend): (server, its URL)."""
+    servers = []
+
+    def start(**settings) -> tuple[Server, str]:
+        routes = [("/", Hello), ("/slow", Slow), ("/download", Download), ("/big", Big)]
+        server = Server(web.Application(routes), **settings)
+        sock, port = bind_unused_port()
+        server.add_sockets([sock])
+        servers.append(server)
+        return server, f"http://127.0.0.1:{port}"
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_bad_request_after_a_good_one_is_refused_after_its_answer(tiny):
+    reader, writer = await open_to(tiny()[1])
+    writer.write(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\nNOT HTTP\r\n\r\n")
+    assert (await read_response(reader))[2] == b"slow"
+    assert (await read_response(reader))[0] == 400
+    assert await closed_by_server(reader)
+    writer.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_client_that_leaves_a_download_fails_its_flush_and_finishes_it(tiny, caplog):
+    Download.events = []
+    reader, writer = await open_to(tiny()[1])
+    writer.write(b"GET /download HTTP/1.1\r\nHost: x\r\n\r\n")
+    await reader.readexactly(1000)
+    writer.transport.abort()
+    for _ in range(50):
+        if "finished" in Download.events:
+            break
+        await asyncio.sleep(0.05)
+    assert Download.events == ["flush failed", "finished"]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_shutdown_does_not_wait_for_a_client_that_does_not_read(tiny):
+    server, url = tiny()
+    _, writer = await open_to(url)
+    writer.write(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")  # and never read
+    await asyncio.sleep(0.3)
+    server.stop()
+    await asyncio.wait_for(server.close_all_connections(), 5)
+    assert not server.connections
+    writer.close()
