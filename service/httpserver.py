@@ -104,10 +104,9 @@ class Server:
 class Context:
     """Who sent a request: what Tornado's HTTPServerRequest reads from its connection."""
 
-    __slots__ = ("address", "protocol", "remote_ip")
+    __slots__ = ("protocol", "remote_ip")
 
     def __init__(self, address: Any, headers: httputil.HTTPHeaders, xheaders: bool) -> None:
-        self.address = address
         self.remote_ip = address[0] if isinstance(address, tuple) else "0.0.0.0"
         self.protocol = "http"
         if xheaders:
