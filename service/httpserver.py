@@ -156,11 +156,7 @@ class Connection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            # What follows belongs to the upgraded protocol: leave it in the socket for the
-            # stream the handler detaches (or for nobody, if it answers instead).
-            if self.transport is not None:
-                self.transport.pause_reading()
-                self._paused_reading = True
+            pass  # reading has paused (update_reading): the rest is the upgraded protocol's
         except httptools.HttpParserError as exc:
             cause = exc.__context__
             if cause is not None and not isinstance(
@@ -281,14 +277,19 @@ class Connection(asyncio.Protocol):
 
     def update_reading(self) -> None:
         """Read while the app keeps up: not while a body waits on its handler, nor while a
-        request waits behind the one being answered (a pipelining client waits too)."""
+        request waits behind the one being answered (a pipelining client waits too), nor past
+        a refused request or an upgrade (what follows it is not HTTP: it stays in the socket
+        for the stream the handler detaches)."""
         transport = self.transport
         if transport is None or transport.is_closing() or self.detached:
             return
         exchanges = self.exchanges
-        pause = len(exchanges) > 1 or (bool(exchanges) and exchanges[0].blocked)
-        if exchanges and exchanges[0].upgrade and exchanges[0].request_whole:
-            pause = True  # what follows an upgrade is not HTTP
+        head = exchanges[0] if exchanges else None
+        pause = (
+            self.refusing
+            or len(exchanges) > 1
+            or (head is not None and (head.blocked or (head.upgrade and head.request_whole)))
+        )
         if pause != self._paused_reading:
             self._paused_reading = pause
             (transport.pause_reading if pause else transport.resume_reading)()
@@ -308,8 +309,7 @@ class Connection(asyncio.Protocol):
             del self.exchanges[1:]
             self.reading = None
             self.refusing = True
-            transport.pause_reading()
-            self._paused_reading = True
+            self.update_reading()
             return
         if not any(exchange.responding for exchange in self.exchanges):
             transport.write(BAD_REQUEST)

@@ -212,6 +212,19 @@ class Big(web.RequestHandler):
             await self.flush()
 
 
+class Stream(web.RequestHandler):
+    """64 MiB in 1 MiB chunks, each flushed before the next is written; how many were."""
+
+    written = 0
+
+    async def get(self) -> None:
+        Stream.written = 0
+        for _ in range(64):
+            self.write(b"x" * 2**20)
+            await self.flush()
+            Stream.written += 1
+
+
 @pytest.fixture
 def tiny():
     """settee's server with a few plain Tornado handlers (no backend): (server, its URL)."""
@@ -219,6 +232,7 @@ def tiny():
 
     def start(**settings) -> tuple[Server, str]:
         routes = [("/", Hello), ("/slow", Slow), ("/download", Download), ("/big", Big)]
+        routes.append(("/stream", Stream))
         server = Server(web.Application(routes), **settings)
         sock, port = bind_unused_port()
         server.add_sockets([sock])
@@ -264,4 +278,17 @@ async def test_shutdown_does_not_wait_for_a_client_that_does_not_read(tiny):
     server.stop()
     await asyncio.wait_for(server.close_all_connections(), 5)
     assert not server.connections
+    writer.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_client_that_reads_slowly_holds_the_writer_back(tiny):
+    """A flush waits for the client: what is written but unread stays bounded by the sockets'
+    buffers and the transport's high-water mark, not by what the handler has to send."""
+    reader, writer = await open_to(tiny()[1])
+    writer.write(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+    await asyncio.sleep(0.5)
+    assert Stream.written < 32  # the socket buffers hold a few MiB, not 64
+    status, _, body = await read_response(reader)
+    assert (status, len(body), Stream.written) == (200, 64 * 2**20, 64)
     writer.close()
