@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import email.utils
 import logging
+import time
 
 import pytest
 
@@ -25,6 +27,17 @@ async def test_up_and_ready(settee):
     ready = await settee.fetch("GET", "/_ready")
     assert ready.code == 200
     assert answer(ready)["status"] == "ok"
+
+
+@pytest.mark.gen_test
+async def test_every_answer_carries_settees_headers(settee):
+    for path in ("/", "/no-such-db", "/_no_such_endpoint"):
+        response = await settee.fetch("GET", path)
+        assert response.headers["Server"] == "settee"
+        assert response.headers["Content-Type"] == "application/json"
+        assert response.headers["Cache-Control"] == "must-revalidate"
+        date = email.utils.parsedate_to_datetime(response.headers["Date"])
+        assert abs(date.timestamp() - time.time()) < 5
 
 
 @pytest.fixture

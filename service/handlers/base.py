@@ -7,7 +7,9 @@ reaches the client never holds a traceback, a backend URL or a credential.
 
 from __future__ import annotations
 
+import functools
 import logging
+import time
 from collections.abc import Awaitable, Generator
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +43,16 @@ ERROR_NAMES = {
     415: "bad_content_type",
     503: "service_unavailable",
 }
+
+
+@functools.lru_cache(maxsize=1)
+def _http_date(second: int) -> str:
+    return httputil.format_timestamp(second)
+
+
+def http_date() -> str:
+    """Now, as the ``Date`` header writes it: formatted once a second, not per response."""
+    return _http_date(int(time.time()))
 
 
 def json_text(value: Any) -> str:
@@ -142,10 +154,21 @@ class ApiHandler(web.RequestHandler):
         self._chunks.append(chunk)
         return None
 
+    def clear(self) -> None:
+        """Tornado's reset of the response, with settee's own headers set straight into a
+        fresh ``HTTPHeaders`` (they are known to be valid), and a ``Date`` made once a second:
+        Tornado's formatted the date and checked each header again for every response."""
+        headers = self._headers = httputil.HTTPHeaders()
+        headers["Server"] = "settee"
+        headers["Content-Type"] = JSON_TYPE
+        headers["Date"] = http_date()
+        headers["Cache-Control"] = "must-revalidate"
+        self.set_default_headers()
+        self._write_buffer = []
+        self._status_code = 200
+        self._reason = "OK"
+
     def set_default_headers(self) -> None:
-        self.set_header("Server", "settee")
-        self.set_header("Content-Type", JSON_TYPE)
-        self.set_header("Cache-Control", "must-revalidate")
         allowed = self.settings.get("cors_origins", ())  # runs before initialize()
         if not allowed:
             return
