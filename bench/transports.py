@@ -25,6 +25,7 @@ import statistics
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -52,8 +53,28 @@ DOCS = 100
 MAX_CLIENTS = 100
 
 
-class TornadoTransport:
-    """``AsyncTransport``'s interface (send, describe, close) over a Tornado HTTP client."""
+class Awaited:
+    """``AsyncTransport.send_then`` over an ``async send``: the adapters' sends run as tasks."""
+
+    async def send(self, request: Request) -> Response:
+        raise NotImplementedError
+
+    def send_then(
+        self, request: Request, then: Callable[[Response | BaseException], None]
+    ) -> Callable[[], None]:
+        def sent(task: asyncio.Task[Response]) -> None:
+            if task.cancelled():
+                then(asyncio.CancelledError())
+            else:
+                then(task.exception() or task.result())
+
+        task = asyncio.ensure_future(self.send(request))
+        task.add_done_callback(sent)
+        return task.cancel
+
+
+class TornadoTransport(Awaited):
+    """``AsyncTransport``'s interface (send_then, describe, close) over a Tornado HTTP client."""
 
     def __init__(self, endpoint: Endpoint, client: AsyncHTTPClient) -> None:
         self.endpoint = endpoint
@@ -84,7 +105,7 @@ class TornadoTransport:
         self._client.close()
 
 
-class AiohttpTransport:
+class AiohttpTransport(Awaited):
     """``AsyncTransport``'s interface over an aiohttp session, as settee's transport was."""
 
     def __init__(self, endpoint: Endpoint) -> None:

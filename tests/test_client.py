@@ -185,6 +185,19 @@ async def test_save_get_update_delete(db):
 
 
 @pytest.mark.gen_test
+async def test_abandoned_calls_leave_the_client_and_the_others_unharmed(db):
+    await db.save({"_id": "a"})
+    calls = [db.get("a") for _ in range(20)]
+    for abandoned in calls[::2]:
+        abandoned.cancel()
+    assert [doc["_id"] for doc in await asyncio.gather(*calls[1::2])] == ["a"] * 10
+    for abandoned in calls[::2]:
+        with pytest.raises(asyncio.CancelledError):
+            await abandoned
+    assert (await db.get("a"))["_id"] == "a"
+
+
+@pytest.mark.gen_test
 async def test_save_without_id_gets_one_from_the_server(db):
     doc = {"title": "anonymous"}
     await db.save(doc)

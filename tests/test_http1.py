@@ -543,3 +543,53 @@ async def test_odd_answers_reset_upgrade_unsolicited_bytes_and_repeated_headers(
         await pool.fetch("GET", "/", {"X-Nul": "a\0b"}, None, timeout=5)
     pool.close()
     await server.stop()
+
+
+@pytest.mark.gen_test
+async def test_a_kept_alive_connection_takes_a_request_at_once_and_fails_it_the_same_way():
+    async def answer(head, reader, writer):
+        path = head.split(b" ")[1]
+        if path == b"/silent":
+            await asyncio.sleep(5)
+            return False
+        if path == b"/garbage":
+            await reply(writer, b"SMTP ready\r\n\r\n")
+            return False
+        return await reply(writer, OK)
+
+    server = await scripted(answer)
+    pool = server.pool()
+    await pool.fetch("GET", "/ok", {}, None, timeout=5)  # connects: the kept one is idle now
+    outcomes: list[object] = []
+    done = asyncio.Event()
+
+    def then(outcome: object) -> None:
+        outcomes.append(outcome)
+        done.set()
+
+    pool.fetch_then("GET", "/ok", {}, None, timeout=5, then=then)
+    assert not pool._idle  # taken before fetch_then returned, not a turn of the loop later
+    await done.wait()
+    await asyncio.sleep(0.05)
+    assert outcomes == [
+        (200, {"content-type": "application/json", "content-length": "11"}, b'{"ok":true}')
+    ]
+    assert server.connections == 1 and len(pool._idle) == 1
+
+    with pytest.raises(TimeoutError):
+        await pool.fetch("GET", "/silent", {}, None, timeout=0.3)
+    await pool.fetch("GET", "/ok", {}, None, timeout=5)
+    with pytest.raises(http1.BadResponse):
+        await pool.fetch("GET", "/garbage", {}, None, timeout=5)
+    await pool.fetch("GET", "/ok", {}, None, timeout=5)
+    abandoned = pool.fetch("GET", "/silent", {}, None, timeout=5)
+    await asyncio.sleep(0.05)
+    abandoned.cancel()
+    assert (await pool.fetch("GET", "/ok", {}, None, timeout=5))[0] == 200
+    # Each failure closed its connection, and only those: ok, silent, garbage, silent.
+    assert server.connections == 4
+    assert len(pool._open) == 1
+    with pytest.raises(ValueError):
+        await pool.fetch("GET", "/a b", {}, None, timeout=5)
+    pool.close()
+    await server.stop()

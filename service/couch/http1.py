@@ -19,7 +19,7 @@ import collections
 import contextlib
 import re
 import ssl
-from collections.abc import AsyncIterable, Mapping
+from collections.abc import AsyncIterable, Callable, Mapping
 from typing import Any
 
 import httptools
@@ -49,6 +49,7 @@ class Connection(asyncio.Protocol):
         self._parser = parser(self)
         self.lost = False
         self.reused = False
+        self._parsing = False
         self._begin(head_only=False, stream=False)
         self._drained: asyncio.Future[None] | None = None
 
@@ -66,6 +67,8 @@ class Connection(asyncio.Protocol):
         self._replied = False
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self._then: Callable[[], None] | None = None
+        self._then_due = False
         self._timer: asyncio.TimerHandle | None = None
         self._reading_paused = False
         self._cut_short = False
@@ -88,6 +91,23 @@ class Connection(asyncio.Protocol):
         self._transport.write(head + body if body else head)
         self.time_out_after(timeout)
         return waiter
+
+    def send_then(
+        self,
+        head: bytes,
+        body: bytes | None,
+        *,
+        head_only: bool,
+        timeout: float | None,
+        then: Callable[[], None],
+    ) -> None:
+        """``send()`` for a caller that would rather be called back: ``then()`` runs once
+        the response is whole (``complete``) or the exchange has failed (``error``), from the
+        callback that saw it and not a turn of the loop later."""
+        self._begin(head_only=head_only, stream=False)
+        self._then = then
+        self._transport.write(head + body if body else head)
+        self.time_out_after(timeout)
 
     async def send_streamed(
         self,
@@ -188,6 +208,7 @@ class Connection(asyncio.Protocol):
             self.close()
             return
         self._replied = True
+        self._parsing = True
         try:
             self._parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
@@ -196,6 +217,10 @@ class Connection(asyncio.Protocol):
                 BadResponse("the server switched protocols" if self.status == 101 else reason)
             )
             self.close()
+        finally:
+            self._parsing = False
+        if self._then_due:
+            self._call_then()  # after the parser is done with this data: ``then`` may reuse it
 
     def connection_lost(self, exc: BaseException | None) -> None:
         closed_here, self.lost = self.lost, True
@@ -275,7 +300,11 @@ class Connection(asyncio.Protocol):
 
     def _exchanging(self) -> bool:
         """Whether an exchange is under way and has not failed yet."""
-        unfinished = self._waiter is not None or (self._stream and not self.complete)
+        unfinished = (
+            self._waiter is not None
+            or self._then is not None
+            or (self._stream and not self.complete)
+        )
         return unfinished and self._error is None
 
     def _delimited_by_close(self) -> bool:
@@ -299,6 +328,11 @@ class Connection(asyncio.Protocol):
         self._stop_timer()
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+        if self._then is not None:
+            if self._parsing:
+                self._then_due = True
+            else:
+                self._call_then()
 
     def _fail(self, error: BaseException) -> None:
         self._error = error
@@ -310,7 +344,20 @@ class Connection(asyncio.Protocol):
             # was abandoned first (an upload that failed, a cancelled request): whoever
             # awaits the waiter still gets the error.
             waiter.exception()
+        if self._then is not None and not self._then_due:
+            self._call_then()
         self.resume_writing()
+
+    def _call_then(self) -> None:
+        then, self._then = self._then, None
+        self._then_due = False
+        if then is not None:
+            then()
+
+    @property
+    def error(self) -> BaseException | None:
+        """Why the exchange failed, if it did."""
+        return self._error
 
     def _time_out(self) -> None:
         self._timer = None
@@ -342,6 +389,94 @@ class Reply:
         connection, self._connection = self._connection, None
         if connection is not None:
             self._pool.release(connection)
+
+
+Whole = tuple[int, dict[str, str], bytes]  # a response read whole: status, headers, body
+
+
+class Fetch:
+    """One ``Pool.fetch_then`` exchange. A request with its body in memory goes out at once
+    over an idle connection, and ``then`` runs as the response completes; anything else
+    (connecting, waiting for a turn, a streamed body, a second try) runs as a task."""
+
+    __slots__ = ("_connection", "_pool", "_request", "_retry", "_task", "_then", "_timeout")
+
+    def __init__(
+        self,
+        pool: Pool,
+        method: str,
+        target: str,
+        headers: Mapping[str, str],
+        body: Any,
+        timeout: float | None,
+        then: Callable[[Whole | BaseException], None],
+    ) -> None:
+        self._pool = pool
+        self._request = (method, target, headers, body)
+        self._timeout = timeout
+        self._then = then
+        self._retry = method in IDEMPOTENT
+        self._connection: Connection | None = None
+        self._task: asyncio.Task[Whole] | None = None
+
+    def start(self) -> None:
+        pool = self._pool
+        method, target, headers, body = self._request
+        try:
+            head, streamed, _ = pool._head(method, target, headers, body)
+        except ValueError as exc:
+            self._then(exc)
+            return
+        connection = None if streamed else pool.take_idle()
+        if connection is None:
+            self._task = pool.loop.create_task(
+                pool._fetch(method, target, headers, body, timeout=self._timeout, retry=self._retry)
+            )
+            self._task.add_done_callback(self._fetched)
+            return
+        self._connection = connection
+        connection.send_then(
+            head, body, head_only=method == "HEAD", timeout=self._timeout, then=self._answered
+        )
+
+    def abandon(self) -> None:
+        """Give up on the response: its connection is closed (``then`` is told so)."""
+        if self._connection is not None:
+            self._connection.close()
+        elif self._task is not None:
+            self._task.cancel()
+
+    def _answered(self) -> None:
+        connection, self._connection = self._connection, None
+        assert connection is not None
+        pool = self._pool
+        if connection.complete:
+            outcome: Whole | BaseException = (
+                connection.status,
+                connection.headers,
+                connection.body(),
+            )
+            pool.release(connection)
+        elif isinstance(connection.error, StaleConnection) and self._retry:
+            pool.release(connection)
+            self._retry = False
+            self.start()
+            return
+        else:
+            assert connection.error is not None  # then() runs when complete, or on a failure
+            outcome = connection.error
+            connection.close()
+            pool.release(connection)
+        self._then(outcome)
+
+    def _fetched(self, task: asyncio.Task[Whole]) -> None:
+        self._task = None
+        if task.cancelled():
+            self._then(asyncio.CancelledError())
+        elif (error := task.exception()) is not None:
+            self._then(error)
+        else:
+            self._then(task.result())
 
 
 class Pool:
@@ -376,7 +511,7 @@ class Pool:
             self._defaults[name.lower()] = (name, value)
         self._default_block = header_block(dict(self._defaults.values()))
 
-    async def fetch(
+    def fetch(
         self,
         method: str,
         target: str,
@@ -384,11 +519,55 @@ class Pool:
         body: Any,
         *,
         timeout: float | None,
-    ) -> tuple[int, dict[str, str], bytes]:
-        """Send a request and read its whole response: (status, headers, body).
+    ) -> asyncio.Future[Whole]:
+        """Send a request and read its whole response: a future of (status, headers, body).
 
-        ``timeout`` bounds the wait for a free connection, and then the exchange."""
-        connection = await self._exchange(method, target, headers, body, False, timeout)
+        ``timeout`` bounds the wait for a free connection, and then the exchange. Cancelling
+        the future abandons the exchange (its connection is closed)."""
+        answer: asyncio.Future[Whole] = self.loop.create_future()
+
+        def settle(outcome: Whole | BaseException) -> None:
+            if answer.done():
+                return
+            if isinstance(outcome, asyncio.CancelledError):
+                answer.cancel()
+            elif isinstance(outcome, BaseException):
+                answer.set_exception(outcome)
+            else:
+                answer.set_result(outcome)
+
+        fetching = self.fetch_then(method, target, headers, body, timeout=timeout, then=settle)
+        answer.add_done_callback(lambda done: fetching.abandon() if done.cancelled() else None)
+        return answer
+
+    def fetch_then(
+        self,
+        method: str,
+        target: str,
+        headers: Mapping[str, str],
+        body: Any,
+        *,
+        timeout: float | None,
+        then: Callable[[Whole | BaseException], None],
+    ) -> Fetch:
+        """``fetch()`` for a caller that would rather be called back: ``then`` receives
+        (status, headers, body) or the exception, from the callback that saw the response
+        whole; a request refused before sending (``ValueError``) is reported at once."""
+        fetching = Fetch(self, method, target, headers, body, timeout, then)
+        fetching.start()
+        return fetching
+
+    async def _fetch(
+        self,
+        method: str,
+        target: str,
+        headers: Mapping[str, str],
+        body: Any,
+        *,
+        timeout: float | None,
+        retry: bool,
+    ) -> Whole:
+        connection = await self._exchange(method, target, headers, body, False, timeout, retry)
         result = (connection.status, connection.headers, connection.body())
         self.release(connection)
         return result
@@ -403,7 +582,9 @@ class Pool:
         read_timeout: float | None,
     ) -> Reply:
         """Send a request; return its response once the headers are in, the body to be read."""
-        connection = await self._exchange(method, target, headers, body, True, read_timeout)
+        connection = await self._exchange(
+            method, target, headers, body, True, read_timeout, method in IDEMPOTENT
+        )
         return Reply(connection, self, read_timeout)
 
     async def _exchange(
@@ -414,9 +595,13 @@ class Pool:
         body: Any,
         stream: bool,
         timeout: float | None,
+        retry: bool,
     ) -> Connection:
+        """Send a request over a connection of the pool and wait for the response (its head,
+        with ``stream``); once more on another connection if the first turns out stale and
+        ``retry`` allows it (never for a streamed body)."""
         head, streamed, length = self._head(method, target, headers, body)
-        retry = method in IDEMPOTENT and not streamed
+        retry = retry and not streamed
         while True:
             connection = await self._acquire(timeout)
             try:
@@ -476,11 +661,8 @@ class Pool:
         while True:
             if self._closed:
                 raise ConnectionError("the client is closed")
-            while self._idle:
-                connection = self._idle.pop()
-                if not connection.lost:
-                    connection.reused = True
-                    return connection
+            if (idle := self.take_idle()) is not None:
+                return idle
             if not self.limit or len(self._open) + self._connecting < self.limit:
                 return await self._connect(reserved=False)
             handed = await self._wait_turn(timeout)
@@ -489,6 +671,15 @@ class Pool:
             if not handed.lost:
                 return handed
             # It closed on the way here, and its slot went to the next in line: queue again.
+
+    def take_idle(self) -> Connection | None:
+        """The connection kept alive last, if one is idle and the pool is open."""
+        while self._idle and not self._closed:
+            connection = self._idle.pop()
+            if not connection.lost:
+                connection.reused = True
+                return connection
+        return None
 
     async def _wait_turn(self, timeout: float | None) -> Connection | None:
         """Wait for a connection given back, or (None) for a slot reserved to connect in."""

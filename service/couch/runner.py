@@ -1,8 +1,8 @@
 """Drivers that run the client's operations over a transport, one per calling style.
 
 An operation is a generator that yields ``protocol.Request`` objects, receives
-``protocol.Response`` objects and returns its result. ``AsyncRunner`` runs it as an asyncio
-task (awaitable, yieldable under ``@relax``); ``BlockingRunner`` runs it to completion in the
+``protocol.Response`` objects and returns its result. ``AsyncRunner`` runs it behind an asyncio
+future (awaitable, yieldable under ``@relax``); ``BlockingRunner`` runs it to completion in the
 calling thread. Both deliver to corduroy-style callbacks ``fn(data, status)``.
 """
 
@@ -76,27 +76,68 @@ def _deliver(callback: Callback, value: Any, status: Status) -> None:
         log.exception("callback %r raised", callback)
 
 
+class _Call:
+    """Drives one operation by callbacks: each response is handed to the operation from the
+    callback that saw it whole, and its next request goes out there and then. No task, and no
+    turn of the loop between a response and the next request or the result."""
+
+    __slots__ = ("_abandon", "exchange", "result", "transport")
+
+    def __init__(self, exchange: _Exchange, transport: AsyncTransport) -> None:
+        self.exchange = exchange
+        self.transport = transport
+        self.result: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.result.add_done_callback(self._settled)
+        self._abandon: Callable[[], None] | None = None
+
+    def begin(self) -> None:
+        self._advance(self.exchange.start)
+
+    def _advance(self, step: Callable[..., Request], *args: Any) -> None:
+        try:
+            request = step(*args)
+        except StopIteration as finished:
+            self.result.set_result(finished.value)
+        except Exception as exc:  # the operation's own error, or one it let through
+            self.result.set_exception(exc)
+        else:
+            self._abandon = self.transport.send_then(
+                request, lambda outcome: self._answered(request, outcome)
+            )
+
+    def _answered(self, request: Request, outcome: Response | BaseException) -> None:
+        self._abandon = None
+        if self.result.done():
+            return  # cancelled: nobody waits for it
+        if isinstance(outcome, asyncio.CancelledError):
+            self.result.cancel()
+        elif isinstance(outcome, BaseException):
+            self.result.set_exception(outcome)  # unreachable, say: the operation ends here
+        else:
+            self._advance(self.exchange.step, request, outcome)
+
+    def _settled(self, result: asyncio.Future) -> None:
+        if result.cancelled() and self._abandon is not None:
+            self._abandon()
+
+
 class AsyncRunner:
-    """Runs operations as asyncio tasks over pooled keep-alive HTTP/1.1 connections."""
+    """Runs operations behind asyncio futures over pooled keep-alive HTTP/1.1 connections."""
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.transport = AsyncTransport(endpoint)
 
     def run(self, operation: Operation, callback: Callback | None = None) -> asyncio.Future:
-        exchange = _Exchange(operation, self.transport.describe)
-        task = asyncio.ensure_future(self._drive(exchange))
+        """Start ``operation``: its first request is sent before this returns (when a
+        connection is free). The future resolves to its result; cancelling it abandons the
+        request under way."""
+        call = _Call(_Exchange(operation, self.transport.describe), self.transport)
         if callback is not None:
-            task.add_done_callback(lambda done: self._callback(done, exchange, callback))
-        return task
-
-    async def _drive(self, exchange: _Exchange) -> Any:
-        try:
-            request = exchange.start()
-            while True:
-                response = await self.transport.send(request)
-                request = exchange.step(request, response)
-        except StopIteration as finished:
-            return finished.value
+            call.result.add_done_callback(
+                lambda done: self._callback(done, call.exchange, callback)
+            )
+        call.begin()
+        return call.result
 
     @staticmethod
     def _callback(done: asyncio.Future, exchange: _Exchange, callback: Callback) -> None:

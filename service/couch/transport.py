@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -174,22 +174,29 @@ class AsyncTransport:
     def describe(self, request: Request) -> str:
         return f"{request.method} {self.endpoint.url}{request.path}"
 
-    async def send(self, request: Request) -> Response:
+    def send_then(
+        self, request: Request, then: Callable[[Response | BaseException], None]
+    ) -> Callable[[], None]:
+        """Send ``request``; ``then`` receives its response, or the client's exception for a
+        failure, from the callback that saw the response whole. Returns what abandons it."""
         if self._pool is None:
             self._pool = self._open_pool(feeds=False)
-        try:
-            status, headers, body = await self._pool.fetch(
-                request.method,
-                self._prefix + request.target,
-                request.headers,
-                request.body,
-                timeout=self.endpoint.timeout,
-            )
-        except (http1.BadResponse, OSError) as exc:
-            raise self._unavailable(exc) from exc
-        except ValueError as exc:
-            raise BadRequest("bad_request", str(exc)) from exc
-        return Response(status, headers, body)
+
+        def answered(outcome: http1.Whole | BaseException) -> None:
+            if isinstance(outcome, BaseException):
+                then(self._failure(outcome))
+            else:
+                then(Response(*outcome))
+
+        fetching = self._pool.fetch_then(
+            request.method,
+            self._prefix + request.target,
+            request.headers,
+            request.body,
+            timeout=self.endpoint.timeout,
+            then=answered,
+        )
+        return fetching.abandon
 
     async def open(self, request: Request, *, read_timeout: float | None = None) -> AsyncBody:
         """Send ``request`` and return its response with the body still to be read.
@@ -207,10 +214,8 @@ class AsyncTransport:
                 request.body,
                 read_timeout=read_timeout,
             )
-        except (http1.BadResponse, OSError) as exc:
-            raise self._unavailable(exc) from exc
-        except ValueError as exc:
-            raise BadRequest("bad_request", str(exc)) from exc
+        except (http1.BadResponse, OSError, ValueError) as exc:
+            raise self._failure(exc) from exc
         return AsyncBody(reply, self)
 
     @contextlib.asynccontextmanager
@@ -223,6 +228,18 @@ class AsyncTransport:
             yield body
         finally:
             body.close()
+
+    def _failure(self, exc: BaseException) -> BaseException:
+        """What the client raises for a lower-level exception: ``exc`` itself if it is none of
+        the network's or the request's (cancellation, say)."""
+        if isinstance(exc, http1.BadResponse | OSError):
+            error: BaseException = self._unavailable(exc)
+        elif isinstance(exc, ValueError):
+            error = BadRequest("bad_request", str(exc))
+        else:
+            return exc
+        error.__cause__ = exc
+        return error
 
     def _unavailable(self, exc: BaseException) -> CouchError:
         if isinstance(exc, http1.BadResponse):
