@@ -424,7 +424,7 @@ class Fetch:
         method, target, headers, body = self._request
         try:
             head, streamed, _ = pool._head(method, target, headers, body)
-        except ValueError as exc:
+        except Exception as exc:  # refused before sending: nothing went out
             self._then(exc)
             return
         connection = None if streamed else pool.take_idle()

@@ -81,14 +81,17 @@ class _Call:
     callback that saw it whole, and its next request goes out there and then. No task, and no
     turn of the loop between a response and the next request or the result."""
 
-    __slots__ = ("_abandon", "exchange", "result", "transport")
+    __slots__ = ("_abandon", "_answers", "exchange", "result", "transport")
 
-    def __init__(self, exchange: _Exchange, transport: AsyncTransport) -> None:
+    def __init__(
+        self, exchange: _Exchange, transport: AsyncTransport, loop: asyncio.AbstractEventLoop
+    ) -> None:
         self.exchange = exchange
         self.transport = transport
-        self.result: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.result: asyncio.Future = loop.create_future()
         self.result.add_done_callback(self._settled)
         self._abandon: Callable[[], None] | None = None
+        self._answers = 0  # responses (or failures) seen: tells a stale abandon from a live one
 
     def begin(self) -> None:
         self._advance(self.exchange.start)
@@ -101,11 +104,20 @@ class _Call:
         except Exception as exc:  # the operation's own error, or one it let through
             self.result.set_exception(exc)
         else:
-            self._abandon = self.transport.send_then(
-                request, lambda outcome: self._answered(request, outcome)
-            )
+            answers = self._answers
+            try:
+                abandon = self.transport.send_then(
+                    request, lambda outcome: self._answered(request, outcome)
+                )
+            except Exception as exc:  # refused before sending: a target that does not encode
+                if not self.result.done():
+                    self.result.set_exception(exc)
+                return
+            if self._answers == answers:  # not answered yet (a failure may come at once)
+                self._abandon = abandon
 
     def _answered(self, request: Request, outcome: Response | BaseException) -> None:
+        self._answers += 1
         self._abandon = None
         if self.result.done():
             return  # cancelled: nobody waits for it
@@ -130,14 +142,22 @@ class AsyncRunner:
     def run(self, operation: Operation, callback: Callback | None = None) -> asyncio.Future:
         """Start ``operation``: its first request is sent before this returns (when a
         connection is free). The future resolves to its result; cancelling it abandons the
-        request under way."""
-        call = _Call(_Exchange(operation, self.transport.describe), self.transport)
+        request under way. Outside a running loop (``loop.run_until_complete(call)``) the
+        operation starts once the loop runs it."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.ensure_future(self._when_running(operation, callback))
+        call = _Call(_Exchange(operation, self.transport.describe), self.transport, loop)
         if callback is not None:
             call.result.add_done_callback(
                 lambda done: self._callback(done, call.exchange, callback)
             )
         call.begin()
         return call.result
+
+    async def _when_running(self, operation: Operation, callback: Callback | None) -> Any:
+        return await self.run(operation, callback)
 
     @staticmethod
     def _callback(done: asyncio.Future, exchange: _Exchange, callback: Callback) -> None:

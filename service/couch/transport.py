@@ -178,7 +178,8 @@ class AsyncTransport:
         self, request: Request, then: Callable[[Response | BaseException], None]
     ) -> Callable[[], None]:
         """Send ``request``; ``then`` receives its response, or the client's exception for a
-        failure, from the callback that saw the response whole. Returns what abandons it."""
+        failure, from the callback that saw the response whole. Returns what abandons it; a
+        request that cannot be written raises its client exception here."""
         if self._pool is None:
             self._pool = self._open_pool(feeds=False)
 
@@ -188,9 +189,13 @@ class AsyncTransport:
             else:
                 then(Response(*outcome))
 
+        try:
+            target = self._prefix + request.target
+        except ValueError as exc:  # an option that does not encode
+            raise self._failure(exc) from exc
         fetching = self._pool.fetch_then(
             request.method,
-            self._prefix + request.target,
+            target,
             request.headers,
             request.body,
             timeout=self.endpoint.timeout,
