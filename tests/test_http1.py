@@ -593,3 +593,33 @@ async def test_a_kept_alive_connection_takes_a_request_at_once_and_fails_it_the_
         await pool.fetch("GET", "/a b", {}, None, timeout=5)
     pool.close()
     await server.stop()
+
+
+@pytest.mark.gen_test
+async def test_a_second_answer_in_the_same_packet_leaves_the_first_whole():
+    second = b"HTTP/1.1 500 Oops\r\nX-Extra: 1\r\nContent-Length: 3\r\n\r\nbad"
+
+    async def answer(head, reader, writer):
+        if head.startswith(b"HEAD"):
+            await reply(writer, b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n" + second)
+        else:
+            await reply(writer, OK + second)
+        return True
+
+    server = await scripted(answer)
+    pool = server.pool()
+    whole = (200, {"content-type": "application/json", "content-length": "11"}, b'{"ok":true}')
+    assert await pool.fetch("GET", "/connects", {}, None, timeout=5) == whole
+    await asyncio.sleep(0.05)
+    answered: asyncio.Future = asyncio.get_running_loop().create_future()
+    pool.fetch_then("GET", "/kept-alive", {}, None, timeout=5, then=answered.set_result)
+    assert await answered == whole
+    assert await pool.fetch("HEAD", "/", {}, None, timeout=5) == (
+        200,
+        {"content-length": "11"},
+        b"",
+    )
+    await asyncio.sleep(0.05)
+    assert not pool._idle and server.connections == 3  # none of them trusted again
+    pool.close()
+    await server.stop()

@@ -39,6 +39,10 @@ class StaleConnection(ConnectionError):
     idempotent request may be sent again."""
 
 
+class Unsolicited(Exception):
+    """Raised from the parser's callbacks to stop it at bytes that follow a whole answer."""
+
+
 class Connection(asyncio.Protocol):
     """One keep-alive connection: one exchange at a time, its response parsed as it arrives."""
 
@@ -245,6 +249,12 @@ class Connection(asyncio.Protocol):
 
     # -- httptools callbacks
 
+    def on_message_begin(self) -> None:
+        if self.complete:
+            # A second answer in the same read: parsing stops here, before it can overwrite
+            # the first, and the connection is closed as for any bytes nobody asked for.
+            raise Unsolicited
+
     def on_header(self, name: bytes, value: bytes) -> None:
         key, text = name.decode("latin-1").lower(), value.decode("latin-1")
         # A repeated header's values are joined, as HTTP says they may be.
@@ -266,6 +276,8 @@ class Connection(asyncio.Protocol):
             self._wake()
 
     def on_body(self, body: bytes) -> None:
+        if self.complete:
+            raise Unsolicited  # after a reply to HEAD, whose parser reads its length as body
         self._chunks.append(body)
         if self._stream:
             self._buffered += len(body)
