@@ -10,6 +10,20 @@ the order alternating by round) and repeated; the tables give medians and the ra
 settee / direct. CPU µs/req is a server's own CPU time (utime + stime from /proc/PID/stat)
 over the requests wrk completed in the run.
 
+Every request wrk sends carries the headers a CouchDB client library sends with each request
+(``CLIENT_HEADERS``: couchdb-python, nano and PouchDB's HTTP adapter send ``Accept:
+application/json`` and a ``User-Agent``), in every arm, so that the direct arm makes the
+requests a client makes. Bare wrk sends only ``Host``, and pouchdb-server answers that on
+another path (``text/plain`` rather than ``application/json``), while settee's own requests
+to the backend carry its headers whatever its client sent. What the headers cost
+pouchdb-server is measured by ``bench/request_headers.py``. ``--bare-requests`` sends wrk's
+bare requests, as runs 1-13 in bench/README.md did.
+
+Part 1's ratios are given two ways: the ratio of the medians, and the median (with
+quartiles) of each round's own ratio, settee's run over the direct run just before or after
+it. The goals are read on the paired ratio: this VM's speed drifts by 10 % and more between
+rounds, which pairing cancels.
+
 Part 2, settee's own CPU: settee in front of ``bench/trivial_upstream.py``, a stand-in CouchDB
 that answers at once, loaded by wrk at ``--cpu-c`` connections; settee's CPU time per request
 served and its req/s. Two references: the upstream alone (wrk straight at it), and
@@ -38,7 +52,8 @@ Needs wrk (Debian's package: ``apt-get install -y wrk``) and, for part 3, py-spy
 
     .venv/bin/python bench/gateway.py [--rounds 3] [--seconds 5] [--connections 1,16,64]
         [--cpu-seconds 10] [--profile-seconds 10] [--only all|couch|cpu]
-        [--event-loop auto|uvloop|asyncio] [--pin] [--relay]
+        [--event-loop auto|uvloop|asyncio] [--pin] [--relay] [--bare-requests]
+        [--profile-method GET|PUT]
 """
 
 from __future__ import annotations
@@ -72,6 +87,7 @@ PYTHON = sys.executable
 DB, PUT_DB = "bench", "bench_put"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 WRK_GRACE = 30  # seconds past a run's duration before wrk is killed
+CLIENT_HEADERS = {"Accept": "application/json", "User-Agent": "wrk (bench/gateway.py)"}
 GOALS = {"rps_ratio": 0.95, "p99_ratio": 1.25, "cpu_us": 450.0, "time_wait": 1000}
 
 PUT_SCRIPT = """
@@ -261,9 +277,10 @@ def parse_wrk(text: str) -> tuple[float, float, float, int, int]:
 
 
 class Wrk:
-    def __init__(self, wrk: str, workdir: Path) -> None:
+    def __init__(self, wrk: str, workdir: Path, headers: dict[str, str]) -> None:
         self.wrk = wrk
         self.workdir = workdir
+        self.headers = [f for name, value in headers.items() for f in ("-H", f"{name}: {value}")]
         self.runs = 0
         self.cpus: set[int] | None = None  # where wrk runs; None: anywhere
 
@@ -271,6 +288,7 @@ class Wrk:
         self.runs += 1
         threads = min(2, c)
         args = [self.wrk, "-t", str(threads), "-c", str(c), "-d", f"{seconds:g}s", "--latency"]
+        args += self.headers
         if method == "GET":
             return [*args, f"{url}/{DB}/doc-{self.runs % 100:04d}"]
         script = self.workdir / "put.lua"
@@ -309,6 +327,17 @@ class Wrk:
 
 def median(runs: list[Run], attr: str) -> float:
     return statistics.median(getattr(run, attr) for run in runs)
+
+
+def paired(gateway: list[Run], direct: list[Run], attr: str) -> tuple[float, float, float]:
+    """The gateway / direct ratios of each round's back-to-back runs: median, first and third
+    quartile. Pairing cancels the machine's drift between rounds, which a ratio of medians
+    keeps (this VM's speed moves by 10 % and more within minutes)."""
+    ratios = [getattr(g, attr) / getattr(d, attr) for g, d in zip(gateway, direct, strict=True)]
+    if len(ratios) < 2:
+        return ratios[0], ratios[0], ratios[0]
+    first, _, third = statistics.quantiles(ratios, n=4, method="inclusive")
+    return statistics.median(ratios), first, third
 
 
 def compare(args: argparse.Namespace, wrk: Wrk, workdir: Path) -> list[str]:
@@ -375,19 +404,25 @@ def compare(args: argparse.Namespace, wrk: Wrk, workdir: Path) -> list[str]:
     print(f"settee vs direct (pouchdb-server in memory{pinned}), medians of {args.rounds} runs:")
     print()
     print(
-        "| method | c | direct req/s | settee req/s | ratio | direct p50 ms | settee p50 ms "
-        "| direct p99 ms | settee p99 ms | p99 ratio | errors d/s | TIME_WAIT d/s (max) "
-        "| pouchdb CPU µs/req d/s | settee CPU µs/req | wrk CPU µs/req d/s "
+        "| method | c | direct req/s | settee req/s | ratio | paired ratio [quartiles] "
+        "| direct p50 ms | settee p50 ms "
+        "| direct p99 ms | settee p99 ms | p99 ratio | paired p99 ratio [quartiles] "
+        "| errors d/s | TIME_WAIT d/s (max) "
+        "| pouchdb CPU µs/req d/s (s/d paired) | settee CPU µs/req | wrk CPU µs/req d/s "
         "| CPUs busy: pouchdb d/s, settee |"
     )
-    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     goals = []
     for method in args.methods:
         for c in args.connections:
             d, s = results[(method, c, "direct")], results[(method, c, "settee")]
             ratio = median(s, "rps") / median(d, "rps")
             p99_ratio = median(s, "p99_ms") / median(d, "p99_ms")
+            rps_pair, p99_pair = paired(s, d, "rps"), paired(s, d, "p99_ms")
             pouch_cpu = [statistics.median(r.cpu_us["pouchdb"] for r in runs) for runs in (d, s)]
+            pouch_pair = statistics.median(
+                a.cpu_us["pouchdb"] / b.cpu_us["pouchdb"] for a, b in zip(s, d, strict=True)
+            )
             settee_cpu = statistics.median(r.cpu_us["settee"] for r in s)
             wrk_cpu = [statistics.median(r.cpu_us["wrk"] for r in runs) for runs in (d, s)]
             busy = [
@@ -397,21 +432,27 @@ def compare(args: argparse.Namespace, wrk: Wrk, workdir: Path) -> list[str]:
             settee_busy = statistics.median(r.cpu_us["settee"] * r.rps / 1e6 for r in s)
             print(
                 f"| {method} | {c} | {median(d, 'rps'):.0f} | {median(s, 'rps'):.0f} "
-                f"| {ratio:.2f}x | {median(d, 'p50_ms'):.2f} | {median(s, 'p50_ms'):.2f} "
+                f"| {ratio:.2f}x | {spread(rps_pair)} "
+                f"| {median(d, 'p50_ms'):.2f} | {median(s, 'p50_ms'):.2f} "
                 f"| {median(d, 'p99_ms'):.2f} | {median(s, 'p99_ms'):.2f} | {p99_ratio:.2f}x "
+                f"| {spread(p99_pair)} "
                 f"| {sum(r.errors for r in d)} / {sum(r.errors for r in s)} "
                 f"| {max(r.time_wait for r in d)} / {max(r.time_wait for r in s)} "
-                f"| {pouch_cpu[0]:.0f} / {pouch_cpu[1]:.0f} | {settee_cpu:.0f} "
+                f"| {pouch_cpu[0]:.0f} / {pouch_cpu[1]:.0f} ({pouch_pair:.2f}) "
+                f"| {settee_cpu:.0f} "
                 f"| {wrk_cpu[0]:.0f} / {wrk_cpu[1]:.0f} "
                 f"| {busy[0]:.2f} / {busy[1]:.2f}, {settee_busy:.2f} |"
             )
             if c == max(args.connections):
                 pinned = " (pinned)" if args.pin else ""
                 goals.append(
-                    f"{method} c={c}{pinned}: req/s ratio {ratio:.2f}x "
-                    f"(goal ≥ {GOALS['rps_ratio']}x: {verdict(ratio >= GOALS['rps_ratio'])}), "
-                    f"p99 ratio {p99_ratio:.2f}x "
-                    f"(goal ≤ {GOALS['p99_ratio']}x: {verdict(p99_ratio <= GOALS['p99_ratio'])})"
+                    f"{method} c={c}{pinned}: paired req/s ratio {spread(rps_pair)} "
+                    f"(goal ≥ {GOALS['rps_ratio']}x: "
+                    f"{verdict(rps_pair[0] >= GOALS['rps_ratio'])}; ratio of medians "
+                    f"{ratio:.2f}x), paired p99 ratio {spread(p99_pair)} "
+                    f"(goal ≤ {GOALS['p99_ratio']}x: "
+                    f"{verdict(p99_pair[0] <= GOALS['p99_ratio'])}; ratio of medians "
+                    f"{p99_ratio:.2f}x)"
                 )
     if args.relay:
         print_relay(args, results)
@@ -434,10 +475,10 @@ def print_relay(args: argparse.Namespace, results: dict[tuple[str, int, str], li
     print("reference: bench/byte_relay.py, bytes passed through unparsed, same runs:")
     print()
     print(
-        "| method | c | relay req/s | ratio to direct | pouchdb CPU µs/req "
-        "| relay CPU µs/req | settee ratio | settee CPU µs/req |"
+        "| method | c | relay req/s | ratio to direct | paired [quartiles] | pouchdb CPU µs/req "
+        "| relay CPU µs/req | settee ratio | settee paired [quartiles] | settee CPU µs/req |"
     )
-    print("|---|--:|--:|--:|--:|--:|--:|--:|")
+    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     for method in args.methods:
         for c in args.connections:
             d = results[(method, c, "direct")]
@@ -445,11 +486,18 @@ def print_relay(args: argparse.Namespace, results: dict[tuple[str, int, str], li
             print(
                 f"| {method} | {c} | {median(r, 'rps'):.0f} "
                 f"| {median(r, 'rps') / median(d, 'rps'):.2f}x "
+                f"| {spread(paired(r, d, 'rps'))} "
                 f"| {statistics.median(x.cpu_us['pouchdb'] for x in r):.0f} "
                 f"| {statistics.median(x.cpu_us['relay'] for x in r):.0f} "
                 f"| {median(s, 'rps') / median(d, 'rps'):.2f}x "
+                f"| {spread(paired(s, d, 'rps'))} "
                 f"| {statistics.median(x.cpu_us['settee'] for x in s):.0f} |"
             )
+
+
+def spread(ratios: tuple[float, float, float]) -> str:
+    middle, first, third = ratios
+    return f"{middle:.2f}x [{first:.2f}-{third:.2f}]"
 
 
 def verdict(ok: bool) -> str:
@@ -572,7 +620,7 @@ def own_cpu(args: argparse.Namespace, wrk: Wrk, workdir: Path) -> list[str]:
 
 
 def profile(args: argparse.Namespace, wrk: Wrk, settee: Served) -> None:
-    """py-spy samples settee while wrk loads it with GETs; prints the top functions."""
+    """py-spy samples settee while wrk loads it (GETs, or PUTs); prints the top functions."""
     py_spy = shutil.which("py-spy") or str(Path(PYTHON).with_name("py-spy"))
     if not Path(py_spy).exists():
         print("part 3 skipped: py-spy is missing (.venv/bin/pip install py-spy)")
@@ -580,7 +628,7 @@ def profile(args: argparse.Namespace, wrk: Wrk, settee: Served) -> None:
     out = Path(args.profile_out)
     seconds = args.profile_seconds
     load = subprocess.Popen(
-        wrk.command(settee.url, "GET", args.cpu_c, seconds + 2),
+        wrk.command(settee.url, args.profile_method, args.cpu_c, seconds + 2),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -610,7 +658,8 @@ def profile(args: argparse.Namespace, wrk: Wrk, settee: Served) -> None:
     found = read_profile(out)
     total, own, areas, inclusive = found.total, found.own, found.areas, found.inclusive
     print(
-        f"part 3: py-spy, {seconds} s at 250 Hz of settee under GET c={args.cpu_c} "
+        f"part 3: py-spy, {seconds} s at 250 Hz of settee under "
+        f"{args.profile_method} c={args.cpu_c} "
         f"({rps:.0f} req/s with the sampling), {total} busy samples; raw stacks in {out}"
     )
 
@@ -647,6 +696,7 @@ def main() -> None:
     parser.add_argument("--cpu-seconds", type=float, default=10.0, help="per run in part 2")
     parser.add_argument("--profile-seconds", type=int, default=10, help="0: no profile")
     parser.add_argument("--profile-top", type=int, default=20)
+    parser.add_argument("--profile-method", choices=("GET", "PUT"), default="GET")
     parser.add_argument("--profile-out", default="/tmp/settee-gateway-profile.txt")
     parser.add_argument("--only", choices=("all", "couch", "cpu"), default="all")
     parser.add_argument(
@@ -659,6 +709,11 @@ def main() -> None:
         choices=("auto", "uvloop", "asyncio"),
         default="auto",
         help="settee's and the bare Tornado handler's event loop",
+    )
+    parser.add_argument(
+        "--bare-requests",
+        action="store_true",
+        help="wrk sends only Host, not the headers a CouchDB client sends (as runs 1-13 did)",
     )
     parser.add_argument(
         "--pin",
@@ -678,7 +733,10 @@ def main() -> None:
     args.profile_seconds = max(0, min(args.profile_seconds, 120))
     wrk_path = need_wrk()
     workdir = Path(tempfile.mkdtemp(prefix="settee-gateway-"))
-    wrk = Wrk(wrk_path, workdir)
+    wrk_headers = {} if args.bare_requests else CLIENT_HEADERS
+    wrk = Wrk(wrk_path, workdir, wrk_headers)
+    sent = ", ".join(f"{k}: {v}" for k, v in wrk_headers.items()) or "only Host"
+    print(f"wrk's request headers: {sent}")
     print(
         f"{os.cpu_count()} CPUs; wrk, pouchdb-server and settee share them. "
         f"TIME_WAIT on the machine before: {time_wait_total()}",
