@@ -619,7 +619,13 @@ async def test_a_second_answer_in_the_same_packet_leaves_the_first_whole():
         {"content-length": "11"},
         b"",
     )
+    for method, body in (("GET", b'{"ok":true}'), ("HEAD", b"")):  # read as a stream
+        streamed = await pool.open(method, "/streamed", {}, None, read_timeout=5)
+        assert streamed.status == 200
+        assert b"".join([await streamed.read(), await streamed.read()]) == body
+        assert await streamed.read() == b""
+        streamed.close()
     await asyncio.sleep(0.05)
-    assert not pool._idle and server.connections == 3  # none of them trusted again
+    assert not pool._idle and server.connections == 5  # none of them trusted again
     pool.close()
     await server.stop()

@@ -9,6 +9,7 @@ ones on 127.0.0.1.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 
 import pytest
@@ -104,6 +105,25 @@ def test_a_call_made_before_the_loop_runs_is_run_by_run_until_complete():
         assert loop.run_until_complete(asyncio.wait_for(call, 2)) == {"ok": True}
         loop.run_until_complete(couch.close())
         loop.run_until_complete(server.stop())
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+def test_a_failed_callback_call_made_before_the_loop_runs_is_heard_once():
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    unheard: list[str] = []
+    loop.set_exception_handler(lambda _, context: unheard.append(context["message"]))
+    try:
+        couch = Couch("http://127.0.0.1:9", timeout=5)  # nothing is sent: refused before
+        told: list = []
+        couch["db"].get("a", rev=UNENCODABLE, callback=lambda data, status: told.append(status))
+        loop.run_until_complete(asyncio.sleep(0.05))
+        assert [status.error for status in told] == [BadRequest]
+        gc.collect()
+        assert unheard == []  # no "Task exception was never retrieved"
+        loop.run_until_complete(couch.close())
     finally:
         asyncio.set_event_loop(None)
         loop.close()

@@ -216,10 +216,11 @@ class Connection(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
-            reason = str(exc) or "the response does not parse"
-            self._fail(
-                BadResponse("the server switched protocols" if self.status == 101 else reason)
-            )
+            if not self.complete:  # else: bytes after a whole answer (Unsolicited), kept whole
+                reason = str(exc) or "the response does not parse"
+                self._fail(
+                    BadResponse("the server switched protocols" if self.status == 101 else reason)
+                )
             self.close()
         finally:
             self._parsing = False
@@ -564,7 +565,8 @@ class Pool:
     ) -> Fetch:
         """``fetch()`` for a caller that would rather be called back: ``then`` receives
         (status, headers, body) or the exception, from the callback that saw the response
-        whole; a request refused before sending (``ValueError``) is reported at once."""
+        whole; a request refused before sending (a target or header that is not HTTP's) is
+        reported at once."""
         fetching = Fetch(self, method, target, headers, body, timeout, then)
         fetching.start()
         return fetching

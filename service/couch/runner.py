@@ -76,6 +76,12 @@ def _deliver(callback: Callback, value: Any, status: Status) -> None:
         log.exception("callback %r raised", callback)
 
 
+def _retrieved(done: asyncio.Future) -> None:
+    """Marks a failure as heard, so that asyncio does not report it as never retrieved."""
+    if not done.cancelled():
+        done.exception()
+
+
 class _Call:
     """Drives one operation by callbacks: each response is handed to the operation from the
     callback that saw it whole, and its next request goes out there and then. No task, and no
@@ -147,7 +153,10 @@ class AsyncRunner:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.ensure_future(self._when_running(operation, callback))
+            later = asyncio.ensure_future(self._when_running(operation, callback))
+            if callback is not None:  # the callback hears of a failure; nobody awaits this
+                later.add_done_callback(_retrieved)
+            return later
         call = _Call(_Exchange(operation, self.transport.describe), self.transport, loop)
         if callback is not None:
             call.result.add_done_callback(
