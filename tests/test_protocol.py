@@ -73,6 +73,13 @@ def test_paths_quote_ids_but_keep_reserved_prefixes():
     assert doc_path("db", "doc", "file name.txt") == "/db/doc/file%20name.txt"
     assert doc_path("db", "plain-id_1.2~") == "/db/plain-id_1.2~"
     assert doc_path("db", "café?#%&+") == "/db/caf%C3%A9%3F%23%25%26%2B"
+
+
+@pytest.mark.parametrize("parts", [("\udc80",), ("doc", "\ud800.txt"), ("_design/\udfff",)])
+def test_paths_refuse_text_that_utf8_cannot_hold(parts):
+    with pytest.raises(BadRequest) as caught:
+        doc_path("db", *parts)
+    assert caught.value.error == "bad_request"
     assert doc_path("db", "_local/ü") == "/db/_local/%C3%BC"
     assert view_path("db", "_all_docs") == "/db/_all_docs"
     assert view_path("db", "dd/v") == "/db/_design/dd/_view/v"

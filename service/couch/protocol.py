@@ -104,8 +104,14 @@ def validate_doc_id(doc_id: str) -> str:
 
 
 def segment(text: str) -> str:
-    """``text`` quoted for one segment of a URL path."""
-    return text if URL_SAFE.match(text) else quote(text, safe="")
+    """``text`` quoted for one segment of a URL path; BadRequest for text UTF-8 cannot hold
+    (a lone surrogate), which no URL can carry."""
+    if URL_SAFE.match(text):
+        return text
+    try:
+        return quote(text, safe="")
+    except UnicodeEncodeError as exc:
+        raise BadRequest("bad_request", f"not text a URL can carry: {text!r}") from exc
 
 
 def db_path(db: str, *parts: str) -> str:
