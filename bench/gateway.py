@@ -276,11 +276,16 @@ def parse_wrk(text: str) -> tuple[float, float, float, int, int]:
     return float(rps[1]), latency("50"), latency("99"), int(requests[1]), errors
 
 
+def header_flags(headers: dict[str, str]) -> list[str]:
+    """wrk's ``-H`` arguments for ``headers``."""
+    return [flag for name, value in headers.items() for flag in ("-H", f"{name}: {value}")]
+
+
 class Wrk:
     def __init__(self, wrk: str, workdir: Path, headers: dict[str, str]) -> None:
         self.wrk = wrk
         self.workdir = workdir
-        self.headers = [f for name, value in headers.items() for f in ("-H", f"{name}: {value}")]
+        self.headers = header_flags(headers)
         self.runs = 0
         self.cpus: set[int] | None = None  # where wrk runs; None: anywhere
 

@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.gateway import cpu_seconds, need_wrk, parse_wrk  # noqa: E402
+from bench.gateway import cpu_seconds, header_flags, need_wrk, parse_wrk  # noqa: E402
 from tests.servers import PouchServer  # noqa: E402
 
 SETTEE_HEADERS = {
@@ -71,7 +71,7 @@ def main() -> None:
         for round_ in range(rounds):
             order = list(ARMS) if round_ % 2 == 0 else list(reversed(ARMS))
             for name in order:
-                flags = [f for k, v in ARMS[name].items() for f in ("-H", f"{k}: {v}")]
+                flags = header_flags(ARMS[name])
                 before = cpu_seconds(pid)
                 done = subprocess.run(
                     [wrk, "-t2", "-c64", f"-d{seconds:g}s", "--latency", *flags, url],

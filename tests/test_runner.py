@@ -73,6 +73,25 @@ async def test_a_later_request_that_cannot_be_written_leaves_a_call_waiting_its_
 
 
 @pytest.mark.gen_test(timeout=10)
+async def test_a_header_http_refuses_fails_its_call_on_a_kept_alive_connection_too():
+    server = await scripted(answers_ok())
+    runner = AsyncRunner(Endpoint(f"http://127.0.0.1:{server.port}", timeout=5))
+
+    def one(request: Request):
+        return (yield request).status
+
+    try:
+        for _ in range(2):  # a new connection, then the kept-alive one
+            with pytest.raises(BadRequest):
+                await runner.run(one(Request("GET", "/x", {}, {"X-Nul": "a\0b"})))
+            assert await runner.run(one(Request("GET", "/ok"))) == 200
+        assert server.connections == 1 and len(server.heads) == 2
+    finally:
+        await runner.close()
+        await server.stop()
+
+
+@pytest.mark.gen_test(timeout=10)
 async def test_a_rev_from_the_server_that_cannot_be_sent_back_fails_the_call():
     async def answer(head: bytes, reader: asyncio.StreamReader, writer) -> bool:
         length = next(

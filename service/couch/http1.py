@@ -433,13 +433,11 @@ class Fetch:
         self._task: asyncio.Task[Whole] | None = None
 
     def start(self) -> None:
+        """Send the request, or raise ``ValueError`` for one that HTTP cannot carry (nothing
+        goes out then, and ``then`` is not called)."""
         pool = self._pool
         method, target, headers, body = self._request
-        try:
-            head, streamed, _ = pool._head(method, target, headers, body)
-        except Exception as exc:  # refused before sending: nothing went out
-            self._then(exc)
-            return
+        head, streamed, _ = pool._head(method, target, headers, body)
         connection = None if streamed else pool.take_idle()
         if connection is None:
             self._task = pool.loop.create_task(
@@ -549,7 +547,11 @@ class Pool:
             else:
                 answer.set_result(outcome)
 
-        fetching = self.fetch_then(method, target, headers, body, timeout=timeout, then=settle)
+        try:
+            fetching = self.fetch_then(method, target, headers, body, timeout=timeout, then=settle)
+        except ValueError as exc:
+            answer.set_exception(exc)
+            return answer
         answer.add_done_callback(lambda done: fetching.abandon() if done.cancelled() else None)
         return answer
 
@@ -565,8 +567,8 @@ class Pool:
     ) -> Fetch:
         """``fetch()`` for a caller that would rather be called back: ``then`` receives
         (status, headers, body) or the exception, from the callback that saw the response
-        whole; a request refused before sending (a target or header that is not HTTP's) is
-        reported at once."""
+        whole, never before this returns. A request HTTP cannot carry (its target or a header)
+        raises ``ValueError`` here, and nothing is sent."""
         fetching = Fetch(self, method, target, headers, body, timeout, then)
         fetching.start()
         return fetching

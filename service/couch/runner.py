@@ -87,7 +87,7 @@ class _Call:
     callback that saw it whole, and its next request goes out there and then. No task, and no
     turn of the loop between a response and the next request or the result."""
 
-    __slots__ = ("_abandon", "_answers", "exchange", "result", "transport")
+    __slots__ = ("_abandon", "exchange", "result", "transport")
 
     def __init__(
         self, exchange: _Exchange, transport: AsyncTransport, loop: asyncio.AbstractEventLoop
@@ -97,7 +97,6 @@ class _Call:
         self.result: asyncio.Future = loop.create_future()
         self.result.add_done_callback(self._settled)
         self._abandon: Callable[[], None] | None = None
-        self._answers = 0  # responses (or failures) seen: tells a stale abandon from a live one
 
     def begin(self) -> None:
         self._advance(self.exchange.start)
@@ -110,20 +109,15 @@ class _Call:
         except Exception as exc:  # the operation's own error, or one it let through
             self.result.set_exception(exc)
         else:
-            answers = self._answers
             try:
-                abandon = self.transport.send_then(
+                # ``then`` never runs before send_then returns, so this abandon is current.
+                self._abandon = self.transport.send_then(
                     request, lambda outcome: self._answered(request, outcome)
                 )
             except Exception as exc:  # refused before sending: a target that does not encode
-                if not self.result.done():
-                    self.result.set_exception(exc)
-                return
-            if self._answers == answers:  # not answered yet (a failure may come at once)
-                self._abandon = abandon
+                self.result.set_exception(exc)
 
     def _answered(self, request: Request, outcome: Response | BaseException) -> None:
-        self._answers += 1
         self._abandon = None
         if self.result.done():
             return  # cancelled: nobody waits for it

@@ -190,17 +190,16 @@ class AsyncTransport:
                 then(Response(*outcome))
 
         try:
-            target = self._prefix + request.target
-        except ValueError as exc:  # an option that does not encode
+            fetching = self._pool.fetch_then(
+                request.method,
+                self._prefix + request.target,
+                request.headers,
+                request.body,
+                timeout=self.endpoint.timeout,
+                then=answered,
+            )
+        except ValueError as exc:  # an option that does not encode, a header HTTP refuses
             raise self._failure(exc) from exc
-        fetching = self._pool.fetch_then(
-            request.method,
-            target,
-            request.headers,
-            request.body,
-            timeout=self.endpoint.timeout,
-            then=answered,
-        )
         return fetching.abandon
 
     async def open(self, request: Request, *, read_timeout: float | None = None) -> AsyncBody:
