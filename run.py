@@ -19,8 +19,7 @@ from collections.abc import Callable
 from tornado.netutil import bind_sockets
 
 from service import settings as settings_module
-from service.app import make_app, make_hub
-from service.couch import Couch
+from service.app import make_app, make_couches, make_hub
 from service.httpserver import Server
 from service.inflight import InFlight
 from service.metrics import Metrics
@@ -36,12 +35,11 @@ async def serve(settings: settings_module.Settings, sockets: list[socket.socket]
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     metrics, in_flight = Metrics(), InFlight()
-    async with Couch(
-        settings.couch_url, settings.couch_auth, timeout=settings.couch_timeout
-    ) as couch:
-        hub = make_hub(settings, couch)
+    couch, own_couch = make_couches(settings)
+    async with couch, own_couch:
+        hub = make_hub(settings, own_couch)
         metrics.watch_hub(hub)
-        app = make_app(settings, couch, metrics, in_flight, hub)
+        app = make_app(settings, couch, metrics, in_flight, hub, own_couch)
         server = Server(app, xheaders=settings.xheaders, max_body_size=settings.max_body_size)
         server.add_sockets(sockets)
         log.info(

@@ -8,7 +8,7 @@ from tornado import web
 
 from .couch import Couch
 from .handlers.attachments import AttachmentHandler
-from .handlers.base import NotFoundHandler
+from .handlers.base import NotFoundHandler, PassThroughHandler
 from .handlers.changes import ChangesHandler
 from .handlers.documents import DatabaseHandler, DocumentHandler
 from .handlers.keepalive import Pinger
@@ -31,9 +31,20 @@ access_log = logging.getLogger("settee.access")
 # that starts with "_" is an endpoint settee does not have (404). Other illegal names reach the
 # handlers, which answer 400 illegal_database_name as CouchDB does.
 DB = r"/(?P<db>[^/_][^/]*|_users|_replicator|_global_changes)"
+# CouchDB 3.4's endpoints below a database that settee passes through (chttpd_httpd_handlers).
+DB_ENDPOINTS = (
+    "_all_docs|_auto_purge|_bulk_docs|_bulk_get|_changes|_compact|_design_docs|_explain|"
+    "_ensure_full_commit|_find|_index|_local_docs|_missing_revs|_nouveau_cleanup|_partition|"
+    "_purge|_purged_infos_limit|_revs_diff|_revs_limit|_search_cleanup|_security|_shards|"
+    "_sync_shards|_temp_view|_view_cleanup"
+)
 # A document id in one path segment (an encoded "/" stays inside it), or a design or local
-# document's, whose prefix keeps its slash.
-DOC = r"/(?P<doc_id>(?:_design/|_local/)?[^/]+)"
+# document's, whose prefix keeps its slash. Any other id is a document's too (CouchDB refuses
+# ids that start with "_": so do the handlers), unless it names one of CouchDB's endpoints.
+DOC = rf"/(?P<doc_id>(?:_design/|_local/)[^/]+|(?!(?:{DB_ENDPOINTS})(?:/|$)|_design/|_local/)[^/]+)"
+# An attachment's name: one that starts with "_" is a design document's endpoint (``_show``,
+# ``_info``, …), which CouchDB forbids as an attachment name.
+ATTACHMENT = r"/(?P<name>[^_].*)"
 # An id that cannot be mistaken for an endpoint: no leading "_".
 PLAIN_DOC = r"/(?P<doc_id>[^/_][^/]*)"
 
@@ -56,8 +67,19 @@ def routes() -> list[tuple[str, type[web.RequestHandler]]]:
         (DB + r"/_changes", ChangesHandler),
         (DB + r"/_design/(?P<ddoc>[^/]+)/_view/(?P<view>[^/]+)", ViewHandler),
         (DB + DOC, DocumentHandler),
-        (DB + DOC + r"/(?P<name>.+)", AttachmentHandler),
+        (DB + DOC + ATTACHMENT, AttachmentHandler),
+        # Everything else is CouchDB's, and passed through to it as it is.
+        (r"/.*", PassThroughHandler),
     ]
+
+
+def make_couches(settings: Settings) -> tuple[Couch, Couch]:
+    """The clients' Couch, with no credentials of its own, and settee's own Couch, with the
+    configured ones (the same object when none are configured)."""
+    own = Couch(settings.couch_url, settings.couch_auth, timeout=settings.couch_timeout)
+    if own.endpoint.auth is None:
+        return own, own
+    return Couch(own.url, timeout=settings.couch_timeout), own
 
 
 def make_hub(settings: Settings, couch: Couch) -> Hub:
@@ -72,12 +94,23 @@ def make_hub(settings: Settings, couch: Couch) -> Hub:
 
 
 def make_app(
-    settings: Settings, couch: Couch, metrics: Metrics, in_flight: InFlight, hub: Hub
+    settings: Settings,
+    couch: Couch,
+    metrics: Metrics,
+    in_flight: InFlight,
+    hub: Hub,
+    own_couch: Couch | None = None,
 ) -> web.Application:
-    """The service: every route, each handler given the collaborators it needs."""
+    """The service: every route, each handler given the collaborators it needs.
+
+    ``couch`` has no credentials of its own: each handler acts through it with its client's.
+    ``own_couch`` has settee's, for its health checks (the hub has it too); without one,
+    ``couch`` serves for both, as when the backend asks nobody for credentials.
+    """
     metrics.watch_in_flight(in_flight)
     collaborators = {
         "couch": couch,
+        "own_couch": own_couch or couch,
         "settings": settings,
         "metrics": metrics,
         "in_flight": in_flight,

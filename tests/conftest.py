@@ -6,18 +6,20 @@ whichever face they are about. Async tests run on pytest-tornado's ``io_loop``.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 from tornado.testing import bind_unused_port
 
-from service.app import make_app, make_hub
+from service.app import make_app, make_couches, make_hub
 from service.couch import Couch, CouchError, blocking
 from service.httpserver import Server
 from service.hub import Hub
@@ -97,26 +99,52 @@ def db(couch, db_name):
 
 @dataclass
 class Service:
-    """A settee server in this process, on a free port, with its collaborators."""
+    """A settee server in this process, on a free port, with its collaborators.
+
+    settee acts for each client with the client's own credentials: the tests' requests carry
+    the test server's (its admin's, if it has one) unless they say otherwise.
+    """
 
     url: str
     settings: Settings
     metrics: Metrics
     in_flight: InFlight
     hub: Hub
+    auth: tuple[str, str] | None = None
 
-    def ws_url(self, db: str, query: str = "") -> str:
-        """The WebSocket changes feed of ``db``; ``query`` is appended (``&since=0…``)."""
-        return self.url.replace("http://", "ws://") + f"/{db}/_changes?feed=websocket{query}"
+    @property
+    def credentials(self) -> dict[str, str]:
+        """The ``Authorization`` header of the test server's credentials, if it has any."""
+        if not self.auth:
+            return {}
+        token = base64.b64encode(":".join(self.auth).encode()).decode()
+        return {"Authorization": f"Basic {token}"}
+
+    def ws_url(self, db: str, query: str = "", *, anonymous: bool = False) -> str:
+        """The WebSocket changes feed of ``db``; ``query`` is appended (``&since=0…``).
+        The credentials go in the URL, which Tornado's client turns into Basic auth."""
+        url = self.url.replace("http://", "ws://")
+        if self.auth and not anonymous:
+            user, password = (quote(part, safe="") for part in self.auth)
+            url = url.replace("ws://", f"ws://{user}:{password}@")
+        return url + f"/{db}/_changes?feed=websocket{query}"
 
     async def fetch(
-        self, method: str, path: str, body: Any = None, headers: dict | None = None, **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict | None = None,
+        *,
+        anonymous: bool = False,
+        **kwargs: Any,
     ) -> HTTPResponse:
         """A request that returns error responses instead of raising them.
 
-        A dict or list body is sent as JSON; a str or bytes body as is.
+        A dict or list body is sent as JSON; a str or bytes body as is. It carries the test
+        server's credentials unless ``anonymous`` or ``headers`` give others.
         """
-        headers = dict(headers or {})
+        headers = {**({} if anonymous else self.credentials), **(headers or {})}
         if isinstance(body, dict | list):
             body = json.dumps(body)
             headers.setdefault("Content-Type", "application/json")
@@ -145,23 +173,27 @@ def start_settee(server_url, io_loop):
 
     def start(**overrides: Any) -> Service:
         settings = Settings(**{"couch_url": server_url, **overrides})
-        couch = Couch(settings.couch_url, settings.couch_auth, timeout=settings.couch_timeout)
+        couch, own_couch = make_couches(settings)
         metrics, in_flight = Metrics(), InFlight()
-        hub = make_hub(settings, couch)
+        hub = make_hub(settings, own_couch)
         metrics.watch_hub(hub)
-        app = make_app(settings, couch, metrics, in_flight, hub)
+        app = make_app(settings, couch, metrics, in_flight, hub, own_couch)
         server = Server(app, xheaders=settings.xheaders, max_body_size=settings.max_body_size)
         sock, port = bind_unused_port()
         server.add_sockets([sock])
         started.append((server, couch, hub))
-        return Service(f"http://127.0.0.1:{port}", settings, metrics, in_flight, hub)
+        if own_couch is not couch:
+            started.append((None, own_couch, None))
+        url = f"http://127.0.0.1:{port}"
+        return Service(url, settings, metrics, in_flight, hub, own_couch.endpoint.auth)
 
     yield start
     for server, couch, hub in started:
-        server.stop()
-        hub.close()
-        io_loop.run_sync(hub.wait_closed)
-        io_loop.run_sync(server.close_all_connections)
+        if server is not None:
+            server.stop()
+            hub.close()
+            io_loop.run_sync(hub.wait_closed)
+            io_loop.run_sync(server.close_all_connections)
         io_loop.run_sync(couch.close)
 
 

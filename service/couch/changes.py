@@ -49,10 +49,18 @@ class FeedState:
     """What a feed has received and not yet delivered, and where to resume from."""
 
     def __init__(
-        self, path: str, options: Mapping[str, Any], *, since: Any, latency: float, heartbeat: float
+        self,
+        path: str,
+        options: Mapping[str, Any],
+        *,
+        since: Any,
+        latency: float,
+        heartbeat: float,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.path = path
         self.options = dict(options)
+        self.headers = dict(headers or {})
         self.since = since
         self.latency = latency
         self.heartbeat = heartbeat
@@ -63,7 +71,7 @@ class FeedState:
     def request(self) -> Request:
         """The request that (re)opens the feed from the last delivered seq."""
         self._buffer.clear()
-        return changes_request(
+        request = changes_request(
             self.path,
             {
                 **self.options,
@@ -72,6 +80,9 @@ class FeedState:
                 "heartbeat": int(self.heartbeat * 1000),
             },
         )
+        if self.headers:
+            request.headers = {**request.headers, **self.headers}
+        return request
 
     def receive(self, chunk: bytes) -> None:
         """Take in a chunk of the feed; change rows join ``pending``."""

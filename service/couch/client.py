@@ -8,6 +8,7 @@ result itself. Every method also takes ``callback=fn(data, status)``.
 
 from __future__ import annotations
 
+import copy
 import functools
 import mimetypes
 import os
@@ -43,7 +44,7 @@ from .protocol import (
     validate_doc_id,
     view_path,
 )
-from .runner import AsyncRunner
+from .runner import AsyncRunner, CredentialedRunner
 from .transport import Endpoint, redact
 
 DEFAULT_URL = "http://127.0.0.1:5984"
@@ -145,6 +146,28 @@ class Couch:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+    def acting_for(self, credentials: Mapping[str, str]) -> Couch:
+        """This server as someone else sees it: every request carries ``credentials`` (their
+        ``Authorization``, ``Cookie``, proxy-auth headers), over this object's connections.
+
+        Nothing is copied but a reference: a gateway makes one per client request. Closing
+        it does nothing; close this one. Give credentials to a Couch that has none of its
+        own, or an anonymous caller would act with this object's.
+        """
+        if not credentials:
+            return self
+        handle = copy.copy(self)
+        handle._runner = CredentialedRunner(self._runner, credentials)
+        return handle
+
+    def relay(self, method: str, target: str, headers: Mapping[str, str], body: Any = None) -> Any:
+        """Send a request the client has no operation for, exactly as given: ``target`` is
+        the path and query string, already quoted. Resolves to the response whatever its
+        status, with ``status``, ``headers`` and the body to be read (``read()``, ``b""`` at
+        the end); ``close()`` it when done. ``body`` is bytes or an async iterable of bytes.
+        """
+        return self._runner.relay(Request(method, target, {}, headers, body))
 
     def __getitem__(self, name: str) -> Database:
         """A handle on database ``name``, without asking the server whether it exists."""

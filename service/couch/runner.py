@@ -189,6 +189,13 @@ class AsyncRunner:
             raise error_from(Response(body.status, body.headers, data), describe)
         return body
 
+    def relay(self, request: Request) -> asyncio.Future[AsyncBody]:
+        """Send ``request`` as it is; resolve to its response whatever the status, with the
+        body still to be read: for relaying an exchange the client has no operation for."""
+        return asyncio.ensure_future(
+            self.transport.open(request, read_timeout=self.transport.endpoint.timeout)
+        )
+
     async def rows(self, request: Request) -> AsyncIterator[Row]:
         """Stream the rows of a view response as they arrive."""
         body = await self._open(request)
@@ -248,6 +255,11 @@ class BlockingRunner:
             raise error_from(Response(body.status, body.headers, data), describe)
         return body
 
+    def relay(self, request: Request) -> BlockingBody:
+        """Send ``request`` as it is; return its response whatever the status, with the body
+        still to be read."""
+        return self.transport.open(request, read_timeout=self.transport.endpoint.timeout)
+
     def rows(self, request: Request) -> Iterator[Row]:
         """Stream the rows of a view response as they arrive."""
         body = self.open(request)
@@ -265,3 +277,62 @@ class BlockingRunner:
 
     def close(self) -> None:
         self.transport.close()
+
+
+def _with_headers(request: Request, headers: Mapping[str, str]) -> Request:
+    return Request(
+        request.method, request.path, request.query, {**request.headers, **headers}, request.body
+    )
+
+
+def _sending(operation: Operation, headers: Mapping[str, str]) -> Operation:
+    """``operation`` with ``headers`` added to each request it yields."""
+    try:
+        request = next(operation)
+        while True:
+            try:
+                response = yield _with_headers(request, headers)
+            except BaseException as exc:
+                request = operation.throw(exc)
+            else:
+                request = operation.send(response)
+    except StopIteration as finished:
+        return finished.value
+
+
+class CredentialedRunner:
+    """Another runner's connections, with a client's credential headers on every request.
+
+    The service answers each client with the client's own rights: it runs the client's
+    operations through one of these over a pool that has no credentials of its own.
+    """
+
+    __slots__ = ("headers", "runner")
+
+    def __init__(self, runner: AsyncRunner | BlockingRunner, headers: Mapping[str, str]) -> None:
+        self.runner = runner
+        self.headers = dict(headers)
+
+    @property
+    def transport(self) -> AsyncTransport | BlockingTransport:
+        return self.runner.transport
+
+    def run(self, operation: Operation, callback: Callback | None = None) -> Any:
+        return self.runner.run(_sending(operation, self.headers), callback)
+
+    def open(self, request: Request) -> Any:
+        return self.runner.open(_with_headers(request, self.headers))
+
+    def relay(self, request: Request) -> Any:
+        return self.runner.relay(_with_headers(request, self.headers))
+
+    def rows(self, request: Request) -> Any:
+        return self.runner.rows(_with_headers(request, self.headers))
+
+    def follow(self, state: FeedState, callback: ChangesCallback) -> Any:
+        state.headers.update(self.headers)
+        return self.runner.follow(state, callback)
+
+    def close(self) -> Any:
+        """The connections belong to the runner this one borrows: they stay open."""
+        return asyncio.sleep(0) if isinstance(self.runner, AsyncRunner) else None

@@ -7,15 +7,14 @@ queue: the service holds a few chunks of an attachment, never all of it.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 from typing import Any
 
 from .. import options, preconditions
 from ..couch import relax
 from .base import ApiHandler
+from .upload import BodyPipe
 
-QUEUED_CHUNKS = 8
 RELAYED_HEADERS = ("Content-Type", "Content-Length", "Content-Encoding", "ETag", "Content-MD5")
 
 
@@ -23,10 +22,11 @@ class AttachmentHandler(ApiHandler):
     """Read, write and delete one attachment of a document."""
 
     route = "attachment"
+    couchdb_methods = "DELETE,GET,HEAD,PUT"
 
     def initialize(self, **collaborators: Any) -> None:
         super().initialize(**collaborators)
-        self._upload: asyncio.Future | None = None
+        self._upload = BodyPipe()
 
     def _rev(self) -> str | None:
         query = options.parse(self.request.arguments, options.WRITE)
@@ -56,49 +56,33 @@ class AttachmentHandler(ApiHandler):
         super().prepare()
         if self.request.method == "PUT":
             db, doc_id, name = (self.path_kwargs[k] for k in ("db", "doc_id", "name"))
-            self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(QUEUED_CHUNKS)
             doc = {"_id": doc_id, "_rev": self._rev()}
             content_type = self.request.headers.get("Content-Type", "application/octet-stream")
-            self._upload = self.database(db).put_attachment(
-                doc, self._body_chunks(), filename=name, content_type=content_type
+            self._upload.feeding(
+                self.database(db).put_attachment(
+                    doc, self._upload.chunks(), filename=name, content_type=content_type
+                )
             )
         return None
 
-    async def _body_chunks(self) -> AsyncIterator[bytes]:
-        while (chunk := await self._queue.get()) is not None:
-            yield chunk
-
     async def data_received(self, chunk: bytes) -> None:
-        await self._pass_on(chunk)
-
-    async def _pass_on(self, chunk: bytes | None) -> None:
-        """Queue ``chunk`` for the backend; drop it if the backend has already answered."""
-        if self._upload is None or self._upload.done():
-            return
-        queued = asyncio.ensure_future(self._queue.put(chunk))
-        await asyncio.wait((queued, self._upload), return_when=asyncio.FIRST_COMPLETED)
-        queued.cancel()
+        await self._upload.send(chunk)
 
     @relax
     def put(self, db: str, doc_id: str, name: str) -> Any:
-        yield self._pass_on(None)
-        result = yield self._upload
+        yield self._upload.end()
+        result = yield self._upload.consumer
         self.set_header("ETag", preconditions.etag(result["rev"]))
         self.set_header("Location", self.request.full_url().split("?")[0])
         self.write_json(result, 201)
 
     def on_finish(self) -> None:
-        self._cancel_upload()
+        self._upload.cancel()
         super().on_finish()
 
     def on_connection_close(self) -> None:
-        self._cancel_upload()
+        self._upload.cancel()
         super().on_connection_close()
-
-    def _cancel_upload(self) -> None:
-        """A client that leaves mid-upload must not leave a half-sent request behind."""
-        if self._upload is not None and not self._upload.done():
-            self._upload.cancel()
 
     # -- delete
 

@@ -17,12 +17,15 @@ from typing import Any
 import ujson
 from tornado import httputil, iostream, web
 
-from ..couch import Couch, Database
+from ..couch import Couch, Database, relax
 from ..couch.errors import BadRequest, HTTPError, RequestTooLarge, ServerUnavailable
+from ..credentials import credentials_of
 from ..hub import HubFull
 from ..inflight import InFlight
 from ..metrics import Metrics
 from ..settings import Settings
+from . import passthrough
+from .upload import BodyPipe
 
 log = logging.getLogger("settee.handlers")
 
@@ -94,42 +97,119 @@ def error_reply(exc: BaseException | None, status: int) -> ErrorReply:
     return ErrorReply(status, error, reason or httputil.responses.get(status, ""))
 
 
+@relax
+def pass_through(self: ApiHandler, *args: Any, **kwargs: Any) -> Any:
+    """Relay the request to the backend as it is, and its answer back (see ``passthrough``)."""
+    if self._relaying is None:  # a handler that does not stream its body has it whole
+        self._relaying = self.couch.relay(*self._relayed_request(self.request.body or None))
+    if self._piped is not None:
+        yield self._piped.end()
+    reply = yield self._relaying
+    origin = f"{self.request.protocol}://{self.request.host}"
+    self.set_status(reply.status, reason=None if reply.status in httputil.responses else "Relayed")
+    headers = dict(passthrough.response_headers(reply.headers, self.couch.url, origin))
+    if self.request.method == "HEAD" or reply.status in (204, 304):
+        reply.close()
+        for name, value in headers.items():
+            self.set_header(name, value)
+        return
+    yield from self.relay_body(reply, headers)
+
+
 @web.stream_request_body
 class ApiHandler(web.RequestHandler):
     """Thin handlers derive from this: parse, call the client, write.
 
     Request bodies are received in chunks: buffered here up to ``max_body_size`` (413 past
-    it), or streamed onwards by handlers that override ``data_received``.
+    it), or streamed onwards by handlers that override ``data_received``. A method a handler
+    does not implement is passed through to the backend as it is, body streamed.
+
+    ``self.couch`` acts for the client: every request it makes carries the client's own
+    credentials (``service.credentials``) and no others, so CouchDB decides what it may do.
     """
 
+    SUPPORTED_METHODS = (*web.RequestHandler.SUPPORTED_METHODS, "COPY")
     route = "unknown"
+    # The methods CouchDB allows on this route, as its 405 lists them (None: any, the
+    # backend decides). Of these, the ones a handler does not implement are passed through.
+    couchdb_methods: str | None = None
+    # Whether ``data_received`` gets the body (``stream_request_body``, below), or it is
+    # whole in ``request.body`` before the handler runs.
+    streams_body = True
     # Slots, not the instance dict: Tornado's own attributes fill a WebSocket handler's dict
     # up to the size CPython shares between instances, and each idle subscriber is one.
-    __slots__ = ("_chunks", "_counted", "config", "couch", "in_flight", "metrics")
+    __slots__ = (
+        "_chunks",
+        "_counted",
+        "_piped",
+        "_relaying",
+        "config",
+        "couch",
+        "in_flight",
+        "metrics",
+        "own_couch",
+    )
 
     def initialize(
-        self, *, couch: Couch, settings: Settings, metrics: Metrics, in_flight: InFlight
+        self,
+        *,
+        couch: Couch,
+        own_couch: Couch,
+        settings: Settings,
+        metrics: Metrics,
+        in_flight: InFlight,
     ) -> None:
-        self.couch = couch
+        self.couch = couch.acting_for(credentials_of(self.request.headers))
+        self.own_couch = own_couch
         self.config = settings
         self.metrics = metrics
         self.in_flight = in_flight
         self._chunks: list[bytes] = []
         self._counted = False
+        self._piped: BodyPipe | None = None
+        self._relaying: Any = None
+
+    get = head = post = put = delete = patch = copy = pass_through
 
     # -- lifecycle
 
     def prepare(self) -> Awaitable[None] | None:
         self.in_flight.enter()
         self._counted = True
+        method = self.request.method or ""
+        allowed = self.couchdb_methods
+        if allowed and method != "OPTIONS" and method not in allowed.split(","):
+            raise HTTPError("method_not_allowed", f"Only {allowed} allowed", status=405)
         length = self.request.headers.get("Content-Length", "")
         if length.isdigit() and int(length) > self.config.max_body_size:
             limit = self.config.max_body_size
             raise RequestTooLarge("too_large", f"the request body is larger than {limit} bytes")
+        if self._passes_through() and self.streams_body:
+            has_body = length not in ("", "0") or "Transfer-Encoding" in self.request.headers
+            self._piped = BodyPipe() if has_body else None
+            body = self._piped.chunks() if self._piped else None
+            self._relaying = self.couch.relay(*self._relayed_request(body))
+            if self._piped:
+                self._piped.feeding(self._relaying)
         return None
 
+    def _passes_through(self) -> bool:
+        method = getattr(type(self), (self.request.method or "").lower(), None)
+        return method is pass_through
+
+    def _relayed_request(self, body: Any) -> tuple[str, str, dict[str, str], Any]:
+        headers = passthrough.request_headers(self.request.headers.get_all())
+        if self._piped is not None and "Content-Length" in self.request.headers:
+            headers["Content-Length"] = self.request.headers["Content-Length"]
+        return self.request.method or "GET", self.request.uri or "/", headers, body
+
     def on_finish(self) -> None:
+        self._stop_relaying()
         self._leave()
+
+    def _stop_relaying(self) -> None:
+        if self._piped is not None:
+            self._piped.cancel()
 
     def on_connection_close(self) -> None:
         """A client that leaves before its body is whole is never answered: it is no longer in
@@ -141,6 +221,7 @@ class ApiHandler(web.RequestHandler):
         body_whole = body_future is None or body_future.done()
         super().on_connection_close()
         if not body_whole:
+            self._stop_relaying()
             self._leave()
 
     def _leave(self) -> None:
@@ -151,6 +232,8 @@ class ApiHandler(web.RequestHandler):
     def data_received(self, chunk: bytes) -> Awaitable[None] | None:
         # The server's max_body_size is the configured limit: a chunked body that outgrows
         # it is cut off by Tornado before it gets here.
+        if self._piped is not None:
+            return self._piped.send(chunk)
         self._chunks.append(chunk)
         return None
 
@@ -264,8 +347,14 @@ class ApiHandler(web.RequestHandler):
         super().log_exception(typ, value, tb)
 
 
+class PassThroughHandler(ApiHandler):
+    """Every path settee does not handle itself: relayed to the backend, whatever the method."""
+
+    route = "passthrough"
+
+
 class NotFoundHandler(ApiHandler):
-    """Every path no route claims: 404, whatever the method."""
+    """A request target no route can claim (not a path): 404, whatever the method."""
 
     route = "not_found"
 

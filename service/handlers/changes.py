@@ -36,8 +36,10 @@ def seq_of(row: bytes) -> Any:
 
 class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
     route = "changes"
+    couchdb_methods = "GET,POST,HEAD"
     __slots__ = ("hub", "latency", "pinger", "subscription")
     _stream_request_body = False  # a GET: its (empty) body need not be streamed
+    streams_body = False
 
     def initialize(self, *, hub: Hub, pinger: Pinger, **collaborators: Any) -> None:
         ApiHandler.initialize(self, **collaborators)
@@ -103,7 +105,7 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
 
     async def _check_backend_has(self, name: str) -> None:
         """pouchdb-server lacks ``_selector`` and ``_view`` (the latter crashes it)."""
-        if "couchdb" not in await self.couch.info():
+        if "couchdb" not in await self.own_couch.info():
             raise BadRequest("bad_request", f"filter={name} needs CouchDB as the backend")
 
     @staticmethod

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import quote
 
 from .. import options, preconditions
 from ..couch import relax
-from ..couch.errors import Conflict, NotFound, PreconditionFailed
+from ..couch.errors import BadRequest, Conflict, NotFound, PreconditionFailed
+from ..couch.protocol import validate_doc_id
 from .base import ApiHandler
 
 
@@ -27,6 +29,7 @@ class DatabaseHandler(DocumentWriter):
     """Create, inspect and delete a database; ``POST`` a document with a generated id."""
 
     route = "database"
+    couchdb_methods = "DELETE,GET,HEAD,POST,PUT"
 
     @relax
     def get(self, db: str) -> Any:
@@ -61,6 +64,15 @@ class DocumentHandler(DocumentWriter):
     """Read, write and delete one document, with CouchDB's options and ETag preconditions."""
 
     route = "document"
+    couchdb_methods = "DELETE,GET,HEAD,POST,PUT,COPY"
+
+    def prepare(self) -> Awaitable[None] | None:
+        """An id no document can have is missing, as CouchDB says, except to a write."""
+        super().prepare()
+        doc_id = self.path_kwargs.get("doc_id", "")
+        if self.request.method in ("GET", "HEAD", "DELETE") and not is_document_id(doc_id):
+            raise NotFound("not_found", "missing")
+        return None
 
     @relax
     def get(self, db: str, doc_id: str) -> Any:
@@ -113,3 +125,11 @@ class DocumentHandler(DocumentWriter):
         result = yield self.database(db).delete({"_id": doc_id, "_rev": rev})
         self.set_header("ETag", preconditions.etag(result["rev"]))
         self.write_json(result)
+
+
+def is_document_id(doc_id: str) -> bool:
+    try:
+        validate_doc_id(doc_id)
+    except BadRequest:
+        return False
+    return True

@@ -22,6 +22,7 @@ class WelcomeHandler(ApiHandler):
     """``GET /``: CouchDB's welcome document, with settee's version and the backend's."""
 
     route = "welcome"
+    couchdb_methods = "GET,HEAD"
 
     @relax
     def get(self) -> Any:
@@ -41,20 +42,24 @@ class UpHandler(ApiHandler):
     """``GET /_up``: liveness. The process answers, whatever the backend does."""
 
     route = "up"
+    couchdb_methods = "GET,HEAD"
 
     def get(self) -> None:
         self.write_json({"status": "ok"})
+
+    head = get
 
 
 class ReadyHandler(ApiHandler):
     """``GET /_ready``: readiness. 200 when the backend answers, 503 with the reason when not."""
 
     route = "ready"
+    couchdb_methods = "GET,HEAD"
 
     @relax
     def get(self) -> Any:
         try:
-            welcome = yield self.couch.info()
+            welcome = yield self.own_couch.info()
         except ServerUnavailable:
             reason = "the database is unreachable"
         except HTTPError as exc:
@@ -65,21 +70,27 @@ class ReadyHandler(ApiHandler):
         self.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
         self.write_json({"status": "unavailable", "reason": reason}, 503)
 
+    head = get
+
 
 class MetricsHandler(ApiHandler):
     """``GET /_metrics``: Prometheus text format."""
 
     route = "metrics"
+    couchdb_methods = "GET,HEAD"
 
     def get(self) -> None:
         self.set_header("Content-Type", self.metrics.content_type)
         self.finish(self.metrics.render())
+
+    head = get
 
 
 class AllDbsHandler(ApiHandler):
     """``GET /_all_dbs``."""
 
     route = "all_dbs"
+    couchdb_methods = "GET,HEAD"
 
     @relax
     def get(self) -> Any:

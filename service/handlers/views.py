@@ -19,6 +19,7 @@ class ViewHandler(ApiHandler):
     """``GET/POST /{db}/_design/{ddoc}/_view/{view}``: rows streamed to the client."""
 
     route = "view"
+    couchdb_methods = "GET,HEAD,POST"
 
     @relax
     def get(self, db: str, ddoc: str, view: str) -> Any:
@@ -48,6 +49,7 @@ class AllDocsHandler(ViewHandler):
     """``GET/POST /{db}/_all_docs``: rows streamed to the client."""
 
     route = "all_docs"
+    couchdb_methods = "GET,HEAD,POST"
 
     @relax
     def get(self, db: str) -> Any:
@@ -62,6 +64,7 @@ class BulkDocsHandler(ApiHandler):
     """``POST /{db}/_bulk_docs``: many writes, one result per document."""
 
     route = "bulk_docs"
+    couchdb_methods = "POST"
 
     @relax
     def post(self, db: str) -> Any:
@@ -81,6 +84,7 @@ class BulkGetHandler(ApiHandler):
     """``POST /{db}/_bulk_get``: many reads (by id, optionally rev), one result per request."""
 
     route = "bulk_get"
+    couchdb_methods = "POST"
 
     @relax
     def post(self, db: str) -> Any:

@@ -1,0 +1,194 @@
+"""Nobody gets rights through settee that CouchDB would not give them.
+
+settee serves here with the test server's admin credentials; the clients are anonymous, a
+user with a wrong password, a member of one database, and a non-member. Each case asks
+CouchDB directly with the same credentials and expects settee's answer to have the same
+status: settee's own credentials never answer a client's request.
+
+pouchdb-server in memory has no users (everyone is admin), so these run on CouchDB only.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from typing import Any
+
+import pytest
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest, HTTPResponse
+from tornado.websocket import WebSocketClosedError, websocket_connect
+
+from service.couch.transport import Endpoint
+from tests.conftest import answer
+
+PASSWORD = "member-" + uuid.uuid4().hex[:8]
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+@pytest.fixture
+def couchdb_only(backend):
+    if backend != "couchdb":
+        pytest.skip("pouchdb-server in memory has no users or _security: everyone is admin")
+
+
+@pytest.fixture
+def users(couchdb_only, bcouch, bdb):
+    """A member of the test database and a user who is not one."""
+    names = {"member": "m-" + uuid.uuid4().hex[:8], "stranger": "s-" + uuid.uuid4().hex[:8]}
+    for name in names.values():
+        bcouch.users.save(
+            {
+                "_id": f"org.couchdb.user:{name}",
+                "name": name,
+                "type": "user",
+                "roles": [],
+                "password": PASSWORD,
+            }
+        )
+    bdb.security(
+        {"admins": {"names": [], "roles": []}, "members": {"names": [names["member"]], "roles": []}}
+    )
+    bdb.save({"_id": "secret", "text": "members only"})
+    yield names
+    for name in names.values():
+        doc = bcouch.users.get(f"org.couchdb.user:{name}")
+        bcouch.users.delete(doc)
+
+
+def who(users: dict[str, str], client: str) -> dict[str, str]:
+    if client == "anonymous":
+        return {}
+    if client == "wrong-password":  # a user nobody has: CouchDB locks out a real one
+        return basic("nobody-" + uuid.uuid4().hex[:8], PASSWORD)
+    return basic(users[client], PASSWORD)
+
+
+# (method, path with DB, body): every kind of route, settee's own and passed through.
+REQUESTS = [
+    ("GET", "/_all_dbs", None),
+    ("GET", "/DB", None),
+    ("GET", "/DB/secret", None),
+    ("HEAD", "/DB/secret", None),
+    ("PUT", "/DB/NEW", {"x": 1}),
+    ("POST", "/DB", {"x": 1}),
+    ("DELETE", "/DB/secret?rev=1-x", None),
+    ("GET", "/DB/_all_docs?include_docs=true", None),
+    ("POST", "/DB/_all_docs", {"keys": ["secret"]}),
+    ("POST", "/DB/_bulk_docs", {"docs": [{"x": 1}]}),
+    ("POST", "/DB/_bulk_get", {"docs": [{"id": "secret"}]}),
+    ("POST", "/DB/_find", {"selector": {}}),
+    ("GET", "/DB/_changes?include_docs=true", None),
+    ("GET", "/DB/_changes?feed=longpoll&timeout=100", None),
+    ("GET", "/DB/_changes?feed=continuous&timeout=100", None),
+    ("GET", "/DB/_changes?feed=eventsource&timeout=100", None),
+    ("GET", "/DB/_security", None),
+    ("PUT", "/DB/_security", {"admins": {}, "members": {}}),
+    ("DELETE", "/DB", None),
+    ("GET", "/_node/_local/_config", None),
+    ("GET", "/_users/org.couchdb.user:MEMBER", None),
+    ("GET", "/_users/_all_docs", None),
+    ("POST", "/_replicate", {"source": "a", "target": "b"}),
+    ("GET", "/DB/..%2F_users/_all_docs", None),
+    ("GET", "//DB/secret", None),
+]
+
+
+async def fetch(url: str, method: str, body: Any, headers: dict[str, str]) -> HTTPResponse:
+    data = json.dumps(body) if body is not None else (b"" if method in ("POST", "PUT") else None)
+    return await AsyncHTTPClient().fetch(
+        url,
+        method=method,
+        body=data,
+        headers={"Content-Type": "application/json", "Accept": "application/json", **headers},
+        raise_error=False,
+        allow_nonstandard_methods=True,
+        request_timeout=10,
+    )
+
+
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.parametrize("client", ["anonymous", "wrong-password", "stranger", "member"])
+async def test_every_route_answers_as_couchdb_answers_the_client(
+    settee, server_url, users, bdb, client
+):
+    couchdb = Endpoint.parse(server_url).url
+    for method, path, body in REQUESTS:
+        path = path.replace("DB", bdb.name).replace("MEMBER", users["member"])
+        headers = who(users, client)
+        # A new document's id differs each way: the first write must not make the second's
+        # answer differ.
+        direct = await fetch(couchdb + path.replace("NEW", "a"), method, body, headers)
+        through = await fetch(settee.url + path.replace("NEW", "b"), method, body, headers)
+        assert through.code == direct.code, (client, method, path, through.body, direct.body)
+        if direct.code >= 400:
+            assert b"members only" not in through.body
+            assert b"password_scheme" not in through.body
+
+
+@pytest.mark.gen_test
+async def test_nothing_was_written_by_those_refused(settee, users, bdb):
+    for client in ("anonymous", "wrong-password", "stranger"):
+        headers = who(users, client)
+        put = await settee.fetch(
+            "PUT", f"/{bdb.name}/intruder", {"x": 1}, headers=headers, anonymous=True
+        )
+        delete = await settee.fetch("DELETE", f"/{bdb.name}", headers=headers, anonymous=True)
+        assert put.code in (401, 403) and delete.code in (401, 403), (put.body, delete.body)
+    assert bdb.get(["intruder"]) == [None]
+    assert bdb.exists()
+
+
+@pytest.mark.gen_test
+async def test_a_websocket_subscriber_is_refused_before_the_upgrade(settee, users, bdb):
+    for client, status in (("anonymous", 401), ("stranger", 403), ("wrong-password", 401)):
+        request = HTTPRequest(settee.ws_url(bdb.name, anonymous=True), headers=who(users, client))
+        with pytest.raises(Exception) as refused:
+            await websocket_connect(request)
+        assert getattr(refused.value, "code", None) == status, (client, refused.value)
+    member = HTTPRequest(settee.ws_url(bdb.name, "&since=0", anonymous=True))
+    member.headers.update(who(users, "member"))
+    socket = await websocket_connect(member)
+    frames = []
+    while not (frames and "last_seq" in frames[-1]):
+        frame = await socket.read_message()
+        if frame is None:
+            raise WebSocketClosedError()
+        frames.append(json.loads(frame))
+    assert any(row.get("id") == "secret" for row in frames)
+    socket.close()
+
+
+@pytest.mark.gen_test
+async def test_cookie_login_works_through_settee(settee, users, bdb):
+    login = await settee.fetch(
+        "POST",
+        "/_session",
+        {"name": users["member"], "password": PASSWORD},
+        anonymous=True,
+    )
+    assert login.code == 200, login.body
+    cookie = login.headers["Set-Cookie"]
+    assert cookie.startswith("AuthSession=") and "Path=/" in cookie
+    session = cookie.split(";")[0]
+    read = await settee.fetch(
+        "GET", f"/{bdb.name}/secret", anonymous=True, headers={"Cookie": session}
+    )
+    assert read.code == 200 and answer(read)["text"] == "members only"
+    me = answer(await settee.fetch("GET", "/_session", anonymous=True, headers={"Cookie": session}))
+    assert me["userCtx"]["name"] == users["member"]
+    other = {"Cookie": "theme=dark; " + session + "; tracking=1"}
+    assert (
+        await settee.fetch("GET", f"/{bdb.name}/secret", anonymous=True, headers=other)
+    ).code == 200
+    logout = await settee.fetch("DELETE", "/_session", anonymous=True, headers={"Cookie": session})
+    assert logout.code == 200
+
+
+@pytest.mark.gen_test
+async def test_ready_and_welcome_do_not_need_the_clients_rights(settee, couchdb_only):
+    assert (await settee.fetch("GET", "/_ready", anonymous=True)).code == 200
+    assert (await settee.fetch("GET", "/_up", anonymous=True)).code == 200
