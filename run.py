@@ -104,7 +104,12 @@ def main(argv: list[str]) -> int:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    sockets = bind_sockets(settings.port, settings.address)
+    try:
+        sockets = bind_sockets(settings.port, settings.address)
+    except OSError as exc:
+        where = f"{settings.address}:{settings.port}"
+        print(f"run.py: address, port: cannot listen on {where}: {exc.strerror}", file=sys.stderr)
+        return 2
     tune_garbage_collector()
 
     def serve_here() -> None:

@@ -16,6 +16,7 @@ body of at most ``max_body_size`` (a chunked body that outgrows it ends the conn
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import socket
 import time
@@ -30,7 +31,16 @@ log = logging.getLogger("settee.httpserver")
 HEAD_LIMIT = 65_536  # bytes of request line and headers (Tornado's max_header_size)
 IDLE_LIMIT = 3600.0  # seconds a connection may wait for its next request (Tornado's default)
 PIPELINE_LIMIT = 64  # requests queued behind the one being answered, past which it is abuse
-BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+
+
+def refusal(status: str, error: str, reason: str) -> bytes:
+    """A whole answer, in CouchDB's JSON, to a request that cannot be handed to the app."""
+    body = json.dumps({"error": error, "reason": reason}).encode() + b"\n"
+    head = f"HTTP/1.1 {status}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+    return head.encode() + b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+BAD_REQUEST = refusal("400 Bad Request", "bad_request", "the request could not be parsed")
 CONTINUE = b"HTTP/1.1 100 (Continue)\r\n\r\n"
 END = object()  # the end of a request body, among its chunks
 
@@ -139,6 +149,7 @@ class Connection(asyncio.Protocol):
         self.idle_since = time.monotonic()
         self.detached = False
         self.refusing = False  # a 400 is due once the requests before it are answered
+        self.refusal = BAD_REQUEST  # what refuse() answers
         self.closed: asyncio.Future = asyncio.get_event_loop().create_future()
         self._paused_reading = False
         self._drain_waiters: list[asyncio.Future] | None = None  # while writing is paused
@@ -230,7 +241,10 @@ class Connection(asyncio.Protocol):
         if exchange.body_bytes > self.server.max_body_size:
             if exchange.chunked:
                 # Stops the parser: none of this body, nor its end, reaches the app.
-                raise httptools.HttpParserError("the request body is too large")
+                limit = self.server.max_body_size
+                reason = f"the request body is larger than {limit} bytes"
+                self.refusal = refusal("413 Request Entity Too Large", "too_large", reason)
+                raise httptools.HttpParserError(reason)
             return  # a declared length over the limit: the handler refuses it (413) unread
         exchange.take(body)
 
@@ -312,7 +326,7 @@ class Connection(asyncio.Protocol):
             self.update_reading()
             return
         if not any(exchange.responding for exchange in self.exchanges):
-            transport.write(BAD_REQUEST)
+            transport.write(self.refusal)
         self.close()
 
     def close(self) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import ujson
 
+from . import preconditions
 from .couch.errors import BadRequest
 
 
@@ -45,6 +46,11 @@ def _json_list(text: str) -> list[Any]:
 
 def _text(text: str) -> str:
     return text
+
+
+def _rev(text: str) -> str:
+    """A revision: its generation, a dash, and the rest (CouchDB's own check)."""
+    return preconditions.checked_rev(text)
 
 
 def _one_of(*choices: str) -> Callable[[str], str]:
@@ -81,7 +87,7 @@ def _since(text: str) -> Any:
 Parser = Callable[[str], Any]
 
 DOCUMENT: dict[str, Parser] = {
-    "rev": _text,
+    "rev": _rev,
     "revs": _boolean,
     "revs_info": _boolean,
     "conflicts": _boolean,
@@ -131,7 +137,7 @@ BULK_GET: dict[str, Parser] = {
 
 WRITE: dict[str, Parser] = {
     "batch": _one_of("ok"),
-    "rev": _text,
+    "rev": _rev,
 }
 
 CHANGES: dict[str, Parser] = {
@@ -166,6 +172,8 @@ def parse(arguments: Mapping[str, list[bytes]], table: Mapping[str, Parser]) -> 
         text = values[-1].decode("utf-8", "replace")
         try:
             options[name] = parser(text)
+        except BadRequest:
+            raise  # a value CouchDB refuses in its own words
         except ValueError as exc:
             raise BadRequest(
                 "query_parse_error", f"Invalid value for `{name}`: {text!r} ({exc})"

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import re
+
 from .couch.errors import BadRequest
+
+REV = re.compile(r"\d+-")
+
+
+def checked_rev(rev: str) -> str:
+    """``rev`` if CouchDB would take it as a revision, else 400 as CouchDB answers."""
+    if not REV.match(rev):
+        raise BadRequest("bad_request", "Invalid rev format")
+    return rev
 
 
 def etag(rev: str) -> str:
@@ -33,6 +44,10 @@ def requested_rev(*, body: str | None, query: str | None, if_match: str | None) 
     They may be given together only if they agree (400 otherwise, as in CouchDB).
     """
     given = {rev for rev in (body, query, if_match and unquote_etag(if_match)) if rev}
+    for rev in given:
+        if not isinstance(rev, str):
+            raise BadRequest("bad_request", "Invalid rev format")
+        checked_rev(rev)
     if len(given) > 1:
         raise BadRequest(
             "bad_request", "Document rev from request body and query string have different values"

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "settee.toml"
 
@@ -84,6 +85,10 @@ class Settings:
             raise ValueError("heartbeat must be > 0")
         if self.event_loop not in EVENT_LOOPS:
             raise ValueError(f"event_loop: expected one of {', '.join(EVENT_LOOPS)}")
+        url = urlsplit(self.couch_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            shown = url._replace(netloc=url.hostname or "").geturl()  # never a password
+            raise ValueError(f"couch_url: not an http(s) URL: {shown!r}")
 
     def __repr__(self) -> str:
         shown = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -157,10 +162,15 @@ def load(argv: Sequence[str] = (), environ: Mapping[str, str] | None = None) -> 
     path = Path(flags.pop("config", None) or environ.get("SETTEE_CONFIG") or DEFAULT_CONFIG)
     values: dict[str, Any] = {}
     if path.exists():
-        with path.open("rb") as file:
-            values.update(tomllib.load(file))
+        try:
+            with path.open("rb") as file:
+                values.update(tomllib.load(file))
+        except OSError as exc:
+            raise ValueError(f"config: cannot read {path}: {exc.strerror or exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"config: {path} is not valid TOML: {exc}") from None
     elif path != DEFAULT_CONFIG:
-        raise ValueError(f"no such config file: {path}")
+        raise ValueError(f"config: no such file: {path}")
     fields = {setting.name: setting for setting in dataclasses.fields(Settings)}
     unknown = set(values) - set(fields)
     if unknown:

@@ -117,8 +117,8 @@ async def test_a_chunked_body_over_the_limit_ends_the_connection(start_settee, d
     )
     chunk = b'{"pad": "' + b"x" * 600
     writer.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) * 2)
-    status, _, _ = await read_response(reader)
-    assert status == 400
+    status, _, answer = await read_response(reader)
+    assert (status, json.loads(answer)["error"]) == (413, "too_large")
     assert await closed_by_server(reader)
     writer.close()
     for _ in range(100):

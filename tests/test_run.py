@@ -234,3 +234,35 @@ def test_processes_share_the_port_and_stop_together(server_url):
     pids = {line.split()[5] for line in output.splitlines() if " serving " in line}
     assert len(pids) == 2, output
     assert output.count("stopped") == 2
+
+
+@pytest.mark.parametrize(
+    ("flags", "setting"),
+    [
+        (["--couch-url", "ftp://user:hunter2@host/x"], "couch_url:"),
+        (["--couch-url", "not a url"], "couch_url:"),
+        (["--config", "/nonexistent/settee.toml"], "config:"),
+        (["--config", "CONFIG_DIR"], "config:"),
+        (["--config", "BAD_TOML"], "config:"),
+        (["--port", "PORT_IN_USE"], "address, port:"),
+    ],
+)
+def test_a_start_up_error_is_one_line_naming_the_setting_and_exit_2(tmp_path, flags, setting):
+    bad_toml = tmp_path / "bad.toml"
+    bad_toml.write_text("port = [unclosed\n")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        substitutes = {
+            "CONFIG_DIR": str(tmp_path),
+            "BAD_TOML": str(bad_toml),
+            "PORT_IN_USE": str(taken.getsockname()[1]),
+        }
+        argv = [substitutes.get(flag, flag) for flag in flags]
+        result = subprocess.run(
+            [sys.executable, "run.py", *argv], cwd=ROOT, capture_output=True, text=True, timeout=30
+        )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"run.py: {setting}"), result.stderr
+    assert "hunter2" not in result.stderr

@@ -21,6 +21,7 @@ JSON_TYPE = "application/json"
 
 DB_NAME = re.compile(r"^[a-z][a-z0-9_$()+/-]*$")
 URL_SAFE = re.compile(r"[A-Za-z0-9_.~-]+\Z")  # what quote() leaves as it is
+MAX_DB_NAME = 238  # CouchDB's limit: a shard's file name must fit in 255 bytes
 SYSTEM_DBS = frozenset({"_users", "_replicator", "_global_changes"})
 RESERVED_ID_PREFIXES = ("_design/", "_local/")
 
@@ -78,6 +79,10 @@ def json_body(value: Any) -> tuple[bytes, dict[str, str]]:
 def validate_db_name(name: str) -> str:
     """Return ``name`` if CouchDB accepts it as a database name, else raise BadRequest."""
     if isinstance(name, str) and (name in SYSTEM_DBS or DB_NAME.match(name)):
+        if len(name) > MAX_DB_NAME:
+            raise BadRequest(
+                "database_name_too_long", f"At least one path segment of `{name}` is too long."
+            )
         return name
     raise BadRequest(
         "illegal_database_name",

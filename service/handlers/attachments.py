@@ -13,6 +13,7 @@ from typing import Any
 from .. import options, preconditions
 from ..couch import relax
 from .base import ApiHandler
+from .documents import refuse_without_rev
 from .upload import BodyPipe
 
 RELAYED_HEADERS = ("Content-Type", "Content-Length", "Content-Encoding", "ETag", "Content-MD5")
@@ -89,6 +90,8 @@ class AttachmentHandler(ApiHandler):
     @relax
     def delete(self, db: str, doc_id: str, name: str) -> Any:
         doc = {"_id": doc_id, "_rev": self._rev()}
+        if doc["_rev"] is None:
+            yield from refuse_without_rev(self.database(db), doc_id)
         result = yield self.database(db).delete_attachment(doc, name)
         self.set_header("ETag", preconditions.etag(result["rev"]))
         self.write_json(result)

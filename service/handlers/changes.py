@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from typing import Any
 
 import ujson
 from tornado import httputil, iostream, websocket
 
 from .. import options
+from ..backend import COUCHDB, kind_of
 from ..couch import relax
 from ..couch.errors import BadRequest, NotFound
-from ..hub import SLOW_CONSUMER, Closed, Hub, HubFull, Item, Subscription
+from ..hub import SLOW_CONSUMER, CaughtUp, Closed, Hub, HubFull, Item, Subscription
 from .base import ApiHandler, json_text
 from .frames import FramePump
 from .keepalive import Pinger
@@ -28,6 +30,9 @@ FEED_OPTIONS = ("include_docs", "filter", "doc_ids", "selector", "view", "style"
 BUILTIN_FILTERS = ("_doc_ids", "_selector", "_design", "_view")
 DEFAULT_HEARTBEAT = 60.0
 DEFAULT_TIMEOUT = 60.0
+# CouchDB 2+'s seqs: a number, a dash and an opaque base64url tail. Whether the tail decodes
+# is the backend's to judge; nothing else can be a seq it issued.
+COUCHDB_SEQ = re.compile(r"\d+-[A-Za-z0-9_-]+\Z")
 
 
 def seq_of(row: bytes) -> Any:
@@ -57,10 +62,16 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
         feed = query.pop("feed", "normal")
         if feed == "live":
             feed = "continuous"
+        await self._check_since(query.get("since", 0))
+        if feed == "websocket" and self.request.headers.get("Upgrade", "").lower() != "websocket":
+            raise BadRequest("bad_request", "feed=websocket needs a WebSocket upgrade request")
         if feed == "normal":
             self.write_json(await self.database(db).changes(**query))
             return
         await self._check_filter(db, query)
+        if query.get("since", 0) not in (0, "now"):
+            # The backend judges its own seqs, with the client's rights, before any feed.
+            await self.database(db).changes(since=query["since"], limit=1)
         if self.hub.subscribers >= self.hub.max_subscribers:
             raise HubFull(f"{self.hub.subscribers} subscribers already")
         if feed == "websocket":
@@ -103,9 +114,21 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
         else:
             await self._check_design(database, name, "filters")
 
+    async def _check_since(self, since: Any) -> None:
+        """400 for a ``since`` the backend never issued, as CouchDB answers: pouchdb-server
+        would echo it back as ``last_seq``, and a client resuming from that skips changes."""
+        if since in (0, "now"):
+            return
+        if await kind_of(self.own_couch) == COUCHDB:
+            valid = isinstance(since, str) and COUCHDB_SEQ.match(since)
+        else:
+            valid = isinstance(since, int)
+        if not valid:
+            raise BadRequest("bad_request", "Malformed sequence supplied in 'since' parameter.")
+
     async def _check_backend_has(self, name: str) -> None:
         """pouchdb-server lacks ``_selector`` and ``_view`` (the latter crashes it)."""
-        if "couchdb" not in await self.own_couch.info():
+        if await kind_of(self.own_couch) != COUCHDB:
             raise BadRequest("bad_request", f"filter={name} needs CouchDB as the backend")
 
     @staticmethod
@@ -167,7 +190,7 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + query.get("timeout", DEFAULT_TIMEOUT)
         rows: list[bytes] = []
-        last_seq: Any = query.get("since", 0)
+        last_seq: Any = None
         caught_up = False
         async with self._subscription(db, query, "longpoll") as subscription:
             with contextlib.suppress(Closed, iostream.StreamClosedError):
@@ -189,6 +212,8 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
             rows = rows[:limit]
         if rows:
             last_seq = seq_of(rows[-1])
+        if last_seq is None:  # ended before the hub caught up: ask where the database is
+            last_seq = await self._current_seq(db)
         body = b'{"results":[' + b",\n".join(rows) + b'],"last_seq":'
         self.finish(body + ujson.dumps(last_seq).encode() + b',"pending":0}\n')
 
@@ -201,7 +226,7 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
             if last_id := self.request.headers.get("Last-Event-ID"):
                 query = {**query, "since": options.CHANGES["since"](last_id)}
         self.set_header("X-Accel-Buffering", "no")
-        last_seq = query.get("since", 0)
+        last_seq = None
         kind = "eventsource" if eventsource else "continuous"
         loop = asyncio.get_running_loop()
         deadline = loop.time() + query["timeout"] if "timeout" in query else None
@@ -216,7 +241,8 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
                     except TimeoutError:
                         self.write(b"event: heartbeat\ndata: \n\n" if eventsource else b"\n")
                     else:
-                        last_seq = self._write_rows(items, eventsource) or last_seq
+                        written = self._write_rows(items, eventsource)
+                        last_seq = last_seq if written is None else written
                     await self.flush()
         except Closed as closed:
             if closed is SLOW_CONSUMER:
@@ -224,8 +250,14 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
         except iostream.StreamClosedError:
             return
         if not eventsource:
+            if last_seq is None:
+                last_seq = await self._current_seq(db)
             self.write(json_text({"last_seq": last_seq}).encode())
         self.finish()
+
+    async def _current_seq(self, db: str) -> Any:
+        """The seq the database is at now: a ``last_seq`` is always one the backend issued."""
+        return (await self.database(db).changes(since="now", limit=1))["last_seq"]
 
     def _hang_up_if_slow(self, closed: Closed) -> None:
         """A slow consumer's feed ends by closing the socket: it is not reading, so a closing
@@ -234,10 +266,12 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
             self.request.connection.close()
 
     def _write_rows(self, items: list[Item], eventsource: bool) -> Any:
-        """Write the rows among ``items``; the seq of the last one (None if none)."""
+        """Write the rows among ``items``; the seq of the last one (or the one the hub caught
+        up at; None if neither)."""
         rows = [item for item in items if isinstance(item, bytes)]
         if not rows:
-            return None
+            caught_up = [item.last_seq for item in items if isinstance(item, CaughtUp)]
+            return caught_up[-1] if caught_up else None
         if eventsource:
             for row in rows:
                 self.write(b"data: " + row + b"\nid: " + str(seq_of(row)).encode() + b"\n\n")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Generator
 from typing import Any
 from urllib.parse import quote
 
@@ -122,6 +122,8 @@ class DocumentHandler(DocumentWriter):
         rev = preconditions.requested_rev(
             body=None, query=query.get("rev"), if_match=self.request.headers.get("If-Match")
         )
+        if rev is None:
+            yield from refuse_without_rev(self.database(db), doc_id)
         result = yield self.database(db).delete({"_id": doc_id, "_rev": rev})
         self.set_header("ETag", preconditions.etag(result["rev"]))
         self.write_json(result)
@@ -133,3 +135,12 @@ def is_document_id(doc_id: str) -> bool:
     except BadRequest:
         return False
     return True
+
+
+def refuse_without_rev(db: Any, doc_id: str) -> Generator[Any, Any, None]:
+    """A delete that names no rev: 409 as CouchDB answers (404 if there is no document).
+
+    pouchdb-server would delete the live document instead.
+    """
+    yield db.rev(doc_id)
+    raise Conflict("conflict", "Document update conflict.")

@@ -5,17 +5,12 @@ from __future__ import annotations
 from importlib.metadata import version
 from typing import Any
 
+from ..backend import backend_of
 from ..couch import relax
 from ..couch.errors import HTTPError, ServerUnavailable
 from .base import RETRY_AFTER_SECONDS, ApiHandler
 
 SETTEE_VERSION = version("settee")
-
-
-def backend_of(welcome: dict[str, Any]) -> dict[str, Any]:
-    """The kind and version of the backend, from its welcome document."""
-    kind = "couchdb" if "couchdb" in welcome else "pouchdb-server"
-    return {"kind": kind, "version": welcome.get("version")}
 
 
 class WelcomeHandler(ApiHandler):

@@ -38,11 +38,28 @@ class ViewHandler(ApiHandler):
 
     def relay(self, db: str, name: str, extra: dict[str, Any]) -> Generator[Any, Any, None]:
         query = {**options.parse(self.request.arguments, options.VIEW), **extra}
+        yield from self.check_reduce(db, name, query)
         body = yield self.database(db).stream_view(name, **query)
         headers = {"Content-Type": body.headers.get("content-type", "application/json")}
         if "etag" in body.headers:
             headers["ETag"] = body.headers["etag"]
         yield from self.relay_body(body, headers)
+
+    def check_reduce(self, db: str, name: str, query: dict[str, Any]) -> Generator[Any, Any, None]:
+        """400 for ``reduce=true`` or grouping on a view that has no reduce, as CouchDB
+        answers (pouchdb-server returns the map rows instead)."""
+        wants_reduce = query.get("reduce") is True
+        if not (wants_reduce or query.get("group") is True or "group_level" in query):
+            return
+        if name != "_all_docs":
+            ddoc, _, view = name.partition("/")
+            design = yield self.database(db).get("_design/" + ddoc)
+            views = design.get("views") or {}
+            if view not in views or "reduce" in views[view]:
+                return  # the backend says what is missing, or reduces
+        if wants_reduce:
+            raise BadRequest("query_parse_error", "Reduce is invalid for map-only views.")
+        raise BadRequest("query_parse_error", "Invalid use of grouping on a map view.")
 
 
 class AllDocsHandler(ViewHandler):
