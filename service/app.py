@@ -12,6 +12,7 @@ from .handlers.base import NotFoundHandler, PassThroughHandler
 from .handlers.changes import ChangesHandler
 from .handlers.documents import DatabaseHandler, DocumentHandler
 from .handlers.keepalive import Pinger
+from .handlers.security import SecurityHandler
 from .handlers.server import (
     AllDbsHandler,
     MetricsHandler,
@@ -23,6 +24,7 @@ from .handlers.views import AllDocsHandler, BulkDocsHandler, BulkGetHandler, Vie
 from .hub import Hub
 from .inflight import InFlight
 from .metrics import Metrics
+from .reauthorize import Reauthorizer
 from .settings import Settings
 
 access_log = logging.getLogger("settee.access")
@@ -65,6 +67,7 @@ def routes() -> list[tuple[str, type[web.RequestHandler]]]:
         (DB + r"/_bulk_docs", BulkDocsHandler),
         (DB + r"/_bulk_get", BulkGetHandler),
         (DB + r"/_changes", ChangesHandler),
+        (DB + r"/_security", SecurityHandler),
         (DB + r"/_design/(?P<ddoc>[^/]+)/_view/(?P<view>[^/]+)", ViewHandler),
         (DB + DOC, DocumentHandler),
         (DB + DOC + ATTACHMENT, AttachmentHandler),
@@ -131,7 +134,15 @@ def make_app(
             seconds * 1000,
         )
 
-    extra = {ChangesHandler: {"hub": hub, "pinger": Pinger(settings.heartbeat)}}
+    reauthorizer = Reauthorizer(couch, settings.reauthorize_interval)
+    extra = {
+        ChangesHandler: {
+            "hub": hub,
+            "pinger": Pinger(settings.heartbeat),
+            "reauthorizer": reauthorizer,
+        },
+        SecurityHandler: {"reauthorizer": reauthorizer},
+    }
     return web.Application(
         [
             (pattern, handler, {**collaborators, **extra.get(handler, {})})

@@ -65,6 +65,9 @@ class Settings:
     heartbeat: float = _setting(
         10.0, "seconds between WebSocket pings and upstream feed heartbeats"
     )
+    reauthorize_interval: float = _setting(
+        60.0, "seconds between checks that each changes subscriber may still read its database"
+    )
     xheaders: bool = _setting(
         False, "trust X-Forwarded-For / X-Forwarded-Proto (behind a proxy such as nginx)"
     )
@@ -81,8 +84,8 @@ class Settings:
             raise ValueError("processes, shutdown_grace and feed_linger must not be negative")
         if min(self.max_body_size, self.max_subscribers, self.subscriber_buffer) <= 0:
             raise ValueError("max_body_size, max_subscribers and subscriber_buffer must be > 0")
-        if self.heartbeat <= 0:
-            raise ValueError("heartbeat must be > 0")
+        if self.heartbeat <= 0 or self.reauthorize_interval <= 0:
+            raise ValueError("heartbeat and reauthorize_interval must be > 0")
         if self.event_loop not in EVENT_LOOPS:
             raise ValueError(f"event_loop: expected one of {', '.join(EVENT_LOOPS)}")
         url = urlsplit(self.couch_url)

@@ -192,3 +192,55 @@ async def test_cookie_login_works_through_settee(settee, users, bdb):
 async def test_ready_and_welcome_do_not_need_the_clients_rights(settee, couchdb_only):
     assert (await settee.fetch("GET", "/_ready", anonymous=True)).code == 200
     assert (await settee.fetch("GET", "/_up", anonymous=True)).code == 200
+
+
+async def read_until_caught_up(socket: Any) -> list[dict[str, Any]]:
+    frames: list[dict[str, Any]] = []
+    while not (frames and "last_seq" in frames[-1]):
+        frame = await socket.read_message()
+        if frame is None:
+            raise WebSocketClosedError()
+        frames.append(json.loads(frame))
+    return frames
+
+
+async def member_socket(settee: Any, users: dict[str, str], db: str) -> Any:
+    request = HTTPRequest(settee.ws_url(db, "&since=0", anonymous=True))
+    request.headers.update(who(users, "member"))
+    socket = await websocket_connect(request)
+    await read_until_caught_up(socket)
+    return socket
+
+
+NOBODY = {"admins": {"names": [], "roles": []}, "members": {"names": [], "roles": ["_admin"]}}
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_revoked_subscriber_is_closed_with_4003_and_gets_nothing_more(
+    start_settee, server_url, users, bdb
+):
+    """Revoked directly on CouchDB, not through settee: found by the periodic check."""
+    settee = start_settee(reauthorize_interval=0.5)
+    socket = await member_socket(settee, users, bdb.name)
+    bdb.save({"_id": "before"})
+    assert json.loads(await socket.read_message())["id"] == "before"
+    bdb.security(NOBODY)
+    bdb.save({"_id": "after"})
+    frames = []
+    while (frame := await socket.read_message()) is not None:
+        frames.append(json.loads(frame))
+    assert socket.close_code == 4003
+    assert all(row.get("id") != "after" for row in frames[1:]), frames
+    assert len(frames) <= 1  # at most "after", had it come before the check
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_security_written_through_settee_closes_revoked_subscribers_at_once(
+    start_settee, users, bdb
+):
+    settee = start_settee(reauthorize_interval=3600)
+    socket = await member_socket(settee, users, bdb.name)
+    written = await settee.fetch("PUT", f"/{bdb.name}/_security", NOBODY)
+    assert written.code == 200, written.body
+    assert await socket.read_message() is None
+    assert socket.close_code == 4003

@@ -100,8 +100,9 @@ def error_reply(exc: BaseException | None, status: int) -> ErrorReply:
 @relax
 def pass_through(self: ApiHandler, *args: Any, **kwargs: Any) -> Any:
     """Relay the request to the backend as it is, and its answer back (see ``passthrough``)."""
-    if self._relaying is None:  # a handler that does not stream its body has it whole
-        self._relaying = self.couch.relay(*self._relayed_request(self.request.body or None))
+    if self._relaying is None:  # not started in prepare(): the body is whole by now
+        whole = self.body or self.request.body
+        self._relaying = self.couch.relay(*self._relayed_request(whole or None))
     if self._piped is not None:
         yield self._piped.end()
     reply = yield self._relaying
@@ -145,6 +146,7 @@ class ApiHandler(web.RequestHandler):
         "_relaying",
         "config",
         "couch",
+        "credentials",
         "in_flight",
         "metrics",
         "own_couch",
@@ -159,7 +161,8 @@ class ApiHandler(web.RequestHandler):
         metrics: Metrics,
         in_flight: InFlight,
     ) -> None:
-        self.couch = couch.acting_for(credentials_of(self.request.headers))
+        self.credentials = credentials_of(self.request.headers)
+        self.couch = couch.acting_for(self.credentials)
         self.own_couch = own_couch
         self.config = settings
         self.metrics = metrics

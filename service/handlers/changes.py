@@ -20,7 +20,17 @@ from .. import options
 from ..backend import COUCHDB, kind_of
 from ..couch import relax
 from ..couch.errors import BadRequest, NotFound
-from ..hub import SLOW_CONSUMER, CaughtUp, Closed, Hub, HubFull, Item, Subscription
+from ..hub import (
+    SLOW_CONSUMER,
+    CaughtUp,
+    Closed,
+    Hub,
+    HubFull,
+    Item,
+    Subscribing,
+    Subscription,
+)
+from ..reauthorize import Key, Reauthorizer
 from .base import ApiHandler, json_text
 from .frames import FramePump
 from .keepalive import Pinger
@@ -39,17 +49,49 @@ def seq_of(row: bytes) -> Any:
     return ujson.loads(row)["seq"]
 
 
+class Reauthorized:
+    """A subscription that the reauthorizer checks again for as long as it lasts. A class,
+    not a generator: one lives for as long as each subscriber stays."""
+
+    __slots__ = ("_key", "_subscription", "credentials", "db", "reauthorizer", "subscribing")
+
+    def __init__(
+        self,
+        subscribing: Subscribing,
+        reauthorizer: Reauthorizer,
+        db: str,
+        credentials: dict[str, str],
+    ) -> None:
+        self.subscribing, self.reauthorizer = subscribing, reauthorizer
+        self.db, self.credentials = db, credentials
+        self._key: Key | None = None
+        self._subscription: Subscription | None = None
+
+    async def __aenter__(self) -> Subscription:
+        subscription = self._subscription = await self.subscribing.__aenter__()
+        self._key = self.reauthorizer.add(self.db, self.credentials, subscription)
+        return subscription
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        if self._key is not None and self._subscription is not None:
+            self.reauthorizer.discard(self._key, self._subscription)
+        await self.subscribing.__aexit__(*exc_info)
+
+
 class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
     route = "changes"
     couchdb_methods = "GET,POST,HEAD"
-    __slots__ = ("hub", "latency", "pinger", "subscription")
+    __slots__ = ("hub", "latency", "pinger", "reauthorizer", "subscription")
     _stream_request_body = False  # a GET: its (empty) body need not be streamed
     streams_body = False
 
-    def initialize(self, *, hub: Hub, pinger: Pinger, **collaborators: Any) -> None:
+    def initialize(
+        self, *, hub: Hub, pinger: Pinger, reauthorizer: Reauthorizer, **collaborators: Any
+    ) -> None:
         ApiHandler.initialize(self, **collaborators)
         self.hub = hub
         self.pinger = pinger
+        self.reauthorizer = reauthorizer
         self.subscription: Subscription | None = None
 
     # -- checked before anything starts
@@ -142,7 +184,8 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
 
     def _subscription(self, db: str, query: dict[str, Any], kind: str) -> Any:
         feed_options = {name: query[name] for name in FEED_OPTIONS if name in query}
-        return self.hub.subscribe(db, since=query.get("since", 0), kind=kind, **feed_options)
+        subscribing = self.hub.subscribe(db, since=query.get("since", 0), kind=kind, **feed_options)
+        return Reauthorized(subscribing, self.reauthorizer, db, self.credentials)
 
     # -- WebSocket
 
