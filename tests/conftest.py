@@ -138,6 +138,22 @@ def answer(response: HTTPResponse) -> Any:
     return json.loads(response.body)
 
 
+def assert_every_change_once(rows: list[dict], expected_ids: list[str]) -> None:
+    """Each expected change arrived exactly once, and one document's revisions in order.
+
+    That is what CouchDB promises, not write order across documents: it shards a database
+    (q=2 by default) and its ``_changes`` interleaves the shards. ``expected_ids`` names a
+    document once per change expected of it.
+    """
+    assert sorted(row["id"] for row in rows) == sorted(expected_ids)
+    generations: dict[str, list[int]] = {}
+    for row in rows:
+        generation = int(row["changes"][0]["rev"].split("-")[0])
+        generations.setdefault(row["id"], []).append(generation)
+    for doc_id, seen in generations.items():
+        assert seen == sorted(set(seen)), f"{doc_id}: revisions out of order: {seen}"
+
+
 @pytest.fixture
 def start_settee(server_url, io_loop):
     """Start settee servers on the test backend (settings overridable), stopped after the test."""
