@@ -64,6 +64,7 @@ async def collectors(settee, db: str, count: int, query: str = "&since=now") -> 
 
 @pytest.mark.gen_test(timeout=240)
 async def test_100_subscribers_lose_nothing_while_the_backend_restarts(start_settee, disk_server):
+    """On both backends: the server of the test's own is SIGKILLed and restarted three times."""
     blocking.Couch(disk_server.url).create("faults")
     settee = start_settee(couch_url=disk_server.url, couch_timeout=5)
     subscribers = await collectors(settee, "faults", 100, "&since=0")
