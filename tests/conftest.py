@@ -1,4 +1,10 @@
-"""Fixtures, layered: a server (pouchdb-server, or COUCHDB_URL) → a fresh database per test.
+"""Fixtures, layered: a backend → its server → a fresh database per test.
+
+Every test that talks to a database runs once per backend, its id saying which:
+``test_x[pouchdb]`` on a pouchdb-server the fixtures start (in memory), ``test_x[couchdb]`` on
+Apache CouchDB, either the one at ``COUCHDB_URL`` or one the fixtures start from the release
+that ``COUCHDB_HOME`` names (a release directory or its ``.tar.gz``). Without either, only
+pouchdb-server is tested, and the run says so. ``--backend NAME`` picks one.
 
 Set-up and tear-down use the blocking client, so they need no event loop; tests then use
 whichever face they are about. Async tests run on pytest-tornado's ``io_loop``.
@@ -12,6 +18,7 @@ import json
 import os
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -26,16 +33,120 @@ from service.hub import Hub
 from service.inflight import InFlight
 from service.metrics import Metrics
 from service.settings import Settings
-from tests.servers import PouchServer
+from tests.servers import CouchServer, PouchServer, couchdb_release
+
+BACKENDS = ("pouchdb", "couchdb")
+BACKENDS_KEY = pytest.StashKey[list[str]]()
+COUCHDB_SOURCE_KEY = pytest.StashKey[str | None]()
+ITEM_BACKEND_KEY = pytest.StashKey[dict[str, str]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backend",
+        action="append",
+        choices=BACKENDS,
+        help="run the tests on this backend only (repeatable; default: every one available)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "xfail_on(backend, reason): a known failure (strict xfail) on that backend only",
+    )
+    url, home = os.environ.get("COUCHDB_URL"), os.environ.get("COUCHDB_HOME")
+    if url:
+        source = "the CouchDB at COUCHDB_URL"
+        if not home:
+            source += " (the tests that kill a CouchDB skip: they need COUCHDB_HOME)"
+    elif home:
+        source = f"started from COUCHDB_HOME={home}"
+    else:
+        source = None
+    chosen = config.getoption("backend")
+    if chosen and "couchdb" in chosen and source is None:
+        raise pytest.UsageError("--backend couchdb needs COUCHDB_HOME or COUCHDB_URL")
+    available = [name for name in BACKENDS if name != "couchdb" or source]
+    config.stash[BACKENDS_KEY] = [name for name in available if name in (chosen or BACKENDS)]
+    config.stash[COUCHDB_SOURCE_KEY] = source
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    source = config.stash[COUCHDB_SOURCE_KEY]
+    return f"backends: {', '.join(config.stash[BACKENDS_KEY])}; couchdb: {source or 'none'}"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        backends = metafunc.config.stash[BACKENDS_KEY]
+        metafunc.parametrize("backend", backends, indirect=True, scope="session")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    on_backend = config.stash[ITEM_BACKEND_KEY] = {}
+    for item in items:
+        backend = getattr(item, "callspec", None) and item.callspec.params.get("backend")
+        if backend:
+            on_backend[item.nodeid] = backend
+        for mark in item.iter_markers("xfail_on"):
+            if mark.args[0] == backend:
+                item.add_marker(pytest.mark.xfail(strict=True, reason=mark.kwargs["reason"]))
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    """The outcomes per backend; and, when there was no CouchDB to test, that there was not."""
+    on_backend = config.stash.get(ITEM_BACKEND_KEY, {})
+    counts: dict[str, dict[str, int]] = {}
+    for outcome in ("passed", "failed", "error", "skipped", "xfailed", "xpassed"):
+        for report in terminalreporter.stats.get(outcome, []):
+            where = on_backend.get(report.nodeid, "no backend")
+            counts.setdefault(where, {}).setdefault(outcome, 0)
+            counts[where][outcome] += 1
+    terminalreporter.write_sep("-", "outcomes per backend")
+    for where in (*config.stash[BACKENDS_KEY], "no backend"):
+        tally = ", ".join(f"{n} {outcome}" for outcome, n in counts.get(where, {}).items())
+        if tally or where != "no backend":
+            terminalreporter.write_line(f"{where}: {tally or 'nothing run'}")
+    if config.stash[COUCHDB_SOURCE_KEY] is None:
+        terminalreporter.write_sep(
+            "!",
+            "NO CouchDB TESTED: set COUCHDB_HOME (a CouchDB release directory or its .tar.gz)"
+            " or COUCHDB_URL; only pouchdb-server was tested",
+            yellow=True,
+            bold=True,
+        )
 
 
 @pytest.fixture(scope="session")
-def server_url():
-    """The URL of the CouchDB-compatible server every test talks to."""
-    if url := os.environ.get("COUCHDB_URL"):
-        yield url.rstrip("/")
+def backend(request) -> str:
+    """``pouchdb`` or ``couchdb``: the backend this run of the test is on."""
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def couchdb_home() -> Path:
+    """The CouchDB release directory that COUCHDB_HOME names (an archive is unpacked once)."""
+    home = os.environ.get("COUCHDB_HOME")
+    if not home:
+        pytest.skip("a CouchDB that can be killed needs COUCHDB_HOME (a release to start)")
+    return couchdb_release(home)
+
+
+@pytest.fixture(scope="session")
+def server_url(backend, request):
+    """The URL of the backend's server, with credentials if it needs them."""
+    if backend == "couchdb" and (url := os.environ.get("COUCHDB_URL")):
+        url = url.rstrip("/")
+        with blocking.Couch(url) as couch:
+            if "couchdb" not in couch.info():
+                pytest.fail(f"COUCHDB_URL does not answer as CouchDB: {couch.info()}")
+        yield url
         return
-    server = PouchServer().start()
+    if backend == "couchdb":
+        server = CouchServer(request.getfixturevalue("couchdb_home")).start()
+    else:
+        server = PouchServer().start()
     try:
         yield server.url
     finally:
@@ -43,21 +154,20 @@ def server_url():
 
 
 @pytest.fixture
-def disk_server():
-    """A pouchdb-server of this test's own that keeps its data on disk, to kill and restart."""
-    server = PouchServer(in_memory=False).start()
+def disk_server(backend, request):
+    """A server of this test's own that keeps its data on disk, to kill and restart.
+
+    On pouchdb: an on-disk pouchdb-server. On couchdb: a CouchDB node started from
+    COUCHDB_HOME (the test is skipped with only COUCHDB_URL, a server it may not kill).
+    """
+    if backend == "couchdb":
+        server = CouchServer(request.getfixturevalue("couchdb_home")).start()
+    else:
+        server = PouchServer(in_memory=False).start()
     try:
         yield server
     finally:
         server.stop()
-
-
-@pytest.fixture(scope="session")
-def backend(server_url) -> str:
-    """``couchdb`` or ``pouchdb``: for the few tests where the two rightly differ."""
-    with blocking.Couch(server_url) as couch:
-        welcome = couch.info()
-    return "couchdb" if "couchdb" in welcome else "pouchdb"
 
 
 @pytest.fixture(scope="session")
@@ -164,6 +274,22 @@ class Service:
 def answer(response: HTTPResponse) -> Any:
     """The JSON body of a response."""
     return json.loads(response.body)
+
+
+def assert_every_change_once(rows: list[dict], expected_ids: list[str]) -> None:
+    """Each expected change arrived exactly once, and one document's revisions in order.
+
+    That is what CouchDB promises, not write order across documents: it shards a database
+    (q=2 by default) and its ``_changes`` interleaves the shards. ``expected_ids`` names a
+    document once per change expected of it.
+    """
+    assert sorted(row["id"] for row in rows) == sorted(expected_ids)
+    generations: dict[str, list[int]] = {}
+    for row in rows:
+        generation = int(row["changes"][0]["rev"].split("-")[0])
+        generations.setdefault(row["id"], []).append(generation)
+    for doc_id, seen in generations.items():
+        assert seen == sorted(set(seen)), f"{doc_id}: revisions out of order: {seen}"
 
 
 @pytest.fixture

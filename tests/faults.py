@@ -6,7 +6,7 @@ import threading
 import time
 
 from service.couch import CouchError, blocking
-from tests.servers import PouchServer
+from tests.servers import CouchServer, PouchServer
 
 FAULTS = 3
 
@@ -41,7 +41,7 @@ class Writer:
             time.sleep(0.005)
 
 
-def run_faults(server: PouchServer, writer: Writer) -> None:
+def run_faults(server: PouchServer | CouchServer, writer: Writer) -> None:
     for _ in range(FAULTS):
         time.sleep(0.4)
         server.kill()

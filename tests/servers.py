@@ -1,16 +1,22 @@
-"""Real CouchDB-compatible servers for the tests and benchmarks: pouchdb-server processes.
+"""Real CouchDB-compatible servers for the tests and benchmarks: pouchdb-server and CouchDB.
 
 pouchdb-server comes from the project's pinned npm packages (scripts/setup installs them).
-Each server runs in a directory of its own (it writes log.txt and config.json there) on a
-free loopback port, and is stopped by its PID.
+CouchDB comes from a release: a release directory, or the release archive, which is unpacked
+once into ``var/couchdb/``. Each server runs in a directory of its own on a free loopback
+port, and is stopped by its PID.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
+import tarfile
 import tempfile
 import time
 import urllib.request
@@ -18,6 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 POUCHDB_SERVER = ROOT / "node_modules" / ".bin" / "pouchdb-server"
+COUCHDB_CACHE = ROOT / "var" / "couchdb"
 
 
 def free_port() -> int:
@@ -26,13 +33,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until_up(url: str, timeout: float = 30.0) -> None:
+def wait_until_up(url: str, timeout: float = 30.0, process: subprocess.Popen | None = None) -> None:
+    """Wait until ``url`` answers 2xx; give up early if ``process`` has exited."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             with urllib.request.urlopen(url, timeout=1):
                 return
         except OSError:
+            if process is not None and process.poll() is not None:
+                message = f"exited with {process.returncode} before {url} answered"
+                raise RuntimeError(message) from None
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
@@ -40,6 +51,8 @@ def wait_until_up(url: str, timeout: float = 30.0) -> None:
 
 class PouchServer:
     """A pouchdb-server process: in memory, or on disk so that it keeps data across restarts."""
+
+    kind = "pouchdb"
 
     def __init__(self, *, in_memory: bool = True, port: int | None = None) -> None:
         if not POUCHDB_SERVER.exists():
@@ -80,6 +93,132 @@ class PouchServer:
                 self.process.wait(5)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+
+def couchdb_release(home: str | os.PathLike) -> Path:
+    """The CouchDB release directory that ``home`` names: itself, or an archive's, unpacked.
+
+    An archive (``.tar.gz`` holding one ``apache-couchdb-X/`` directory) is unpacked once into
+    ``var/couchdb/``, again only if the archive is newer than what was unpacked.
+    """
+    home = Path(home).resolve()
+    if home.is_dir():
+        if not (home / "bin" / "couchdb").exists():
+            raise RuntimeError(f"COUCHDB_HOME={home}: no bin/couchdb in it")
+        return home
+    if not home.is_file():
+        raise RuntimeError(f"COUCHDB_HOME={home}: no such release directory or archive")
+    target = COUCHDB_CACHE / home.name.removesuffix(".gz").removesuffix(".tar")
+    COUCHDB_CACHE.mkdir(parents=True, exist_ok=True)
+    with open(COUCHDB_CACHE / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another test run may be unpacking the same archive
+        stamp = target / ".unpacked"
+        if not stamp.exists() or stamp.stat().st_mtime < home.stat().st_mtime:
+            shutil.rmtree(target, ignore_errors=True)
+            partial = Path(tempfile.mkdtemp(prefix=".unpacking-", dir=COUCHDB_CACHE))
+            with tarfile.open(home) as archive:
+                archive.extractall(partial, filter="tar")
+            partial.rename(target)
+            stamp.touch()
+    releases = [path.parent.parent for path in target.glob("*/bin/couchdb")]
+    if len(releases) != 1:
+        raise RuntimeError(f"COUCHDB_HOME={home}: expected one */bin/couchdb, found {releases}")
+    return releases[0]
+
+
+class CouchServer:
+    """An Apache CouchDB node from a release directory, with its own port, name and data.
+
+    Nothing is written into the release: the node's config (``10-settee-test.ini``), its
+    ``vm.args`` (a unique Erlang node name, so it never clashes with another CouchDB on this
+    machine) and its data live in a fresh directory of its own, named to ``bin/couchdb`` by
+    ``COUCHDB_INI_FILES`` and ``COUCHDB_ARGS_FILE``. So one release serves several nodes at
+    once, and a release that is some other CouchDB's installation is left as it is. The
+    data outlive ``kill()`` (a crash) and ``start()`` again; ``stop()`` removes them.
+    """
+
+    kind = "couchdb"
+    user = "admin"
+
+    def __init__(self, release: Path, *, port: int | None = None) -> None:
+        self.release = release
+        self.port = port or free_port()
+        self.password = secrets.token_hex(8)
+        self.workdir = Path(tempfile.mkdtemp(prefix="settee-couchdb-"))
+        self.process: subprocess.Popen | None = None
+        self._configure()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.user}:{self.password}@127.0.0.1:{self.port}"
+
+    def _configure(self) -> None:
+        data = self.workdir / "data"
+        data.mkdir()
+        (self.workdir / "10-settee-test.ini").write_text(
+            "[couchdb]\n"
+            "single_node = true\n"
+            f"database_dir = {data}\n"
+            f"view_index_dir = {data}\n"
+            "[chttpd]\n"
+            "bind_address = 127.0.0.1\n"
+            f"port = {self.port}\n"
+            "[admins]\n"
+            f"{self.user} = {self.password}\n"
+            "[replicator]\n"
+            "startup_jitter = 0\n"  # a replication starts at once, not up to 5 s later
+            "[log]\n"
+            "level = warning\n"
+        )
+        name = f"settee-{os.getpid()}-{self.port}@127.0.0.1"
+        args = (self.release / "etc" / "vm.args").read_text().splitlines()
+        args = [f"-name {name}" if line.startswith("-name ") else line for line in args]
+        (self.workdir / "vm.args").write_text("\n".join(args) + "\n")
+
+    def start(self) -> CouchServer:
+        ini_files = [self.release / "etc" / "default.ini", self.workdir / "10-settee-test.ini"]
+        env = {
+            **os.environ,
+            "COUCHDB_ARGS_FILE": str(self.workdir / "vm.args"),
+            "COUCHDB_INI_FILES": " ".join(map(str, ini_files)),  # bin/couchdb splits on spaces
+        }
+        with open(self.workdir / "couchdb.log", "ab") as log:
+            self.process = subprocess.Popen(
+                [str(self.release / "bin" / "couchdb")],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            wait_until_up(f"http://127.0.0.1:{self.port}/_up", timeout=60, process=self.process)
+        except (OSError, RuntimeError) as exc:
+            self.kill()
+            tail = (self.workdir / "couchdb.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"CouchDB from {self.release} did not start: {exc}\n{tail}") from exc
+        return self
+
+    def kill(self) -> None:
+        """End the node abruptly (SIGKILL to its process group), as a crash would."""
+        if self.process and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        """Stop the node (SIGTERM, then SIGKILL after 10 s) and remove its data."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def restart(self) -> None:
         self.kill()

@@ -1,8 +1,9 @@
 """A ChangesFeed survives its server being killed and restarted, and loses no change.
 
-An on-disk pouchdb-server (data kept across restarts) is killed with SIGKILL and started
-again three times while a writer keeps writing. Every document the server acknowledged,
-before, during and after the faults, must reach the feed's callback, exactly once.
+A server of the test's own that keeps its data on disk (``disk_server``: a pouchdb-server, or
+a CouchDB node started from COUCHDB_HOME) is killed with SIGKILL and started again on the same
+port three times while a writer keeps writing. Every document the server acknowledged, before,
+during and after the faults, must reach the feed's callback, exactly once.
 """
 
 from __future__ import annotations

@@ -41,7 +41,8 @@ async def test_attachment_round_trip_keeps_content_and_type(settee, db_name, bdb
     assert set(doc["_attachments"]) == {"notes.txt", "pic.png"}
     assert doc["_attachments"]["pic.png"]["content_type"] == "image/png"
 
-    stale = await settee.fetch("DELETE", f"/{db_name}/doc/pic.png?rev={result['rev']}")
+    bdb.save(doc)  # a third revision: the second, which holds pic.png, is now stale
+    stale = await settee.fetch("DELETE", f"/{db_name}/doc/pic.png?rev={answer(second)['rev']}")
     assert stale.code == 409
     deleted = await settee.fetch(
         "DELETE", f"/{db_name}/doc/pic.png", headers={"If-Match": f'"{doc["_rev"]}"'}

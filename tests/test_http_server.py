@@ -42,6 +42,8 @@ async def test_every_answer_carries_settees_headers(settee):
 
 @pytest.fixture
 def stoppable_backend():
+    """A pouchdb-server to stop: what settee answers without a backend is the same whichever
+    backend it was, so this stays on pouchdb-server, which starts fastest."""
     server = PouchServer().start()
     yield server
     server.stop()
