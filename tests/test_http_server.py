@@ -119,12 +119,22 @@ async def test_forwarded_headers_are_ignored_unless_trusted(settee, caplog):
 
 
 @pytest.mark.gen_test
+async def test_cors_for_any_origin_never_carries_credentials(start_settee):
+    settee = start_settee(cors_origins=("*",))
+    response = await settee.fetch("GET", "/_up", headers={"Origin": "https://evil.example"})
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Access-Control-Allow-Credentials" not in response.headers
+
+
+@pytest.mark.gen_test
 async def test_cors_for_allowed_origins_only(start_settee, db_name):
     settee = start_settee(cors_origins=("https://app.example",))
     allowed = await settee.fetch("GET", "/_up", headers={"Origin": "https://app.example"})
     assert allowed.headers["Access-Control-Allow-Origin"] == "https://app.example"
+    assert allowed.headers["Access-Control-Allow-Credentials"] == "true"
     other = await settee.fetch("GET", "/_up", headers={"Origin": "https://evil.example"})
     assert "Access-Control-Allow-Origin" not in other.headers
+    assert "Access-Control-Allow-Credentials" not in other.headers
     preflight = await settee.fetch(
         "OPTIONS", f"/{db_name}/doc", headers={"Origin": "https://app.example"}
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import uuid
 from typing import Any
 
@@ -244,3 +245,53 @@ async def test_security_written_through_settee_closes_revoked_subscribers_at_onc
     assert written.code == 200, written.body
     assert await socket.read_message() is None
     assert socket.close_code == 4003
+
+
+async def login(settee: Any, users: dict[str, str]) -> str:
+    response = await settee.fetch(
+        "POST", "/_session", {"name": users["member"], "password": PASSWORD}, anonymous=True
+    )
+    return response.headers["Set-Cookie"].split(";")[0]
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_websocket_from_another_page_does_not_use_the_visitors_cookie(
+    start_settee, users, bdb
+):
+    """Browsers send a site's cookies with any page's WebSocket: with ``cors_origins = *``
+    a page of an origin not listed by name subscribes as anonymous, not as its visitor."""
+    settee = start_settee(cors_origins=("*",))
+    cookie = await login(settee, users)
+    host = settee.url.removeprefix("http://")
+    own_page = HTTPRequest(
+        settee.ws_url(bdb.name, anonymous=True),
+        headers={"Cookie": cookie, "Origin": f"http://{host}"},
+    )
+    (await websocket_connect(own_page)).close()
+    other_page = HTTPRequest(
+        settee.ws_url(bdb.name, anonymous=True),
+        headers={"Cookie": cookie, "Origin": "https://evil.example"},
+    )
+    with pytest.raises(Exception) as refused:
+        await websocket_connect(other_page)
+    assert getattr(refused.value, "code", None) == 401
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_no_password_or_cookie_reaches_a_log_line(start_settee, users, bdb, caplog):
+    settee = start_settee()
+    caplog.set_level(logging.DEBUG)
+    cookie = await login(settee, users)
+    for client in ("member", "wrong-password", "stranger"):
+        for method, path, body in REQUESTS:
+            path = path.replace("DB", bdb.name).replace("MEMBER", users["member"])
+            headers = who(users, client)
+            await fetch(settee.url + path.replace("NEW", "c"), method, body, headers)
+    await settee.fetch("GET", f"/{bdb.name}/secret", anonymous=True, headers={"Cookie": cookie})
+    await settee.fetch("POST", "/_session", {"name": "x", "password": PASSWORD}, anonymous=True)
+    tokens = [*basic(users["member"], PASSWORD).values(), *settee.credentials.values()]
+    secrets = [PASSWORD, cookie.split("=", 1)[1], *(token.split()[-1] for token in tokens)]
+    logged = caplog.text + "".join(str(record.args) for record in caplog.records if record.args)
+    assert len(caplog.records) > 50
+    for secret in secrets:
+        assert secret not in logged

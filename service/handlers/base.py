@@ -146,6 +146,7 @@ class ApiHandler(web.RequestHandler):
         "_relaying",
         "config",
         "couch",
+        "couch_for_clients",
         "credentials",
         "in_flight",
         "metrics",
@@ -162,6 +163,7 @@ class ApiHandler(web.RequestHandler):
         in_flight: InFlight,
     ) -> None:
         self.credentials = credentials_of(self.request.headers)
+        self.couch_for_clients = couch
         self.couch = couch.acting_for(self.credentials)
         self.own_couch = own_couch
         self.config = settings
@@ -259,11 +261,20 @@ class ApiHandler(web.RequestHandler):
         if not allowed:
             return
         origin = self.request.headers.get("Origin")
-        if origin and ("*" in allowed or origin in allowed):
+        if not origin:
+            return
+        if origin in allowed:
+            # A listed origin's pages may send the user's credentials (cookie, Authorization).
             self.set_header("Access-Control-Allow-Origin", origin)
             self.set_header("Access-Control-Allow-Credentials", "true")
-            self.set_header("Access-Control-Expose-Headers", "ETag, Location, Retry-After")
             self.set_header("Vary", "Origin")
+        elif "*" in allowed:
+            # Any page may read, but never with the user's credentials: browsers then keep
+            # cookies out, so no site can act as its visitors do on their CouchDB.
+            self.set_header("Access-Control-Allow-Origin", "*")
+        else:
+            return
+        self.set_header("Access-Control-Expose-Headers", "ETag, Location, Retry-After")
 
     def options(self, *args: Any, **kwargs: Any) -> None:
         """CORS preflight: the methods this route has, and the headers a client may send."""

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 import ujson
 from tornado import httputil, iostream, websocket
@@ -105,8 +106,10 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
         if feed == "live":
             feed = "continuous"
         await self._check_since(query.get("since", 0))
-        if feed == "websocket" and self.request.headers.get("Upgrade", "").lower() != "websocket":
-            raise BadRequest("bad_request", "feed=websocket needs a WebSocket upgrade request")
+        if feed == "websocket":
+            if self.request.headers.get("Upgrade", "").lower() != "websocket":
+                raise BadRequest("bad_request", "feed=websocket needs a WebSocket upgrade request")
+            self._no_cookie_from_other_pages()
         if feed == "normal":
             self.write_json(await self.database(db).changes(**query))
             return
@@ -190,8 +193,21 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
     # -- WebSocket
 
     def check_origin(self, origin: str) -> bool:
-        allowed = self.config.cors_origins
-        return "*" in allowed or origin in allowed or super().check_origin(origin)
+        return "*" in self.config.cors_origins or self._trusted_origin(origin)
+
+    def _trusted_origin(self, origin: str) -> bool:
+        """The page's own host, or an origin ``cors_origins`` lists by name."""
+        own = urlsplit(origin).netloc.lower() == self.request.host.lower()
+        return own or origin in self.config.cors_origins or super().check_origin(origin)
+
+    def _no_cookie_from_other_pages(self) -> None:
+        """With ``cors_origins = *`` any page may open a WebSocket, but not as its visitor:
+        a browser sends the visitor's cookies with every page's WebSocket, so a page of an
+        origin not trusted by name subscribes without the session cookie."""
+        origin = self.request.headers.get("Origin")
+        if origin and "Cookie" in self.credentials and not self._trusted_origin(origin):
+            del self.credentials["Cookie"]
+            self.couch = self.couch_for_clients.acting_for(self.credentials)
 
     def open(self, db: str) -> None:
         self._leave()  # an open WebSocket is not a request in flight; shutdown closes it
