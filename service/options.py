@@ -80,7 +80,13 @@ def _json_object(text: str) -> dict[str, Any]:
 
 
 def _since(text: str) -> Any:
-    """A seq is opaque: ``now``, or whatever the server gave (a number or a string)."""
+    """A seq is opaque: ``now``, or whatever the server gave (a number or a string), also as
+    a JSON string (``"12-g1AA…"``), as CouchDB takes it."""
+    if text.startswith('"'):
+        value = _json(text)
+        if not isinstance(value, str):
+            raise ValueError("expected a seq")
+        text = value
     return int(text) if text.isdigit() else text
 
 

@@ -223,6 +223,11 @@ class Service:
     auth: tuple[str, str] | None = None
 
     @property
+    def auth_lines(self) -> str:
+        """The credentials as request-head lines, for tests that write HTTP by hand."""
+        return "".join(f"{name}: {value}\r\n" for name, value in self.credentials.items())
+
+    @property
     def credentials(self) -> dict[str, str]:
         """The ``Authorization`` header of the test server's credentials, if it has any."""
         if not self.auth:

@@ -45,9 +45,9 @@ async def closed_by_server(reader: asyncio.StreamReader) -> bool:
 async def test_pipelined_requests_are_answered_in_order(settee, db_name):
     reader, writer = await open_to(settee.url)
     writer.write(
-        f"GET /{db_name} HTTP/1.1\r\nHost: x\r\n\r\n"
-        "GET /no-such-db HTTP/1.1\r\nHost: x\r\n\r\n"
-        f"HEAD /{db_name} HTTP/1.1\r\nHost: x\r\n\r\n"
+        f"GET /{db_name} HTTP/1.1\r\nHost: x\r\n{settee.auth_lines}\r\n"
+        f"GET /no-such-db HTTP/1.1\r\nHost: x\r\n{settee.auth_lines}\r\n"
+        f"HEAD /{db_name} HTTP/1.1\r\nHost: x\r\n{settee.auth_lines}\r\n"
         "GET /_up HTTP/1.1\r\nHost: x\r\n\r\n".encode()
     )
     first, second = await read_response(reader), await read_response(reader)
@@ -89,6 +89,7 @@ async def test_expect_100_continue_before_the_body(start_settee, db_name, bdb):
     body = b'{"n": 1}'
     writer.write(
         f"PUT /{db_name}/doc HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"{settee.auth_lines}"
         f"Expect: 100-continue\r\nContent-Length: {len(body)}\r\n\r\n".encode()
     )
     assert await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10) == (
@@ -99,6 +100,7 @@ async def test_expect_100_continue_before_the_body(start_settee, db_name, bdb):
     # Over the limit: refused before the body is sent, and no 100.
     writer.write(
         f"PUT /{db_name}/big HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"{settee.auth_lines}"
         "Expect: 100-continue\r\nContent-Length: 5000\r\n\r\n".encode()
     )
     status, _, answer = await read_response(reader)
@@ -113,6 +115,7 @@ async def test_a_chunked_body_over_the_limit_ends_the_connection(start_settee, d
     reader, writer = await open_to(settee.url)
     writer.write(
         f"PUT /{db_name}/big HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"{settee.auth_lines}"
         "Transfer-Encoding: chunked\r\n\r\n".encode()
     )
     chunk = b'{"pad": "' + b"x" * 600

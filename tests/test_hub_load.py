@@ -87,7 +87,7 @@ async def test_100_subscribers_lose_nothing_while_the_backend_restarts(start_set
 class StalledSubscriber:
     """A raw WebSocket client that opens the feed and does not read until told to."""
 
-    def __init__(self, url: str, path: str) -> None:
+    def __init__(self, url: str, path: str, auth_lines: str = "") -> None:
         host, port = url.removeprefix("http://").split(":")
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -95,7 +95,7 @@ class StalledSubscriber:
         key = base64.b64encode(os.urandom(16)).decode()
         self.sock.sendall(
             f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n{auth_lines}"
             "Sec-WebSocket-Version: 13\r\n\r\n".encode()
         )
         self.buffer = b""
@@ -146,7 +146,9 @@ class StalledSubscriber:
 async def test_pings_keep_answering_subscribers_and_close_silent_ones(start_settee, db_name, bdb):
     settee = start_settee(heartbeat=0.3)
     path = f"/{db_name}/_changes?feed=websocket&since=now"
-    silent = await asyncio.to_thread(StalledSubscriber, settee.url, path)  # never answers
+    silent = await asyncio.to_thread(
+        StalledSubscriber, settee.url, path, settee.auth_lines
+    )  # never answers
     readers = await collectors(settee, db_name, 3)
     assert await asyncio.to_thread(silent.close_code, 5) == 1000  # "ping timed out"
     deadline = time.monotonic() + 10  # Tornado waits 5 s for the closing handshake
@@ -173,7 +175,10 @@ MEMORY_BOUND = 300 * 1024 * 1024  # growth allowed for the whole test process
 async def test_slow_consumers_are_closed_and_never_delay_the_others(start_settee, db_name, bdb):
     settee = start_settee(subscriber_buffer=100)
     path = f"/{db_name}/_changes?feed=websocket&since=now&include_docs=true"
-    stalled = [await asyncio.to_thread(StalledSubscriber, settee.url, path) for _ in range(20)]
+    stalled = [
+        await asyncio.to_thread(StalledSubscriber, settee.url, path, settee.auth_lines)
+        for _ in range(20)
+    ]
     readers = await collectors(settee, db_name, 20, "&since=now&include_docs=true")
     await asyncio.sleep(0.5)
     before = rss_bytes()
@@ -228,7 +233,7 @@ async def test_a_stalled_continuous_feed_is_ended_and_the_others_go_on(start_set
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     stalled.connect((host, int(port)))
     path = f"/{db_name}/_changes?feed=continuous&since=now&include_docs=true"
-    stalled.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    stalled.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{settee.auth_lines}\r\n".encode())
     readers = await collectors(settee, db_name, 5, "&since=now&include_docs=true")
     deadline = time.monotonic() + 10
     while settee.hub.subscribers < 6 and time.monotonic() < deadline:

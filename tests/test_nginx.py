@@ -10,6 +10,7 @@ of their own.
 from __future__ import annotations
 
 import asyncio
+import base64
 import configparser
 import itertools
 import json
@@ -30,6 +31,7 @@ import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest, HTTPResponse
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
+from service.couch.transport import Endpoint
 from tests.conftest import assert_every_change_once
 from tests.nginx import SHIPPED, Nginx, find_nginx
 from tests.servers import ROOT, free_port, wait_until_up
@@ -174,6 +176,18 @@ class Deployment:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+# What each deployment's clients send as their own credentials (the test server's, if it has
+# any: settee passes on the client's credentials, never its own), by the deployment's URL.
+CLIENT_CREDENTIALS: dict[str, dict[str, str]] = {}
+
+
+def credentials_for(url: str) -> dict[str, str]:
+    for base, credentials in CLIENT_CREDENTIALS.items():
+        if url.startswith((base, base.replace("http://", "ws://"))):
+            return credentials
+    return {}
+
+
 def deploy(couch_url: str, count: int = 2) -> Deployment:
     workdir = Path(tempfile.mkdtemp(prefix="settee-deploy-"))
     settees: list[SetteeProcess] = []
@@ -190,6 +204,9 @@ def deploy(couch_url: str, count: int = 2) -> Deployment:
         for settee in settees:
             settee.stop()
         raise
+    if auth := Endpoint.parse(couch_url).auth:
+        token = base64.b64encode(":".join(auth).encode()).decode()
+        CLIENT_CREDENTIALS[nginx.url] = {"Authorization": f"Basic {token}"}
     return Deployment(nginx, settees)
 
 
@@ -217,7 +234,7 @@ def probe() -> str:
 async def fetch(
     url: str, method: str = "GET", body: Any = None, headers: dict | None = None, **kwargs: Any
 ) -> HTTPResponse:
-    headers = dict(headers or {})
+    headers = {**credentials_for(url), **(headers or {})}
     if isinstance(body, dict | list):
         body = json.dumps(body)
         headers.setdefault("Content-Type", "application/json")
@@ -504,7 +521,8 @@ async def ws_connect(
     deployment: Deployment, db: str, query: str, **options: Any
 ) -> WebSocketClientConnection:
     url = f"{deployment.ws_url}/{db}/_changes?feed=websocket{query}"
-    request = HTTPRequest(url, connect_timeout=5, request_timeout=10, **options)
+    headers = {**credentials_for(url), **options.pop("headers", {})}
+    request = HTTPRequest(url, connect_timeout=5, request_timeout=10, headers=headers, **options)
     return await websocket_connect(request)
 
 
@@ -611,8 +629,10 @@ async def send_get(
     reader, writer = await asyncio.open_connection(
         "127.0.0.1", deployment.nginx.port, local_addr=(CLIENT_IP, 0)
     )
+    credentials = credentials_for(deployment.url)
+    auth = "".join(f"{name}: {value}\r\n" for name, value in credentials.items())
     writer.write(
-        f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{deployment.nginx.port}\r\n"
+        f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{deployment.nginx.port}\r\n{auth}"
         "Accept-Encoding: identity\r\n\r\n".encode()
     )
     return reader, writer

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import gc
@@ -18,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 import run
+from service.couch.transport import Endpoint
 from service.settings import Settings, load
 from tests.servers import ROOT, free_port, wait_until_up
 
@@ -92,6 +94,13 @@ def test_help_lists_every_setting_with_its_default():
     assert "default: 8888" in result.stdout
 
 
+def auth_lines(server_url: str) -> str:
+    """The test server's credentials, as the client's own: settee passes those on."""
+    if not (auth := Endpoint.parse(server_url).auth):
+        return ""
+    return "Authorization: Basic " + base64.b64encode(":".join(auth).encode()).decode() + "\r\n"
+
+
 def http_request(port: int, head: bytes) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     sock.sendall(head)
@@ -145,6 +154,7 @@ def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(
         sock = http_request(
             port,
             f"PUT /{db_name}/doc/a.bin HTTP/1.1\r\nHost: x\r\nContent-Type: application/x\r\n"
+            f"{auth_lines(server_url)}"
             f"Content-Length: {2 * len(half)}\r\n\r\n".encode()
             + half,
         )

@@ -120,7 +120,8 @@ def test_a_client_that_leaves_mid_relay_ends_it_quietly(big, start_settee, io_lo
         host, port = settee.url.removeprefix("http://").split(":")
         reader, writer = await asyncio.open_connection(host, int(port))
         writer.write(
-            f"GET /{big.name}/_all_docs?include_docs=true HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+            f"GET /{big.name}/_all_docs?include_docs=true HTTP/1.1\r\nHost: x\r\n"
+            f"{settee.auth_lines}\r\n".encode()
         )
         assert (await reader.read(100)).startswith(b"HTTP/1.1 200")
         writer.close()
