@@ -11,8 +11,12 @@ slow consumer (it resumes with ``since``), so it never delays the others or grow
 Joining late: a subscriber whose ``since`` is behind the stream is registered first (live
 rows are held for it from then on), then served its backlog from ``_changes?since=…`` in
 pages, then a caught-up marker, then the held rows. A change can show up both in the backlog
-and among the held rows; it is passed on once, judged by document id and revision, never by
-comparing seqs (they are opaque).
+and among the held rows; it is passed on once. A held row is left out when it is the very row
+the backlog sent of its document (the same id, revisions and body: only its seq may differ), or
+came before that row in the live feed (an older state, which the backlog's supersedes). That is
+judged at the switch to live rows only, and then forgotten: a live row is never compared with
+the backlog, so a revision that wins at a lower or equal generation (a replicated conflict, a
+deleted winning branch) is passed on like any other change. Seqs are opaque: never compared.
 """
 
 from __future__ import annotations
@@ -44,14 +48,32 @@ def encode(row: dict[str, Any]) -> Encoded:
     return Encoded(ujson.dumps(row, ensure_ascii=False, escape_forward_slashes=False).encode())
 
 
-def generation(row: dict[str, Any]) -> int:
-    """The highest revision number among a change row's revs (``3-abc`` → 3)."""
-    return max(
-        (int(change["rev"].split("-", 1)[0]) for change in row.get("changes", [])), default=0
-    )
+def unsequenced(row: dict[str, Any]) -> dict[str, Any]:
+    """A change row without its seq: what two rows of the same change have in common."""
+    return {key: value for key, value in row.items() if key != "seq"}
 
 
 Accepts = Callable[[dict[str, Any]], bool]
+Batch = list[tuple[dict[str, Any], bytes]]  # change rows with their encoded bytes
+
+
+def not_covered(held: Batch, sent: dict[str, dict[str, Any]]) -> Batch:
+    """The live rows held during a catch-up that its backlog did not cover.
+
+    ``sent`` is the backlog's last row of each document, without seqs. A held row equal to it
+    is that very change; held rows of the document before it are older states, superseded
+    by what the backlog sent. Every other row is passed on, whatever its revision.
+    """
+    covered_until: dict[str, int] = {}
+    for index, (row, _) in enumerate(held):
+        backlog_row = sent.get(row["id"])
+        if backlog_row is not None and unsequenced(row) == backlog_row:
+            covered_until[row["id"]] = index
+    return [
+        (row, frame)
+        for index, (row, frame) in enumerate(held)
+        if index > covered_until.get(row["id"], -1)
+    ]
 
 
 def local_filter(options: dict[str, Any]) -> tuple[dict[str, Any], Accepts | None]:
@@ -108,9 +130,6 @@ class HubStats:
     subscribers_by_kind: dict[str, int] = field(default_factory=dict)
 
 
-Batch = list[tuple[dict[str, Any], bytes]]  # change rows with their encoded bytes
-
-
 class Subscription:
     """One subscriber's place in a shared feed: a bounded queue of encoded rows and markers.
 
@@ -122,7 +141,7 @@ class Subscription:
     __slots__ = (
         "_held",
         "_room",
-        "_seen",
+        "_sent",
         "_stats",
         "_waiter",
         "accepts",
@@ -152,7 +171,7 @@ class Subscription:
         self._waiter: asyncio.Future | None = None
         self._room: asyncio.Future | None = None
         self._held: Batch | None = []  # None once live
-        self._seen: dict[str, int] | None = None  # id → generation sent in the backlog
+        self._sent: dict[str, dict[str, Any]] | None = None  # id → its backlog row, until live
 
     # -- the hub's side
 
@@ -175,8 +194,6 @@ class Subscription:
                 if len(self._held) > self.queue_limit:
                     self.close(SLOW_CONSUMER)
                 continue
-            if self._seen and self._is_repeat(row):
-                continue
             if len(self.queue) >= self.queue_limit:
                 self.close(SLOW_CONSUMER)
                 return False
@@ -198,23 +215,24 @@ class Subscription:
         self._wake()
 
     def go_live(self, last_seq: Any) -> None:
-        """The backlog is sent: mark it, pass on the held rows not already sent, go live."""
+        """The backlog is sent: mark it, pass on the held rows it did not cover, go live."""
         held, self._held = self._held or [], None
+        sent, self._sent = self._sent or {}, None
         if self.closed:
             return
         self.queue.append(CaughtUp(last_seq))
-        self._accept(held)
+        self._accept(not_covered(held, sent))
         self._wake()
 
     def _remember(self, row: dict[str, Any]) -> None:
-        """Keep the latest backlog entries: a repeat can only be of a change made after this
+        """Keep the latest backlog rows: a held row can only repeat a change made after this
         subscription began, and the backlog lists those last."""
-        if self._seen is None:
-            self._seen = {}
-        self._seen.pop(row["id"], None)
-        self._seen[row["id"]] = generation(row)
-        if len(self._seen) > self.queue_limit + RECENT_IDS:
-            del self._seen[next(iter(self._seen))]
+        if self._sent is None:
+            self._sent = {}
+        self._sent.pop(row["id"], None)
+        self._sent[row["id"]] = unsequenced(row)
+        if len(self._sent) > self.queue_limit + RECENT_IDS:
+            del self._sent[next(iter(self._sent))]
 
     def close(self, reason: Closed) -> None:
         if self.closed:
@@ -228,10 +246,6 @@ class Subscription:
         self._wake()
         if self.on_close is not None:
             self.on_close(reason)
-
-    def _is_repeat(self, row: dict[str, Any]) -> bool:
-        sent = self._seen.get(row.get("id")) if self._seen else None
-        return sent is not None and generation(row) <= sent
 
     def _wake(self) -> None:
         if self.on_ready is not None:

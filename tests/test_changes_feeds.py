@@ -335,3 +335,66 @@ async def test_origin_is_checked(start_settee, db_name):
     with pytest.raises(HTTPClientError) as raised:
         await websocket_connect(refused)
     assert raised.value.code == 403
+
+
+def replicate_in(bdb, doc_id: str, rev: str, parent: str, **body: Any) -> None:
+    """Write revision ``rev`` of ``doc_id`` as replication does (``new_edits=false``)."""
+    start, rev_id = rev.split("-", 1)
+    history = {"start": int(start), "ids": [rev_id, parent.split("-", 1)[1]]}
+    doc = {"_id": doc_id, "_rev": rev, "_revisions": history, **body}
+    assert bdb.bulk_docs([doc], new_edits=False) == []
+
+
+async def live_rows_until(ws, doc_id: str) -> list[dict]:
+    """Rows (markers skipped) until one of ``doc_id`` has arrived."""
+    rows: list[dict] = []
+    while not rows or rows[-1]["id"] != doc_id:
+        frame = await receive(ws)
+        rows += [row for row in (frame if isinstance(frame, list) else [frame]) if "seq" in row]
+    return rows
+
+
+def winners(rows: list[dict], doc_id: str) -> list[str]:
+    return [row["changes"][0]["rev"] for row in rows if row["id"] == doc_id]
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_replicated_winner_of_the_same_generation_reaches_a_late_joiner(
+    settee, db_name, bdb
+):
+    """Sent ``x`` at 2-… in its backlog, a subscriber gets the conflicting 2-ffff… that a
+    replication brings and that wins, as CouchDB's own ``_changes`` lists it."""
+    doc = {"_id": "x"}
+    bdb.save(doc)
+    first = doc["_rev"]
+    bdb.save(doc)
+    ws = await connect(settee, db_name, "&since=0")
+    backlog, last_seq = await until_caught_up(ws)
+    assert winners(backlog, "x") == [doc["_rev"]]
+    winner = "2-" + "f" * 32
+    await asyncio.to_thread(replicate_in, bdb, "x", winner, first, replicated=True)
+    await asyncio.to_thread(bdb.save, {"_id": "after"})
+    assert winners(bdb.changes(since=last_seq)["results"], "x") == [winner]
+    assert winners(await live_rows_until(ws, "after"), "x") == [winner]
+    ws.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_deleting_the_winning_branch_reaches_a_late_joiner(settee, db_name, bdb):
+    """Sent ``x`` at 3-… in its backlog, a subscriber is told when that branch is deleted
+    and the other branch, at 2-…, becomes the winner: a lower generation is a change too."""
+    doc = {"_id": "x"}
+    bdb.save(doc)
+    first = doc["_rev"]
+    bdb.save(doc)
+    bdb.save(doc)
+    loser = "2-" + "0" * 32
+    replicate_in(bdb, "x", loser, first, branch="other")
+    ws = await connect(settee, db_name, "&since=0")
+    backlog, last_seq = await until_caught_up(ws)
+    assert winners(backlog, "x") == [doc["_rev"]]
+    await asyncio.to_thread(bdb.delete, doc)
+    await asyncio.to_thread(bdb.save, {"_id": "after"})
+    assert winners(bdb.changes(since=last_seq)["results"], "x") == [loser]
+    assert winners(await live_rows_until(ws, "after"), "x") == [loser]
+    ws.close()

@@ -44,6 +44,32 @@ async def test_late_join_sends_backlog_marker_then_held_rows_once():
 
 
 @pytest.mark.gen_test
+async def test_held_rows_are_left_out_only_when_the_backlog_sent_them():
+    """Only the backlog's own row of a document (and older ones held before it) is left out,
+    judged with everything but the seq; other revisions pass, whatever their generation."""
+    subscription = Subscription("websocket", 100, HubStats())
+    subscription.offer([(row("b", "2-b", 20), b"b2 held")])  # newer than the backlog's b
+    subscription.offer([(row("a", "3-a", 21), b"a3 echo")])  # the backlog's a, seq aside
+    await subscription.backlog([(row("a", "3-a", 7), b"a3"), (row("b", "1-b", 8), b"b1")])
+    subscription.go_live(8)
+    assert ids(subscription.take()) == [b"a3", b"b1", 8, b"b2 held"]
+
+
+@pytest.mark.gen_test
+async def test_once_live_no_row_is_judged_against_the_backlog():
+    """A replicated conflict that wins at the same generation, a deleted winning branch that
+    brings back a lower one, even the backlog's very revision again: all are changes."""
+    subscription = Subscription("websocket", 100, HubStats())
+    await subscription.backlog([(row("x", "3-d0df", 5), b"x3")])
+    subscription.go_live(5)
+    assert ids(subscription.take()) == [b"x3", 5]
+    subscription.offer([(row("x", "3-ffff", 6), b"x3 conflict wins")])
+    subscription.offer([(row("x", "2-0000", 7), b"x2 after a deletion")])
+    subscription.offer([(row("x", "3-d0df", 8), b"x3 again")])
+    assert subscription.take() == [b"x3 conflict wins", b"x2 after a deletion", b"x3 again"]
+
+
+@pytest.mark.gen_test
 async def test_a_subscriber_that_falls_behind_is_closed_as_slow():
     stats = HubStats()
     subscription = Subscription("websocket", 3, stats)
