@@ -5,8 +5,11 @@ last one leaves. It is the client's ChangesFeed, which reconnects with backoff a
 from the last seq it saw, so subscribers stay subscribed through a backend restart.
 
 Each change row is encoded to JSON once and the same bytes are offered to every subscriber.
-A subscriber has a bounded queue: one that falls ``queue_limit`` frames behind is closed as a
-slow consumer (it resumes with ``since``), so it never delays the others or grows memory.
+A subscriber that is idle (it has written all it took) is handed the rows of a read at once,
+however many. Rows that arrive while it is still busy with what it took wait in its queue; a
+subscriber that lets ``queue_limit`` of them pile up is closed as a slow consumer (it resumes
+with ``since``), so it never delays the others or grows memory. The limit is on what a
+subscriber failed to take, not on how many rows one read of the upstream feed brings.
 
 Joining late: a subscriber whose ``since`` is behind the stream is registered first (live
 rows are held for it from then on), then served its backlog from ``_changes?since=…`` in
@@ -134,12 +137,15 @@ class Subscription:
     """One subscriber's place in a shared feed: a bounded queue of encoded rows and markers.
 
     The subscriber either waits for items (``next()``) or, to spare a task per subscriber,
-    sets ``on_ready``: the hub then calls it as items arrive, once per batch, and the
-    subscriber ``take()``s them at once or when its socket has room again.
+    sets ``on_ready`` and says when it is ``idle()``: the hub then calls it as items arrive,
+    once per batch, and the subscriber ``take()``s them at once or when its socket has room
+    again. Between taking items and being idle (or waiting in ``next()``) it is busy: only
+    the rows that arrive then count towards ``queue_limit``.
     """
 
     __slots__ = (
         "_held",
+        "_idle",
         "_room",
         "_sent",
         "_stats",
@@ -171,35 +177,39 @@ class Subscription:
         self._waiter: asyncio.Future | None = None
         self._room: asyncio.Future | None = None
         self._held: Batch | None = []  # None once live
+        self._idle = False  # whether the subscriber takes whatever arrives, at once
         self._sent: dict[str, dict[str, Any]] | None = None  # id → its backlog row, until live
 
     # -- the hub's side
 
     def offer(self, batch: Batch) -> None:
         """Live rows from the upstream feed."""
-        if self._accept(batch):
-            self._wake()
+        self._deliver(self._accept(batch))
 
-    def _accept(self, batch: Batch) -> bool:
-        """Queue (or hold, while catching up) the rows meant for this subscriber; whether
-        any was queued."""
-        queued = False
-        for row, frame in batch:
-            if self.closed:
-                return False
-            if self.accepts is not None and not self.accepts(row):
-                continue
-            if self._held is not None:
-                self._held.append((row, frame))
-                if len(self._held) > self.queue_limit:
-                    self.close(SLOW_CONSUMER)
-                continue
-            if len(self.queue) >= self.queue_limit:
+    def _accept(self, batch: Batch) -> list[Item]:
+        """The frames of the rows meant for this subscriber; none while it catches up (they
+        are held until it is live)."""
+        if self.closed:
+            return []
+        if self.accepts is not None:
+            batch = [(row, frame) for row, frame in batch if self.accepts(row)]
+        if self._held is not None:
+            self._held += batch
+            if len(self._held) > self.queue_limit:
                 self.close(SLOW_CONSUMER)
-                return False
-            self.queue.append(frame)
-            queued = True
-        return queued
+            return []
+        return [frame for _, frame in batch]
+
+    def _deliver(self, items: list[Item]) -> None:
+        """Queue items: an idle subscriber is told and takes them all, however many; for a
+        busy one they wait, and past ``queue_limit`` of them it is a slow consumer."""
+        if not items or self.closed:
+            return
+        self.queue += items
+        if self._idle:
+            self._wake()
+        elif len(self.queue) > self.queue_limit:
+            self.close(SLOW_CONSUMER)
 
     async def backlog(self, batch: Batch) -> None:
         """Rows of the backlog: waits for room in the queue instead of overflowing it."""
@@ -220,9 +230,7 @@ class Subscription:
         sent, self._sent = self._sent or {}, None
         if self.closed:
             return
-        self.queue.append(CaughtUp(last_seq))
-        self._accept(not_covered(held, sent))
-        self._wake()
+        self._deliver([CaughtUp(last_seq), *self._accept(not_covered(held, sent))])
 
     def _remember(self, row: dict[str, Any]) -> None:
         """Keep the latest backlog rows: a held row can only repeat a change made after this
@@ -261,19 +269,34 @@ class Subscription:
     # -- the subscriber's side
 
     async def next(self) -> list[Item]:
-        """Everything queued, waiting for at least one item; raises Closed when ended."""
+        """Everything queued, waiting for at least one item (idle while it waits); raises
+        Closed when ended."""
         while not self.queue:
             if self.closed:
                 raise self.closed
             self._waiter = asyncio.get_running_loop().create_future()
-            await self._waiter
+            self._idle = True
+            try:
+                await self._waiter
+            finally:
+                self._idle = False
         return self.take()
 
     def take(self) -> list[Item]:
-        """Everything queued, without waiting."""
+        """Everything queued, without waiting. Having taken something, the subscriber is
+        busy with it until it is ``idle()`` or waits in ``next()``."""
         items, self.queue = self.queue, []
+        if items:
+            self._idle = False
         self._make_room()
         return items
+
+    def idle(self) -> None:
+        """The subscriber has written all it took: it takes what arrives at once, however
+        much (``on_ready`` is called for it)."""
+        self._idle = True
+        if self.queue:
+            self._wake()
 
 
 class Upstream:

@@ -36,7 +36,8 @@ class Collector:
     async def wait_for(self, ids: set[str], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while not ids <= set(self.ids) and time.monotonic() < deadline:
-            assert not self.task.done(), f"closed: {self.ws.close_code} {self.ws.close_reason}"
+            closed = self.task.done() or self.ws.close_code is not None
+            assert not closed, f"closed: {self.ws.close_code} {self.ws.close_reason}"
             await asyncio.sleep(0.05)
 
     def close(self) -> None:
@@ -223,6 +224,144 @@ async def test_1000_subscribers_all_receive_a_burst_of_200_changes(start_settee,
     assert_same_changes_in_the_same_order(subscribers, ids)
     for subscriber in subscribers:
         subscriber.close()
+
+
+class PromptReader:
+    """A WebSocket subscriber that reads all that has arrived whenever it can, and answers
+    pings: a raw client, light enough that a hundred in the test's own process keep up
+    with a burst of a million frames (Tornado's client parses frame by frame)."""
+
+    def __init__(self, settee, db: str, query: str = "&since=now") -> None:
+        self.url, self.path = settee.url, f"/{db}/_changes?feed=websocket{query}"
+        self.auth_lines = settee.auth_lines
+        self.ids: list[str] = []
+        self.close_code: int | None = None
+
+    async def connect(self) -> PromptReader:
+        host, port = self.url.removeprefix("http://").split(":")
+        self.reader, self.writer = await asyncio.open_connection(host, int(port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.writer.write(
+            f"GET {self.path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n{self.auth_lines}"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101"), head[:200]
+        self.task = asyncio.ensure_future(self._read())
+        return self
+
+    async def _read(self) -> None:
+        buffer = bytearray()
+        while chunk := await self.reader.read(1 << 20):
+            buffer += chunk
+            used = self._frames(buffer)
+            del buffer[:used]
+
+    def _frames(self, buffer: bytearray) -> int:
+        """Handle the whole frames at the start of ``buffer``; how many bytes they took."""
+        offset = 0
+        while len(buffer) - offset >= 2:
+            opcode, length, start = buffer[offset] & 0x0F, buffer[offset + 1] & 0x7F, offset + 2
+            if length == 126:
+                (length,), start = struct.unpack_from("!H", buffer, start), start + 2
+            elif length == 127:
+                (length,), start = struct.unpack_from("!Q", buffer, start), start + 8
+            if len(buffer) < start + length:
+                break
+            payload, offset = bytes(buffer[start : start + length]), start + length
+            if opcode == 1:
+                frame = ujson.loads(payload)
+                rows = frame if isinstance(frame, list) else [frame]
+                self.ids += [row["id"] for row in rows if "id" in row]
+            elif opcode == 9:  # a ping: a client's pong is masked (with zeros, here)
+                self.writer.write(struct.pack("!BB", 0x8A, 0x80 | length) + bytes(4) + payload)
+            elif opcode == 8:
+                self.close_code = struct.unpack_from("!H", payload)[0]
+        return offset
+
+    async def wait_for(self, ids: set[str], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not ids <= set(self.ids) and time.monotonic() < deadline:
+            assert self.close_code is None and not self.task.done(), f"closed: {self.close_code}"
+            await asyncio.sleep(0.05)
+
+    def close(self) -> None:
+        self.writer.close()
+        self.task.cancel()
+
+
+async def prompt_readers(settee, db: str, count: int) -> list[PromptReader]:
+    return list(await asyncio.gather(*(PromptReader(settee, db).connect() for _ in range(count))))
+
+
+class ContinuousReader:
+    """An HTTP ``feed=continuous`` subscriber that reads every line as it comes."""
+
+    def __init__(self, settee, db: str) -> None:
+        self.ids: list[str] = []
+        self._rest = b""
+        path = f"/{db}/_changes?feed=continuous&since=now"
+        self.request = asyncio.ensure_future(
+            settee.fetch("GET", path, streaming_callback=self._take, request_timeout=0)
+        )
+
+    def _take(self, chunk: bytes) -> None:
+        *lines, self._rest = (self._rest + chunk).split(b"\n")
+        rows = [ujson.loads(line) for line in lines if line.strip()]
+        self.ids += [row["id"] for row in rows if "id" in row]
+
+    async def wait_for(self, ids: set[str], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not ids <= set(self.ids) and time.monotonic() < deadline:
+            assert not self.request.done(), "the feed ended"
+            await asyncio.sleep(0.05)
+
+    def close(self) -> None:
+        self.request.cancel()
+
+
+async def until_subscribed(settee, count: int) -> None:
+    deadline = time.monotonic() + 10
+    while settee.hub.subscribers < count and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert settee.hub.subscribers == count
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_a_burst_larger_than_the_buffer_reaches_readers_whole(start_settee, db_name, bdb):
+    """One upstream read of more rows than ``subscriber_buffer`` is no slow consumer: the
+    limit is on what a socket could not take, and these sockets take everything at once."""
+    settee = start_settee(subscriber_buffer=20)
+    readers = await prompt_readers(settee, db_name, 10)
+    continuous = [ContinuousReader(settee, db_name) for _ in range(2)]
+    await until_subscribed(settee, 12)
+    ids = [f"burst-{n:04d}" for n in range(3_000)]
+    await asyncio.to_thread(bdb.bulk_docs, [{"_id": doc_id} for doc_id in ids])
+    for reader in [*readers, *continuous]:
+        await reader.wait_for(set(ids), timeout=60)
+    assert_same_changes_in_the_same_order(readers, ids)
+    assert all(sorted(reader.ids) == sorted(ids) for reader in continuous)
+    assert settee.hub.stats.slow_consumer_closes == 0
+    for reader in [*readers, *continuous]:
+        reader.close()
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_a_10000_document_bulk_write_reaches_100_subscribers_whole(
+    start_settee, db_name, bdb
+):
+    settee = start_settee()
+    readers = await prompt_readers(settee, db_name, 100)
+    await until_subscribed(settee, 100)
+    ids = [f"bulk-{n:05d}" for n in range(10_000)]
+    await asyncio.to_thread(bdb.bulk_docs, [{"_id": doc_id} for doc_id in ids])
+    for reader in readers:
+        await reader.wait_for(set(ids), timeout=60)
+    assert_same_changes_in_the_same_order(readers, ids)
+    assert settee.hub.stats.slow_consumer_closes == 0
+    for reader in readers:
+        reader.close()
 
 
 @pytest.mark.gen_test(timeout=120)

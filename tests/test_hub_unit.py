@@ -87,6 +87,41 @@ async def test_a_subscriber_that_falls_behind_is_closed_as_slow():
 
 
 @pytest.mark.gen_test
+async def test_the_limit_is_on_what_a_subscriber_failed_to_take_not_on_a_batch():
+    """An idle subscriber is handed a batch of any size; rows count towards the limit only
+    while it is busy with what it took."""
+    subscription = Subscription("websocket", 3, HubStats())
+    taken: list[list] = []
+    subscription.on_ready = lambda: taken.append(subscription.take())  # and stays busy
+    subscription.idle()
+    subscription.go_live(0)
+    subscription.idle()  # its socket took the caught-up marker
+    subscription.offer([(row(f"d{n}", "1-a", n), b"frame") for n in range(50)])
+    assert subscription.closed is None
+    assert [len(items) for items in taken] == [1, 50]
+    subscription.offer([(row(f"e{n}", "1-a", n), b"late") for n in range(3)])
+    assert subscription.closed is None and len(subscription.queue) == 3  # waiting for it
+    subscription.idle()  # its socket drained: it takes them
+    assert taken[-1] == [b"late"] * 3
+    subscription.offer([(row(f"f{n}", "1-a", n), b"too many") for n in range(4)])
+    assert subscription.closed == SLOW_CONSUMER
+
+
+@pytest.mark.gen_test
+async def test_a_subscriber_waiting_in_next_takes_a_batch_of_any_size():
+    subscription = Subscription("continuous", 3, HubStats())
+    subscription.go_live(0)
+    assert ids(await subscription.next()) == [0]
+    waiting = asyncio.ensure_future(subscription.next())
+    await asyncio.sleep(0)
+    subscription.offer([(row(f"d{n}", "1-a", n), b"frame") for n in range(50)])
+    subscription.offer([(row(f"e{n}", "1-a", n), b"frame") for n in range(50)])  # same turn
+    assert len(await waiting) == 100
+    subscription.offer([(row(f"f{n}", "1-a", n), b"frame") for n in range(4)])  # busy writing
+    assert subscription.closed == SLOW_CONSUMER
+
+
+@pytest.mark.gen_test
 async def test_the_backlog_waits_for_room_instead_of_overflowing():
     subscription = Subscription("websocket", 2, HubStats())
     await subscription.backlog([(row(f"d{n}", "1-a", n), b"f") for n in range(2)])
@@ -153,7 +188,13 @@ def test_a_rows_frame_is_built_once_for_all_subscribers():
 async def test_a_pushed_subscriber_is_told_once_per_batch_not_per_row():
     subscription = Subscription("websocket", 100, HubStats())
     taken: list[list] = []
-    subscription.on_ready = lambda: taken.append(subscription.take())
+
+    def write_at_once() -> None:
+        taken.append(subscription.take())
+        subscription.idle()  # its socket took it all
+
+    subscription.on_ready = write_at_once
+    subscription.idle()
     subscription.go_live(0)
     subscription.offer([(row(f"d{n}", "1-a", n), f"f{n}".encode()) for n in range(3)])
     assert ids(taken[0]) == [0]  # the caught-up marker, told on its own

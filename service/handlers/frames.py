@@ -64,10 +64,11 @@ def marker(caught_up: CaughtUp) -> bytes:
 class FramePump:
     """Writes a subscription's rows to a WebSocket's stream, as they arrive.
 
-    While the socket takes what it is given, each batch the hub offers is written at once.
-    While it is busy, rows wait in the subscription's bounded queue (where the hub closes a
-    subscriber that falls too far behind) and go out in one write when it drains. With
-    ``latency`` > 0, the rows of each ``latency`` seconds go out as one array frame.
+    While the socket takes what it is given, the pump is idle and each batch the hub offers
+    is written at once, however large. While the socket has not taken all of a write, rows
+    wait in the subscription's bounded queue (where the hub closes a subscriber that lets
+    too many pile up) and go out in one write when it drains. With ``latency`` > 0, the rows
+    of each ``latency`` seconds go out as one array frame.
     """
 
     __slots__ = ("_busy", "_direct", "latency", "stats", "stream", "subscription")
@@ -86,8 +87,7 @@ class FramePump:
         self._busy = False  # a write the socket has not taken, or a latency wait
         self._direct = type(stream) is iostream.IOStream  # a plain socket (no TLS)
         subscription.on_ready = self.ready
-        if subscription.queue:
-            self.ready()
+        subscription.idle()
 
     def ready(self) -> None:
         """The subscription has rows: write them now, or when the socket or latency allows."""
@@ -115,6 +115,7 @@ class FramePump:
             except OSError:  # BlockingIOError, or an error the stream reports as it closes
                 sent = 0
             if sent == len(data):
+                self.subscription.idle()
                 return
             data = data[sent:]
         try:
@@ -124,8 +125,10 @@ class FramePump:
         if stream.writing():
             self._busy = True
             written.add_done_callback(self._drained)
+        else:
+            self.subscription.idle()
 
     def _drained(self, written: Future) -> None:
         self._busy = False
-        if self.subscription.queue and not self.stream.closed():
-            self.ready()
+        if not self.stream.closed():
+            self.subscription.idle()
