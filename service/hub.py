@@ -112,12 +112,32 @@ class HubFull(Exception):
 
 
 class Closed(Exception):
-    """The subscription was ended by the hub; ``reason`` says why."""
+    """The subscription was ended by the hub; ``reason`` says why, ``code`` as a WebSocket
+    close code.
+
+    ``SLOW_CONSUMER`` and the like name a kind of close, and are never raised: a subscription
+    is closed with an exception of its own, and each raise is of a fresh one (``again()``).
+    One instance raised again and again keeps every raise's frames in its traceback, and
+    with them every handler it was raised to. A close is of a kind when it equals it (the same
+    code and reason): ``closed == SLOW_CONSUMER``.
+    """
 
     def __init__(self, reason: str, code: int) -> None:
         super().__init__(reason)
         self.reason = reason
         self.code = code
+
+    def again(self) -> Closed:
+        """A fresh exception of the same kind, without a traceback."""
+        return type(self)(self.reason, self.code)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Closed):
+            return NotImplemented
+        return (self.code, self.reason) == (other.code, other.reason)
+
+    def __hash__(self) -> int:
+        return hash((self.code, self.reason))
 
 
 SLOW_CONSUMER = Closed("slow consumer", 4008)
@@ -245,15 +265,15 @@ class Subscription:
     def close(self, reason: Closed) -> None:
         if self.closed:
             return
-        self.closed = reason
+        self.closed = reason.again()
         self.queue.clear()
         self._held = None
-        if reason is SLOW_CONSUMER:
+        if reason == SLOW_CONSUMER:
             self._stats.slow_consumer_closes += 1
         self._make_room()
         self._wake()
         if self.on_close is not None:
-            self.on_close(reason)
+            self.on_close(self.closed)
 
     def _wake(self) -> None:
         if self.on_ready is not None:
@@ -273,7 +293,7 @@ class Subscription:
         Closed when ended."""
         while not self.queue:
             if self.closed:
-                raise self.closed
+                raise self.closed.again()
             self._waiter = asyncio.get_running_loop().create_future()
             self._idle = True
             try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import os
 import resource
 import socket
@@ -14,7 +15,9 @@ import pytest
 import ujson
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
-from service.couch import blocking
+from service.couch import Couch, blocking
+from service.handlers.changes import ChangesHandler
+from service.hub import Closed, Hub, Subscription
 from tests.faults import FAULTS, Writer, run_faults
 
 
@@ -394,3 +397,81 @@ async def test_a_stalled_continuous_feed_is_ended_and_the_others_go_on(start_set
     stalled.close()
     for reader in readers:
         reader.close()
+
+
+class FeedReader:
+    """Stands for an HTTP feed's handler: takes what the hub has, is busy writing it until
+    ``written`` is set (a socket that stopped taking), and learns of its close from next()."""
+
+    def __init__(self, hub: Hub, db: str) -> None:
+        self.hub, self.db = hub, db
+        self.busy = asyncio.Event()
+        self.code: int | None = None
+
+    async def run(self, written: asyncio.Event) -> None:
+        async with self.hub.subscribe(self.db, since="now", kind="continuous") as subscription:
+            try:
+                while True:
+                    await subscription.next()
+                    self.busy.set()
+                    await written.wait()
+            except Closed as closed:
+                self.code = closed.code
+
+
+def alive(kind: type) -> int:
+    gc.collect()
+    return sum(1 for thing in gc.get_objects() if isinstance(thing, kind))
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_subscribe_and_slow_consumer_close_cycles_leave_no_objects_behind(
+    server_url, db_name, bdb
+):
+    """1,000 subscriptions closed as slow consumers, each told by an exception it catches:
+    none of them, nor what caught it, stays alive (an exception raised again keeps the
+    frames of every raise)."""
+    counts = []
+    async with Couch(server_url) as couch:
+        hub = Hub(couch, queue_limit=1)
+        for round in range(20):
+            written = asyncio.Event()
+            readers = [FeedReader(hub, db_name) for _ in range(50)]
+            running = [asyncio.ensure_future(reader.run(written)) for reader in readers]
+            for reader in readers:  # each took its caught-up marker and is writing it
+                await asyncio.wait_for(reader.busy.wait(), 10)
+            closes = hub.stats.slow_consumer_closes
+            docs = [{"_id": f"r{round}-{n}"} for n in range(2)]
+            await asyncio.to_thread(bdb.bulk_docs, docs)
+            deadline = time.monotonic() + 10
+            while hub.stats.slow_consumer_closes < closes + 50 and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            written.set()
+            await asyncio.wait_for(asyncio.gather(*running), 10)
+            assert {reader.code for reader in readers} == {4008}
+            del readers, running, reader
+            counts.append((alive(FeedReader), alive(Subscription)))
+        hub.close()
+        await hub.wait_closed()
+    assert hub.stats.slow_consumer_closes == 1_000
+    assert counts[-1] == counts[0], f"objects kept alive: {counts}"
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_feeds_ended_with_their_database_leave_no_handlers_behind(settee, bcouch, backend):
+    """Every subscriber of a deleted database is told by an exception: each its own, so no
+    handler stays alive in the traceback of another's."""
+    if backend == "pouchdb":
+        pytest.skip("pouchdb-server keeps a deleted database's continuous feed open")
+    counts = []
+    for round in range(10):
+        name = f"test-gone-{round}-{time.monotonic_ns()}"
+        bcouch.create(name)
+        readers = [ContinuousReader(settee, name) for _ in range(10)]
+        await until_subscribed(settee, 10)
+        await asyncio.to_thread(bcouch.delete, name)
+        await asyncio.wait_for(asyncio.gather(*(reader.request for reader in readers)), 30)
+        assert all(reader.request.result().code == 200 for reader in readers)
+        del readers
+        counts.append((alive(ChangesHandler), alive(Subscription)))
+    assert counts[-1] == counts[0], f"objects kept alive: {counts}"

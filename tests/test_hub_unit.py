@@ -77,7 +77,7 @@ async def test_a_subscriber_that_falls_behind_is_closed_as_slow():
     subscription.on_close = told.append
     subscription.go_live(0)
     subscription.offer([(row(f"d{n}", "1-a", n), b"frame") for n in range(4)])
-    assert subscription.closed is SLOW_CONSUMER
+    assert subscription.closed == SLOW_CONSUMER
     assert told == [SLOW_CONSUMER]  # a subscriber stuck writing is told at once
     assert not subscription.queue
     assert stats.slow_consumer_closes == 1
@@ -119,6 +119,22 @@ async def test_a_subscriber_waiting_in_next_takes_a_batch_of_any_size():
     assert len(await waiting) == 100
     subscription.offer([(row(f"f{n}", "1-a", n), b"frame") for n in range(4)])  # busy writing
     assert subscription.closed == SLOW_CONSUMER
+
+
+@pytest.mark.gen_test
+async def test_each_close_and_each_raise_is_an_exception_of_its_own():
+    """A kind of close (SLOW_CONSUMER) is never raised itself: a raised exception keeps the
+    frames it went through, and raised again it would keep those of every raise."""
+    subscription = Subscription("continuous", 3, HubStats())
+    subscription.close(SLOW_CONSUMER)
+    assert subscription.closed == SLOW_CONSUMER and subscription.closed is not SLOW_CONSUMER
+    raised = []
+    for _ in range(2):
+        with pytest.raises(Closed) as caught:
+            await subscription.next()
+        raised.append(caught.value)
+    assert raised[0] is not raised[1] and raised[0] == raised[1] == SLOW_CONSUMER
+    assert SLOW_CONSUMER.__traceback__ is None and subscription.closed.__traceback__ is None
 
 
 @pytest.mark.gen_test

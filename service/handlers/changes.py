@@ -304,7 +304,7 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
                         last_seq = last_seq if written is None else written
                     await self.flush()
         except Closed as closed:
-            if closed is SLOW_CONSUMER:
+            if closed == SLOW_CONSUMER:
                 return  # the connection was closed (below): nothing more can be sent
         except iostream.StreamClosedError:
             return
@@ -321,7 +321,7 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
     def _hang_up_if_slow(self, closed: Closed) -> None:
         """A slow consumer's feed ends by closing the socket: it is not reading, so a closing
         line would wait behind what it has not read; the pending flush fails, and ends it."""
-        if closed is SLOW_CONSUMER:
+        if closed == SLOW_CONSUMER:
             self.request.connection.close()
 
     def _write_rows(self, items: list[Item], eventsource: bool) -> Any:
