@@ -266,10 +266,12 @@ class PromptReader:
         offset = 0
         while len(buffer) - offset >= 2:
             opcode, length, start = buffer[offset] & 0x0F, buffer[offset + 1] & 0x7F, offset + 2
-            if length == 126:
-                (length,), start = struct.unpack_from("!H", buffer, start), start + 2
-            elif length == 127:
-                (length,), start = struct.unpack_from("!Q", buffer, start), start + 8
+            extended = {126: "!H", 127: "!Q"}.get(length)
+            if extended:
+                if len(buffer) < start + struct.calcsize(extended):
+                    break
+                (length,) = struct.unpack_from(extended, buffer, start)
+                start += struct.calcsize(extended)
             if len(buffer) < start + length:
                 break
             payload, offset = bytes(buffer[start : start + length]), start + length
@@ -468,7 +470,9 @@ async def test_feeds_ended_with_their_database_leave_no_handlers_behind(settee, 
         name = f"test-gone-{round}-{time.monotonic_ns()}"
         bcouch.create(name)
         readers = [ContinuousReader(settee, name) for _ in range(10)]
-        await until_subscribed(settee, 10)
+        await asyncio.to_thread(bcouch[name].save, {"_id": "followed"})
+        for reader in readers:
+            await reader.wait_for({"followed"}, timeout=10)
         await asyncio.to_thread(bcouch.delete, name)
         await asyncio.wait_for(asyncio.gather(*(reader.request for reader in readers)), 30)
         assert all(reader.request.result().code == 200 for reader in readers)
