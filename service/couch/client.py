@@ -222,6 +222,11 @@ class Couch:
         return (yield Request("DELETE", db_path(name))).json()
 
     @operation
+    def session(self) -> Flow:
+        """Who the server takes this client for: ``{"ok", "userCtx": {"name", "roles"}}``."""
+        return (yield Request("GET", "/_session")).json()
+
+    @operation
     def tasks(self) -> Flow:
         """The tasks the server is running (``_active_tasks``)."""
         return (yield Request("GET", "/_active_tasks")).json()
