@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from .policy import Policy
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "settee.toml"
 
@@ -51,6 +54,10 @@ class Settings:
     cors_origins: tuple[str, ...] = _setting(
         (), "origins allowed to call settee from a browser (comma-separated; * for any)"
     )
+    databases: tuple[str, ...] = _setting(
+        (), "the only databases exposed (comma-separated; empty: every one CouchDB allows)"
+    )
+    read_only: bool = _setting(False, "refuse every request that would change something")
     log_level: str = _setting("info", "debug, info, warning or error")
     shutdown_grace: float = _setting(10.0, "seconds to let in-flight requests finish after SIGTERM")
     max_subscribers: int = _setting(
@@ -98,6 +105,10 @@ class Settings:
         if shown["couch_password"]:
             shown["couch_password"] = "***"
         return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+
+    @functools.cached_property
+    def policy(self) -> Policy:
+        return Policy(self.databases, self.read_only)
 
     @property
     def couch_auth(self) -> tuple[str, str] | None:

@@ -182,6 +182,7 @@ class ApiHandler(web.RequestHandler):
         self.in_flight.enter()
         self._counted = True
         method = self.request.method or ""
+        self.config.policy.check(method, self.request.path)
         allowed = self.couchdb_methods
         if allowed and method != "OPTIONS" and method not in allowed.split(","):
             raise HTTPError("method_not_allowed", f"Only {allowed} allowed", status=405)
