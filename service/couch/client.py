@@ -25,7 +25,7 @@ from .conflicts import (
     fetch_current,
     save_bulk,
 )
-from .documents import Document, View
+from .documents import View
 from .errors import Conflict, NotFound
 from .protocol import (
     JSON_TYPE,
@@ -368,8 +368,7 @@ class Database:
         """
         if not isinstance(id_or_ids, list | tuple):
             path = doc_path(self.name, id_or_ids)
-            response = yield Request("GET", path, encode_options(options))
-            return Document(response.json())
+            return (yield Request("GET", path, encode_options(options))).json()
         ids = [validate_doc_id(doc_id) for doc_id in id_or_ids]
         view = yield from self._view("_all_docs", {**options, "include_docs": True, "keys": ids})
         return [row.doc for row in view]

@@ -6,6 +6,7 @@ objects and receive ``Response`` objects; a transport from ``transport`` sends t
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from urllib.parse import quote, urlencode
 import ijson
 import ujson
 
+from .documents import Document
 from .errors import BadRequest, exception_for
 
 JSON_TYPE = "application/json"
@@ -66,8 +68,15 @@ def encode_json(value: Any) -> bytes:
         raise BadRequest("bad_request", f"not JSON-serialisable: {exc}") from exc
 
 
+# Every JSON object in an answer becomes a Document, as corduroy's decoder made them: its keys
+# read as attributes at any depth (``changes.results[0].doc.title``). The standard library's C
+# decoder calls the hook per object; ujson, which encodes, has no hook.
+_DECODER = json.JSONDecoder(object_hook=Document)
+
+
 def decode_json(data: bytes | str) -> Any:
-    return ujson.loads(data)
+    """Decode UTF-8 JSON; every object in it becomes a Document."""
+    return _DECODER.decode(data if isinstance(data, str) else data.decode())
 
 
 def json_body(value: Any) -> tuple[bytes, dict[str, str]]:
@@ -225,7 +234,7 @@ class RowParser:
 
     def __init__(self) -> None:
         self._rows = ijson.sendable_list()
-        self._parser = ijson.items_coro(self._rows, "rows.item", use_float=True)
+        self._parser = ijson.items_coro(self._rows, "rows.item", use_float=True, map_type=Document)
 
     def feed(self, chunk: bytes) -> list[dict[str, Any]]:
         self._parser.send(chunk)

@@ -1,0 +1,102 @@
+"""Where settee's client answers as corduroy did, checked on a real server.
+
+Every JSON answer reads by attribute as well as by key, at any depth; ``copy`` answers
+``{id, rev}`` whatever the backend says; list-valued options go out as JSON; an
+``all_or_nothing`` save keeps each document's reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from service.couch import Document
+
+
+def _documents_all_the_way_down(value) -> bool:
+    """Whether every JSON object in ``value`` is a Document."""
+    if isinstance(value, dict):
+        return type(value) is Document and all(map(_documents_all_the_way_down, value.values()))
+    if isinstance(value, list):
+        return all(map(_documents_all_the_way_down, value))
+    return True
+
+
+# -- 1. JSON answers read by attribute, nested objects too
+
+
+@pytest.mark.gen_test
+async def test_server_answers_read_by_attribute(couch):
+    info = await couch.info()
+    assert isinstance(info.version, str)
+    assert _documents_all_the_way_down(info)
+    assert isinstance((await couch.stats()), Document)
+
+
+@pytest.mark.gen_test
+async def test_changes_read_by_attribute_down_to_each_row(db):
+    await db.save([{"_id": "a", "x": 1}, {"_id": "b", "x": 2}])
+    changes = await db.changes(include_docs=True)
+    assert changes.last_seq is not None
+    assert sorted(row.id for row in changes.results) == ["a", "b"]
+    first = changes.results[0]
+    assert first.changes[0].rev == first.doc._rev
+    # by key too: the objects inside are Documents whichever way they are reached
+    assert changes["results"][1]["changes"][0].rev.startswith("1-")
+    assert _documents_all_the_way_down(changes)
+
+
+@pytest.mark.gen_test
+async def test_documents_read_by_attribute_inside_lists(db):
+    await db.save({"_id": "album", "tracks": [{"title": "So What", "credits": [{"n": "Miles"}]}]})
+    album = await db.get("album")
+    assert album.tracks[0].title == "So What"
+    assert album["tracks"][0]["credits"][0].n == "Miles"
+    assert _documents_all_the_way_down(album)
+    (many,) = await db.get(["album"])
+    assert many.tracks[0].credits[0].n == "Miles"
+
+
+@pytest.mark.gen_test
+async def test_database_info_security_and_bulk_answers_read_by_attribute(db):
+    assert (await db.info()).db_name == db.name
+    await db.security({"admins": {"names": ["alice"], "roles": []}})
+    assert (await db.security()).admins.names == ["alice"]
+    answer = await db.bulk_docs([{"_id": "p"}, {"_id": "q"}])
+    assert [row.id for row in answer] == ["p", "q"] and answer[0].rev.startswith("1-")
+    deleted = await db.delete({"_id": "p", "_rev": answer[0].rev})
+    assert deleted.ok is True
+
+
+@pytest.mark.gen_test
+async def test_view_rows_values_and_streamed_rows_read_by_attribute(db):
+    await db.save([{"_id": "a"}, {"_id": "b"}])
+    view = await db.view("_all_docs")
+    assert view[0].value.rev.startswith("1-")
+    streamed = [row async for row in db.iterview("_all_docs")]
+    assert streamed[1].value.rev.startswith("1-")
+
+
+@pytest.mark.gen_test
+async def test_continuous_feed_rows_read_by_attribute(db):
+    received = []
+    feed = db.changes(
+        feed="continuous", since=0, latency=0, callback=lambda s, r: received.extend(r)
+    )
+    try:
+        await db.save({"_id": "fed"})
+        deadline = asyncio.get_running_loop().time() + 10
+        while not received:
+            assert asyncio.get_running_loop().time() < deadline, "no change arrived"
+            await asyncio.sleep(0.02)
+        assert received[0].id == "fed" and received[0].changes[0].rev.startswith("1-")
+    finally:
+        feed.stop()
+
+
+def test_blocking_answers_read_by_attribute(bdb):
+    bdb.save({"_id": "a", "list": [{"k": "v"}]})
+    assert bdb.info().doc_count == 1
+    assert bdb.get("a").list[0].k == "v"
+    assert bdb.changes().results[0].id == "a"
