@@ -132,3 +132,44 @@ async def test_copy_to_an_id_that_needs_quoting(db, backend):
     for dest in dests:
         copied = await db.copy("src", dest)
         assert copied.id == dest and (await db.get(dest)).v == 1
+
+
+# -- 3. list-valued options go out as JSON
+
+
+@pytest.mark.gen_test
+async def test_atts_since_sends_only_attachments_newer_than_the_revs_given(db, backend):
+    doc = {"_id": "att"}
+    await db.save(doc)
+    before = doc["_rev"]
+    await db.put_attachment(doc, b"data", "a.txt", "text/plain")
+    newer = await db.get("att", atts_since=[before])
+    if backend == "couchdb":
+        assert newer._attachments["a.txt"].data == "ZGF0YQ=="
+    else:  # pouchdb-server ignores atts_since: stubs unless attachments=true
+        assert newer._attachments["a.txt"].stub is True
+    same = await db.get("att", atts_since=(doc["_rev"],))
+    assert same._attachments["a.txt"].stub is True
+
+
+@pytest.mark.gen_test
+async def test_open_revs_as_a_list_or_all(db):
+    doc = {"_id": "o", "v": 1}
+    await db.save(doc)
+    first = doc["_rev"]
+    await db.save(doc)
+    revs = await db.get("o", open_revs=[first, doc["_rev"]])
+    assert sorted(answer.ok._rev for answer in revs) == sorted([first, doc["_rev"]])
+    (leaf,) = await db.get("o", open_revs="all")
+    assert leaf.ok._rev == doc["_rev"]
+
+
+@pytest.mark.gen_test
+async def test_list_and_object_options_are_json_wherever_they_go(db):
+    await db.save([{"_id": "a"}, {"_id": "b"}, {"_id": "c"}])
+    by_id = await db.changes(filter="_doc_ids", doc_ids=("a", "c"))
+    assert sorted(row.id for row in by_id.results) == ["a", "c"]
+    keyed = await db.view("_all_docs", keys=("c", "a"))
+    assert [row.id for row in keyed] == ["c", "a"]
+    ranged = await db.view("_all_docs", startkey=["a"][0], endkey="b")
+    assert [row.id for row in ranged] == ["a", "b"]

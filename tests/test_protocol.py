@@ -112,6 +112,15 @@ def test_view_options_are_encoded_as_couchdb_expects():
     }
 
 
+def test_list_and_dict_options_are_json_whatever_their_name():
+    assert encode_options(
+        {"atts_since": ["1-a", "2-b"], "open_revs": ("1-a",), "filter_args": {"k": 1}}
+    ) == {"atts_since": '["1-a","2-b"]', "open_revs": '["1-a"]', "filter_args": '{"k":1}'}
+    assert encode_options({"open_revs": "all", "rev": "1-a"}) == {"open_revs": "all", "rev": "1-a"}
+    plain = encode_options({"key": "k", "n": 2, "flag": False}, json_options=frozenset())
+    assert plain == {"key": "k", "n": "2", "flag": "false"}
+
+
 def test_query_strings_quote_spaces_as_percent_20():
     assert Request("GET", "/db/_all_docs", {"key": '"a b"'}).target == (
         "/db/_all_docs?key=%22a%20b%22"

@@ -650,7 +650,8 @@ class Database:
     ) -> Flow:
         """Call update handler ``name`` (``"ddoc/fn"``), on document ``id`` if given.
 
-        A dict body is form-encoded, a string sent as is; other keywords go in the query string.
+        A dict body is form-encoded, a string sent as is; other keywords go in the query string
+        (strings as they are, booleans as true/false, lists and dicts as JSON).
         """
         path = design_path(self.name, name, "_update")
         method = "POST"
@@ -665,9 +666,8 @@ class Database:
         elif body is not None:
             data = body.encode()
             headers["Content-Type"] = "text/plain"
-        response = yield Request(
-            method, path, {k: str(v) for k, v in options.items()}, headers, data
-        )
+        query = encode_options(options, json_options=frozenset())
+        response = yield Request(method, path, query, headers, data)
         return _function_result(response)
 
     # -- changes and replication

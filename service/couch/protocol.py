@@ -26,7 +26,9 @@ URL_SAFE = re.compile(r"[A-Za-z0-9_.~-]+\Z")  # what quote() leaves as it is
 SYSTEM_DBS = frozenset({"_users", "_replicator", "_global_changes"})
 RESERVED_ID_PREFIXES = ("_design/", "_local/")
 
-# View options whose values CouchDB expects as JSON in the query string.
+# Options whose values CouchDB reads as JSON in the query string, even when they are strings
+# (``key="a"`` goes out as ``key=%22a%22``). Any other option given a list, tuple or dict
+# (``atts_since``, ``open_revs``, ...) goes out as JSON too; ``open_revs="all"`` stays a word.
 JSON_OPTIONS = frozenset({"key", "keys", "startkey", "endkey", "start_key", "end_key", "doc_ids"})
 
 
@@ -162,17 +164,20 @@ def view_path(db: str, name: str) -> str:
     return design_path(db, name, "_view")
 
 
-def encode_options(options: Mapping[str, Any]) -> dict[str, str]:
-    """Query-string values for view and changes options, as CouchDB expects them.
+def encode_options(
+    options: Mapping[str, Any], json_options: frozenset[str] = JSON_OPTIONS
+) -> dict[str, str]:
+    """Query-string values for document, view and changes options, as CouchDB expects them.
 
-    JSON-valued options (key, startkey, ...) are JSON-encoded; booleans are ``true``/``false``;
-    everything else is sent as its string form. Options set to None are left out.
+    ``json_options`` (key, startkey, ...) and every list, tuple or dict are JSON-encoded;
+    booleans are ``true``/``false``; everything else is sent as its string form. Options set
+    to None are left out.
     """
     query: dict[str, str] = {}
     for name, value in options.items():
         if value is None:
             continue
-        if name in JSON_OPTIONS:
+        if name in json_options or isinstance(value, list | tuple | dict):
             query[name] = encode_json(value).decode()
         elif isinstance(value, bool):
             query[name] = "true" if value else "false"
