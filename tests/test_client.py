@@ -233,12 +233,6 @@ async def test_bulk_save_and_get_many_in_order_with_none_for_missing(db):
 
 
 @pytest.mark.gen_test
-async def test_bulk_save_all_or_nothing_is_accepted(db, backend):
-    result = await db.save([{"_id": "p"}, {"_id": "q"}], all_or_nothing=True)
-    assert set(result.resolved) | set(result.pending) == {"p", "q"}
-
-
-@pytest.mark.gen_test
 async def test_get_options_revs_revs_info_conflicts(db):
     doc = {"_id": "r"}
     await db.save(doc)

@@ -11,7 +11,7 @@ import asyncio
 
 import pytest
 
-from service.couch import Document
+from service.couch import Document, HTTPError
 
 
 def _documents_all_the_way_down(value) -> bool:
@@ -173,3 +173,47 @@ async def test_list_and_object_options_are_json_wherever_they_go(db):
     assert [row.id for row in keyed] == ["c", "a"]
     ranged = await db.view("_all_docs", startkey=["a"][0], endkey="b")
     assert [row.id for row in ranged] == ["a", "b"]
+
+
+# -- 4. all_or_nothing keeps each document's reason
+
+
+@pytest.mark.gen_test
+async def test_all_or_nothing_save_keeps_each_documents_reason(db, backend):
+    await db.save({"_id": "a"})
+    docs = [{"_id": "a"}, {"_id": "b", "v": 1}]
+    result = await db.save(docs, all_or_nothing=True)
+    if backend == "couchdb":
+        # CouchDB 3 refuses all_or_nothing outright (417): nothing is written, and each
+        # document says why.
+        assert result.resolved == {}
+        assert {doc_id: (p["error"], p["reason"]) for doc_id, p in result.pending.items()} == {
+            "a": ("not_implemented", "all_or_nothing is not supported"),
+            "b": ("not_implemented", "all_or_nothing is not supported"),
+        }
+        assert result.pending["b"]["doc"] is docs[1] and "_rev" not in docs[1]
+        assert await db.get(["b"]) == [None]
+    else:  # pouchdb-server ignores the flag: each document is written or refused alone
+        assert result.pending["a"]["error"] == "conflict"
+        assert result.resolved == {"b": docs[1]} and docs[1]["_rev"].startswith("1-")
+
+
+@pytest.mark.gen_test
+async def test_all_or_nothing_with_force_leaves_what_is_not_a_conflict_pending(db, backend):
+    result = await db.save([{"_id": "c"}], all_or_nothing=True, force=True)
+    if backend == "couchdb":
+        assert result.pending["c"]["error"] == "not_implemented" and not result.resolved
+    else:
+        assert set(result.resolved) == {"c"}
+
+
+def test_blocking_all_or_nothing_and_bulk_docs_carry_the_answer(bdb, backend):
+    result = bdb.save([{"_id": "x"}], all_or_nothing=True)
+    if backend == "couchdb":
+        assert result.pending["x"]["reason"] == "all_or_nothing is not supported"
+        with pytest.raises(HTTPError) as refused:
+            bdb.bulk_docs([{"_id": "y"}], all_or_nothing=True)
+        assert refused.value.status == 417 and refused.value.error == "not_implemented"
+        assert refused.value.response[0].id == "y"
+    else:
+        assert set(result.resolved) == {"x"}

@@ -148,6 +148,15 @@ def test_error_responses_map_to_one_table():
     assert isinstance(exc, NotFound) and isinstance(exc, KeyError)
     assert (exc.status, exc.error, exc.reason) == (404, "not_found", "missing")
     assert str(exc) == "404 not_found: missing (GET http://h/db/x)"
+    assert exc.response == {"error": "not_found", "reason": "missing"}
+
+
+def test_a_per_document_error_answer_is_kept_and_summed_up_by_its_first_document():
+    body = b'[{"id":"a","error":"not_implemented","reason":"no"},{"id":"b","error":"x"}]'
+    exc = error_from(Response(417, {}, body), "POST http://h/db/_bulk_docs")
+    assert (exc.status, exc.error, exc.reason) == (417, "not_implemented", "no")
+    assert [row.id for row in exc.response] == ["a", "b"]
+    assert error_from(Response(502, {}, b"<html>"), "GET http://h/").response is None
     garbled = error_from(Response(500, {}, b"<html>oops"), "GET /")
     assert isinstance(garbled, ServerError) and garbled.reason == "<html>oops"
 

@@ -420,8 +420,9 @@ class Database:
         Conflict; in a list, conflicts are reported per document in ``.pending``. With
         ``merge=fn(local, server)`` conflicts are merged and written again; with
         ``force=True`` they are overwritten. ``batch="ok"`` lets the server defer the write
-        (one document); ``all_or_nothing=True`` asks for an atomic bulk write where the server
-        supports it (CouchDB 1.x; 2+ ignore it).
+        (one document). ``all_or_nothing=True`` asks for an atomic bulk write: CouchDB 1.x
+        did one; CouchDB 3 refuses it (417) and writes nothing, so every document is pending
+        with its ``not_implemented`` reason; pouchdb-server ignores it.
         """
         settle = merge is not None or force
         if isinstance(doc_or_docs, list):

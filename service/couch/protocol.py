@@ -188,16 +188,25 @@ def encode_options(
 
 def error_from(response: Response, request: str) -> Exception:
     """The exception for an error response; ``request`` names it (method and URL)."""
-    error, reason = "unknown_error", ""
+    error, reason, payload = "unknown_error", "", None
     try:
         payload = response.json()
-        if isinstance(payload, Mapping):
-            error = str(payload.get("error", error))
-            reason = str(payload.get("reason", "") or "")
     except ValueError:
         reason = response.body[:200].decode("utf-8", "replace")
+    # A per-document answer (a 417 to _bulk_docs) is summed up by its first document.
+    first = payload[0] if isinstance(payload, list) and payload else payload
+    if isinstance(first, Mapping):
+        error = str(first.get("error", error))
+        reason = str(first.get("reason", "") or "")
     cls = exception_for(response.status)
-    return cls(error, reason, status=response.status, headers=response.headers, request=request)
+    return cls(
+        error,
+        reason,
+        status=response.status,
+        headers=response.headers,
+        request=request,
+        response=payload,
+    )
 
 
 def revisions_of(doc: Mapping[str, Any]) -> list[str]:
