@@ -103,7 +103,8 @@ class Couch:
 
     ``Couch("http://user:secret@host:5984")`` or ``Couch(url, auth=("user", "secret"))``;
     credentials are sent, never shown. Close it with ``await couch.close()`` or use
-    ``async with``.
+    ``async with``. Pooled connections idle for ``idle_timeout`` seconds are closed rather
+    than reused, before the server closes them (pouchdb-server does 6 s after its last answer).
     """
 
     runner_class: ClassVar[type] = AsyncRunner
@@ -118,6 +119,7 @@ class Couch:
         timeout: float = 30.0,
         connect_timeout: float = 10.0,
         max_connections: int = 100,
+        idle_timeout: float | None = 4.0,
     ) -> None:
         self.endpoint = Endpoint.parse(
             url,
@@ -125,6 +127,7 @@ class Couch:
             timeout=timeout,
             connect_timeout=connect_timeout,
             max_connections=max_connections,
+            idle_timeout=idle_timeout,
         )
         self.full_commit = full_commit
         self._runner = self.runner_class(self.endpoint)
