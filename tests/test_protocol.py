@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 import service.couch
-from service.couch import BadRequest, Conflict, Document, NotFound, Row, ServerError, View
+from service.couch import (
+    BadRequest,
+    Conflict,
+    ConflictResolution,
+    Couch,
+    Database,
+    Document,
+    NotFound,
+    Row,
+    ServerError,
+    Status,
+    View,
+)
 from service.couch.changes import Backoff, FeedState
+from service.couch.config import server_url
+from service.couch.documents import Headers
 from service.couch.errors import HTTPError, exception_for
 from service.couch.protocol import (
     Request,
@@ -33,7 +49,7 @@ def test_public_api_is_pinned():
             "CouchError", "Database", "Document", "Forbidden", "FunctionResult", "HTTPError",
             "NotFound", "PreconditionFailed", "RequestTooLarge", "Row", "ServerError",
             "ServerUnavailable", "Status", "ThreadedChangesFeed", "Unauthorized", "View",
-            "relax",
+            "defaults", "install_as_corduroy", "relax",
         ]
     )  # fmt: skip
     for name in service.couch.__all__:
@@ -213,6 +229,41 @@ def test_view_and_rows():
     reduced = Row({"key": None, "value": 7})
     assert reduced.id is None and reduced.doc is None
     assert Row({"key": "z", "error": "not_found"}).error == "not_found"
+
+
+def test_rows_are_dicts_as_corduroys_were():
+    row = Row({"id": "a", "key": ["2007", "11"], "value": 3})
+    assert isinstance(row, dict) and row["value"] == 3
+    assert "%(key)s → %(value)i" % row == "['2007', '11'] → 3"  # noqa: UP031
+    assert json.loads(json.dumps([row])) == [{"id": "a", "key": ["2007", "11"], "value": 3}]
+
+
+def test_headers_read_in_any_case():
+    headers = Headers({"content-type": "text/csv"})
+    assert headers["Content-Type"] == headers.get("CONTENT-TYPE") == "text/csv"
+    assert "Content-Type" in headers and headers.get("X-None") is None
+    assert Status(True, 200, {"etag": '"1-a"'}).headers["ETag"] == '"1-a"'
+
+
+def test_server_urls_as_corduroy_read_them():
+    assert server_url(None) == "http://127.0.0.1:5984"
+    assert server_url("couch.example.com") == "http://couch.example.com:5984"
+    assert server_url("couch.example.com:6984/sub") == "http://couch.example.com:6984/sub"
+    assert server_url("https://couch.example.com") == "https://couch.example.com"
+    assert Database("albums").url == "http://127.0.0.1:5984/albums"
+    assert repr(Couch()) == "<Couch 'http://127.0.0.1:5984'>"
+    assert repr(Database("albums")) == "<Database 'albums'>"
+
+
+def test_a_callback_that_cannot_be_called_is_refused_before_any_request():
+    with pytest.raises(TypeError, match="callback must be callable"):
+        Couch("http://127.0.0.1:1").info(callback="http://elsewhere/")
+
+
+def test_conflict_resolution_reads_as_corduroys():
+    assert repr(ConflictResolution(None, {"a": {}, "b": {}}, {})) == "<Success: 2 docs updated>"
+    assert repr(ConflictResolution(None, {}, {"b": {}, "a": {}})) == "<Conflicts: a, b>"
+    assert repr(ConflictResolution(None, {}, {"second": {}})) == "<Conflict: second>"
 
 
 def test_credentials_are_split_out_of_urls_and_never_shown():

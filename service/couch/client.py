@@ -8,6 +8,7 @@ result itself. Every method also takes ``callback=fn(data, status)``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import mimetypes
 import os
@@ -17,6 +18,7 @@ from typing import Any, ClassVar
 from urllib.parse import unquote, urlencode
 
 from .changes import FeedState
+from .config import defaults, server_url
 from .conflicts import (
     ConflictResolution,
     Flow,
@@ -25,7 +27,7 @@ from .conflicts import (
     fetch_current,
     save_bulk,
 )
-from .documents import Document, View
+from .documents import Document, Headers, View
 from .errors import Conflict, NotFound
 from .protocol import (
     JSON_TYPE,
@@ -44,9 +46,7 @@ from .protocol import (
     view_path,
 )
 from .runner import AsyncRunner
-from .transport import Endpoint, redact
-
-DEFAULT_URL = "http://127.0.0.1:5984"
+from .transport import Endpoint
 
 JSON_HEADERS = {"Content-Type": JSON_TYPE}
 
@@ -59,6 +59,8 @@ def operation(flow: Callable[..., Flow]) -> Callable[..., Any]:
 
     @functools.wraps(flow)
     def call(self: Any, *args: Any, callback: Callable | None = None, **kwargs: Any) -> Any:
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be callable, not {callback!r}")
         return self._runner.run(flow(self, *args, **kwargs), callback)
 
     return call
@@ -66,16 +68,20 @@ def operation(flow: Callable[..., Flow]) -> Callable[..., Any]:
 
 @dataclass(frozen=True, slots=True)
 class FunctionResult:
-    """What a show or list function answered: its headers and its body (JSON decoded if JSON)."""
+    """What a show or list function answered: its headers (read in any case) and its body
+    (JSON decoded if JSON)."""
 
     headers: Mapping[str, str]
     body: Any
 
 
 def _function_result(response: Any) -> FunctionResult:
-    if response.headers.get("content-type", "").startswith(JSON_TYPE):
-        return FunctionResult(response.headers, response.json())
-    return FunctionResult(response.headers, response.body)
+    headers = Headers(response.headers)
+    if headers.get("content-type", "").startswith(JSON_TYPE):
+        # CouchDB labels a list function's output JSON unless the function says otherwise.
+        with contextlib.suppress(ValueError):
+            return FunctionResult(headers, response.json())
+    return FunctionResult(headers, response.body)
 
 
 def _json(method: str, path: str, value: Any, query: Mapping[str, str] | None = None) -> Request:
@@ -91,9 +97,10 @@ def _seconds_to_ms(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _split_db_url(url_or_name: str) -> tuple[str, str]:
-    """``http://host:5984/db`` → the server's URL and the database's name."""
+    """``http://host:5984/db`` → the server's URL and the database's name; a bare name is on
+    the server that ``defaults`` names."""
     if not url_or_name.startswith(("http://", "https://")):
-        return DEFAULT_URL, url_or_name
+        return server_url(None), url_or_name
     server, _, name = url_or_name.rstrip("/").rpartition("/")
     return server, unquote(name)
 
@@ -102,9 +109,12 @@ class Couch:
     """A CouchDB server: databases, replication, configuration, statistics.
 
     ``Couch("http://user:secret@host:5984")`` or ``Couch(url, auth=("user", "secret"))``;
-    credentials are sent, never shown. Close it with ``await couch.close()`` or use
-    ``async with``. Pooled connections idle for ``idle_timeout`` seconds are closed rather
-    than reused, before the server closes them (pouchdb-server does 6 s after its last answer).
+    credentials are sent, never shown. Without a URL, the server ``defaults`` names
+    (``http://127.0.0.1:5984`` unless changed); a host name without a scheme is reached over
+    http. ``timeout`` and ``max_connections`` default to ``defaults.http``'s. Pooled
+    connections idle for ``idle_timeout`` seconds are closed rather than reused, before the
+    server closes them (pouchdb-server does 6 s after its last answer). Close it with
+    ``await couch.close()`` or use ``async with``.
     """
 
     runner_class: ClassVar[type] = AsyncRunner
@@ -112,21 +122,23 @@ class Couch:
 
     def __init__(
         self,
-        url: str = DEFAULT_URL,
+        url: str | None = None,
         auth: tuple[str, str] | None = None,
         full_commit: bool = True,
         *,
-        timeout: float = 30.0,
+        timeout: float | None = None,
         connect_timeout: float = 10.0,
-        max_connections: int = 100,
+        max_connections: int | None = None,
         idle_timeout: float | None = 4.0,
     ) -> None:
         self.endpoint = Endpoint.parse(
-            url,
+            server_url(url),
             auth,
-            timeout=timeout,
+            timeout=defaults.http.timeout if timeout is None else timeout,
             connect_timeout=connect_timeout,
-            max_connections=max_connections,
+            max_connections=(
+                defaults.http.max_clients if max_connections is None else max_connections
+            ),
             idle_timeout=idle_timeout,
         )
         self.full_commit = full_commit
@@ -138,7 +150,7 @@ class Couch:
         return self.endpoint.url
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.url}>"
+        return f"<{type(self).__name__} {self.url!r}>"
 
     def close(self) -> Any:
         return self._runner.close()
@@ -250,7 +262,11 @@ class Couch:
 
     def _replication_source(self, db: str | Database) -> Any:
         if isinstance(db, str):
-            return db
+            if "://" in db:
+                return db
+            # A bare name is a database of this server, as CouchDB 1 read it; CouchDB 3 takes
+            # only URLs, so it goes as one (with this client's credentials).
+            db = self[db]
         if db.couch.endpoint.auth:
             auth = db.couch.endpoint.headers()["Authorization"]
             return {"url": db.url, "headers": {"Authorization": auth}}
@@ -258,7 +274,7 @@ class Couch:
 
     @operation
     def replicate(self, source: str | Database, target: str | Database, **options: Any) -> Flow:
-        """Replicate ``source`` to ``target`` (URLs or Databases).
+        """Replicate ``source`` to ``target`` (URLs, Databases or names of this server's).
 
         Options: ``continuous``, ``create_target``, ``doc_ids``, ``proxy``, ``cancel``. With
         ``_id``, the replication is a document in ``_replicator`` (cancel deletes it);
@@ -306,7 +322,7 @@ class Database:
         return self.couch.url + db_path(self.name)
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.name!r} at {redact(self.couch.url)}>"
+        return f"<{type(self).__name__} {self.name!r}>"
 
     def close(self) -> Any:
         """Close the connections of a Database made from a URL (a server's own stay open)."""

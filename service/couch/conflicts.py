@@ -126,7 +126,12 @@ class ConflictResolution:
         self.pending = pending
 
     def __repr__(self) -> str:
-        return f"<ConflictResolution resolved={len(self.resolved)} pending={len(self.pending)}>"
+        # corduroy's: the guide reads the outcome of a save off it.
+        if self.pending:
+            plural = "s" if len(self.pending) != 1 else ""
+            return f"<Conflict{plural}: {', '.join(sorted(self.pending))}>"
+        plural = "s" if len(self.resolved) != 1 else ""
+        return f"<Success: {len(self.resolved)} doc{plural} updated>"
 
     def resolve(self, merge: Merge, callback: Callable | None = None) -> Any:
         """Merge each conflicted doc with the server's copy via ``merge(local, server)``.
