@@ -228,7 +228,8 @@ def test_blocking_continuous_feed_in_a_thread(bdb):
     feed = bdb.changes(feed="continuous", since=0, latency=0, callback=callback)
     bdb.save([{"_id": f"t{i}"} for i in range(3)])
     assert arrived.wait(10)
-    assert [row["id"] for row in received] == ["t0", "t1", "t2"]
+    # CouchDB's shards interleave: every change arrives, not necessarily in write order.
+    assert sorted(row["id"] for row in received) == ["t0", "t1", "t2"]
     assert feed.last_seq == received[-1]["seq"]
     feed.stop()
     feed.wait(15)

@@ -632,7 +632,8 @@ class Database:
     def query(self, map_src: str, reduce_src: str | None = None, **options: Any) -> Flow:
         """Run a temporary view (``_temp_view``).
 
-        CouchDB 2+ removed temporary views (it answers 404); pouchdb-server still has them.
+        CouchDB 2+ removed temporary views (3.4 answers 410 ``gone``); pouchdb-server
+        still has them.
         """
         spec = {"language": "javascript", "map": map_src}
         if reduce_src:
