@@ -1,13 +1,13 @@
 """corduroy's guide, run against the test server through ``install_as_corduroy()``.
 
-Seed 004 is corduroy's reference; its usage examples are those of corduroy's guide (the
-``Quickstart`` examples its documentation is built from). Each test below is one of them,
-changed only to Python 3 syntax (``print()``, no ``u""``), with three substitutions every
-test needs: database names get a unique suffix (``N.underlings`` for ``'underlings'``: the
-tests share a server), placeholder credentials are the test server's (``AUTH``), and
-``http://elsewhere.com:5984/...`` is a database on the test server (tests reach loopback
-only). A ``yield`` example runs as a ``@relax`` generator, as the guide's did. Where the
-guide's output is what settee prints, the test checks it.
+Seed 004 holds corduroy's reference, without examples; the usage examples are those of
+corduroy's guide (the ``Quickstart`` examples its documentation is built from, in corduroy's
+repository). Each test below is one of them, changed only to Python 3 syntax (``print()``,
+no ``u""``), with three substitutions every test needs: database names get a unique suffix
+(``N.underlings`` for ``'underlings'``: the tests share a server), placeholder credentials
+are the test server's (``AUTH``), and ``http://elsewhere.com:5984/...`` is a database on the
+test server (tests reach loopback only). A ``yield`` example runs as a ``@relax`` generator,
+as the guide's did. Where the guide's output is what settee prints, the test checks it.
 
 Where an example cannot work as written, the test runs it as written to show how it fails,
 says why, and then runs the smallest change that makes it work.
@@ -313,7 +313,6 @@ async def test_conflict_resolution(N, bcouch, capsys):
 
     @relax
     def resolution_success():
-        # create a pair of new docs
         docs = [{"_id": "first", "n": 1}, {"_id": "second", "n": 2}]
         conflicts = yield db.save(docs)
         print(conflicts)
@@ -324,7 +323,6 @@ async def test_conflict_resolution(N, bcouch, capsys):
 
     @relax
     def resolution_conflicts():
-        # create a conflict by deleting the rev and re-saving
         del docs[1]._rev
         conflicts = yield db.save(docs)
         print(conflicts)
@@ -336,7 +334,6 @@ async def test_conflict_resolution(N, bcouch, capsys):
 
     @relax
     def resolution_conflicts_repaired():
-        # create a conflict by deleting the rev and re-saving
         del docs[1]["_rev"]
         conflicts = yield db.save(docs)
         print(conflicts)
@@ -353,7 +350,6 @@ async def test_conflict_resolution(N, bcouch, capsys):
             print("post-merge:", len(conflicts.pending))
 
     def mergefn(local_doc, server_doc):
-        # just copy over the rev (a.k.a. not a real strategy)
         local_doc._rev = server_doc._rev
         return local_doc
 
@@ -364,7 +360,6 @@ async def test_conflict_resolution(N, bcouch, capsys):
     capsys.readouterr()
 
     def mergefn_repaired(local_doc, server_doc):
-        # just copy over the rev (a.k.a. not a real strategy)
         local_doc["_rev"] = server_doc._rev
         return local_doc
 
@@ -761,7 +756,7 @@ async def test_hello_tornado(N, bcouch):
     def cords_boilerplate():
         from corduroy import Database, NotFound, relax  # noqa: F401
 
-        people_db = Database(N.people)  # i.e., http://127.0.0.1:5984/people
+        people_db = Database(N.people)
         return people_db
 
     people_db = cords_boilerplate()
@@ -781,16 +776,11 @@ async def test_hello_tornado(N, bcouch):
         # The repair: get() returns a future that the callback resolves; Tornado 6 awaits
         # whatever a handler method returns, and so keeps the request open until then.
         def get(self, user_id):
-            # Request the corresponding user's doc. This will return
-            # immediately and control will leave this method. Later on
-            # the got_user_doc callback will be invoked with the
-            # response and a status object as arguments.
             self.done = tornado.concurrent.Future()
             people_db.get(user_id, callback=self.got_user_doc)
             return self.done
 
         def got_user_doc(self, doc, status):
-            # Generate output based on the db's response
             if status.ok:
                 self.write("hello %s %s" % (doc["first"], doc["last"]))
             elif status.error is NotFound:
@@ -868,12 +858,10 @@ async def test_why_relax(N, bcouch):
     class RankingsUpdater(tornado.web.RequestHandler):
         @relax
         def post(self, player_id):
-            # update this player's score
             doc = yield db.get(player_id)
             doc.score = int(self.request.body)
             yield db.save(doc)
 
-            # return the new rankings
             highscores = yield db.view("leaderboard/highscores")
             self.write(json.dumps(highscores))
             self.finish()
@@ -883,12 +871,10 @@ async def test_why_relax(N, bcouch):
         # neither); its rows, which are dicts, it can.
         @relax
         def post(self, player_id):
-            # update this player's score
             doc = yield db.get(player_id)
             doc.score = int(self.request.body)
             yield db.save(doc)
 
-            # return the new rankings
             highscores = yield db.view("leaderboard/highscores")
             self.write(json.dumps(highscores.rows))
             self.finish()
