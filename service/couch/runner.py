@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .changes import ChangesCallback, ChangesFeed, FeedState, ThreadedChangesFeed
-from .documents import Row
+from .documents import Headers, Row
 from .errors import CouchError
 from .protocol import Request, Response, RowParser, error_from
 from .transport import AsyncBody, AsyncTransport, BlockingBody, BlockingTransport, Endpoint
@@ -35,8 +35,12 @@ class Status:
 
     ok: bool
     code: int
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=Headers)
     exception: BaseException | None = None
+
+    def __post_init__(self) -> None:
+        if type(self.headers) is not Headers:
+            self.headers = Headers(self.headers)  # read in any case, as Tornado's were
 
     @property
     def error(self) -> type[BaseException] | None:

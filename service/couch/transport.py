@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import ssl
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,7 @@ class Endpoint:
     timeout: float = 30.0
     connect_timeout: float = 10.0
     max_connections: int = 100
+    idle_timeout: float | None = 4.0
 
     @classmethod
     def parse(cls, url: str, auth: tuple[str, str] | None = None, **settings: Any) -> Endpoint:
@@ -169,6 +171,7 @@ class AsyncTransport:
             limit=0 if feeds else self.endpoint.max_connections,
             connect_timeout=self.endpoint.connect_timeout,
             headers=self.endpoint.headers(),
+            idle_timeout=self.endpoint.idle_timeout,
         )
 
     def describe(self, request: Request) -> str:
@@ -258,6 +261,47 @@ class AsyncTransport:
         self._pool = self._feeds = None
 
 
+class _Expiring:
+    """A urllib3 connection that counts as dropped once idle for ``idle_timeout`` seconds, so
+    that urllib3's pool closes it and connects afresh instead of reusing it (as ``http1``'s
+    pool does, and for the same reason). Idle time runs from its last response's head: for a
+    body read whole that is when it went back to the pool; a streamed one returns later and
+    is only retired sooner."""
+
+    idle_timeout: float | None = None
+    _answered_at: float | None = None
+
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        response = super().getresponse(*args, **kwargs)  # type: ignore[misc]
+        self._answered_at = time.monotonic()
+        return response
+
+    @property
+    def is_connected(self) -> bool:
+        answered, limit = self._answered_at, self.idle_timeout
+        if answered is not None and limit is not None and time.monotonic() - answered >= limit:
+            return False
+        return super().is_connected  # type: ignore[misc]
+
+
+def _pool_classes(idle_timeout: float | None) -> dict[str, type]:
+    """urllib3 connection pools whose connections expire after ``idle_timeout`` idle."""
+    classes = {}
+    for scheme, pool_class in (
+        ("http", urllib3.HTTPConnectionPool),
+        ("https", urllib3.HTTPSConnectionPool),
+    ):
+        connection = type(
+            "Expiring" + pool_class.ConnectionCls.__name__,
+            (_Expiring, pool_class.ConnectionCls),
+            {"idle_timeout": idle_timeout},
+        )
+        classes[scheme] = type(
+            "Expiring" + pool_class.__name__, (pool_class,), {"ConnectionCls": connection}
+        )
+    return classes
+
+
 class BlockingTransport:
     """Pooled keep-alive HTTP for code without an event loop; safe to share between threads."""
 
@@ -269,6 +313,8 @@ class BlockingTransport:
             retries=False,
             timeout=urllib3.Timeout(connect=endpoint.connect_timeout, read=endpoint.timeout),
         )
+        # PoolManager keeps this per instance so that it can be overridden.
+        self._pool.pool_classes_by_scheme = _pool_classes(endpoint.idle_timeout)
 
     def describe(self, request: Request) -> str:
         return f"{request.method} {self.endpoint.url}{request.path}"
