@@ -553,21 +553,29 @@ class Database:
     # -- attachments
 
     @operation
-    def get_attachment(self, id_or_doc: str | Mapping[str, Any], filename: str) -> Flow:
-        """The bytes of attachment ``filename`` of a document (an id or a dict)."""
-        doc_id = id_or_doc if isinstance(id_or_doc, str) else id_or_doc["_id"]
-        request = Request("GET", doc_path(self.name, doc_id, filename), {}, {"Accept": "*/*"})
-        return (yield request).body
+    def get_attachment(
+        self, id_or_doc: str | Mapping[str, Any], filename: str, rev: str | None = None
+    ) -> Flow:
+        """The bytes of attachment ``filename`` of a document (an id or a dict): of its
+        current revision, or of revision ``rev`` (a conflict's, an older one's)."""
+        return (yield self._attachment_request(id_or_doc, filename, rev)).body
 
-    def stream_attachment(self, id_or_doc: str | Mapping[str, Any], filename: str) -> Any:
-        """Open an attachment for reading as it arrives.
+    def stream_attachment(
+        self, id_or_doc: str | Mapping[str, Any], filename: str, rev: str | None = None
+    ) -> Any:
+        """Open an attachment (of revision ``rev``, if given) for reading as it arrives.
 
         Resolves to a body with ``headers`` (content type and length) and ``read()``, which
         gives the next chunk (``b""`` at the end); ``close()`` it when done.
         """
+        return self._runner.open(self._attachment_request(id_or_doc, filename, rev))
+
+    def _attachment_request(
+        self, id_or_doc: str | Mapping[str, Any], filename: str, rev: str | None
+    ) -> Request:
         doc_id = id_or_doc if isinstance(id_or_doc, str) else id_or_doc["_id"]
-        path = doc_path(self.name, doc_id, filename)
-        return self._runner.open(Request("GET", path, {}, {"Accept": "*/*"}))
+        query = {"rev": rev} if rev else {}
+        return Request("GET", doc_path(self.name, doc_id, filename), query, {"Accept": "*/*"})
 
     @operation
     def put_attachment(
