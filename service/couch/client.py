@@ -45,7 +45,7 @@ from .protocol import (
     view_path,
 )
 from .runner import AsyncRunner, CredentialedRunner
-from .transport import Endpoint, redact
+from .transport import EMBEDDED, Endpoint, redact
 
 DEFAULT_URL = "http://127.0.0.1:5984"
 
@@ -92,8 +92,9 @@ def _seconds_to_ms(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _split_db_url(url_or_name: str) -> tuple[str, str]:
-    """``http://host:5984/db`` → the server's URL and the database's name."""
-    if not url_or_name.startswith(("http://", "https://")):
+    """``http://host:5984/db`` (or ``embedded:/dir/db``) → the server's URL and the
+    database's name."""
+    if not url_or_name.startswith(("http://", "https://", EMBEDDED)):
         return DEFAULT_URL, url_or_name
     server, _, name = url_or_name.rstrip("/").rpartition("/")
     return server, unquote(name)
