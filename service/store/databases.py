@@ -50,6 +50,11 @@ def uuids(call: Call) -> Reply:
     return json_reply(200, {"uuids": [uuid.uuid4().hex for _ in range(count)]})
 
 
+def active_tasks(call: Call) -> Reply:
+    """No background tasks: the store compacts nothing, indexes nothing yet."""
+    return json_reply(200, [])
+
+
 def session(call: Call) -> Reply:
     """Who the client is: until users come (issue 20), everyone is an admin."""
     return json_reply(

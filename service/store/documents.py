@@ -17,8 +17,15 @@ LOCAL = "_local/"
 
 
 def document(call: Call, doc_id: str) -> Reply:
-    """GET, PUT, DELETE of a document (HEAD is GET without the body, done by the router)."""
-    validate_doc_id(doc_id)
+    """GET, PUT, DELETE of a document (HEAD is GET without the body, done by the router).
+
+    An id no document can have is missing to a read or a delete, as CouchDB answers."""
+    try:
+        validate_doc_id(doc_id)
+    except BadRequest:
+        if call.method in ("GET", "DELETE"):
+            raise NotFound("not_found", "missing") from None
+        raise
     if doc_id.startswith(LOCAL):
         return local(call, doc_id)
     if call.method == "GET":
@@ -33,7 +40,38 @@ def document(call: Call, doc_id: str) -> Reply:
         if rev is None:
             raise Conflict("conflict", "Document update conflict.")
         return save(call, doc_id, {"_deleted": True}, rev, status=200)
-    raise MethodNotAllowed("DELETE,GET,HEAD,PUT")
+    if call.method == "POST":
+        raise BadRequest("bad_request", "form POST of attachments: not in the embedded store yet")
+    if call.method == "COPY":
+        return copy(call, doc_id)
+    raise MethodNotAllowed("COPY,DELETE,GET,HEAD,POST,PUT")
+
+
+def copy(call: Call, doc_id: str) -> Reply:
+    """``COPY``: the document (or ``?rev=``) written to the id ``Destination`` names, over
+    the rev given there (``dest?rev=…``) if it exists."""
+    destination = call.headers.get("destination", "")
+    target, _, rest = destination.partition("?")
+    target_rev = rest.removeprefix("rev=") if rest.startswith("rev=") else None
+    if not target:
+        raise BadRequest("bad_request", "Destination header is mandatory for COPY.")
+    validate_doc_id(target)
+    rev = call.query.get("rev")
+    source = call.store.read(
+        call.db, lambda conn: reads.document(conn, doc_id, rev, reads.DocOptions())
+    )
+    stubs = {name: {"stub": True} for name in source.get("_attachments", {})}
+    body = {k: v for k, v in source.items() if not k.startswith("_")}
+
+    def work(txn: edits.Txn) -> str:
+        # The copy keeps the source's attachments: their metadata, stored content shared.
+        stored = tree.body(txn.conn, doc_id, source["_rev"]) or {}
+        doc = {**body, "_attachments": stored.get("_attachments", {})} if stubs else body
+        return edits.edit(txn, target, doc, target_rev, kept_attachments=bool(stubs))
+
+    new_rev = call.store.write(call.db, work).result()
+    headers = {"etag": f'"{new_rev}"', "location": f"/{call.db}/{target}"}
+    return json_reply(201, {"ok": True, "id": target, "rev": new_rev}, headers)
 
 
 def new_document(call: Call) -> Reply:

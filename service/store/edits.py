@@ -68,9 +68,19 @@ def user_body(doc: Mapping[str, Any]) -> dict[str, Any]:
     return body
 
 
-def edit(txn: Txn, doc_id: str, doc: Mapping[str, Any], base: str | None) -> str:
+def edit(
+    txn: Txn,
+    doc_id: str,
+    doc: Mapping[str, Any],
+    base: str | None,
+    *,
+    kept_attachments: bool = False,
+) -> str:
     """Write a new revision of ``doc_id`` on top of ``base`` (a leaf's rev, or None for a
-    new or deleted document) and return its rev; Conflict if ``base`` is not allowed."""
+    new or deleted document) and return its rev; Conflict if ``base`` is not allowed.
+
+    ``kept_attachments``: ``doc["_attachments"]`` is stored metadata already (a copy's),
+    not what a client sends."""
     known = tree.load(txn.conn, doc_id)
     if base is None:
         if known:
@@ -86,7 +96,10 @@ def edit(txn: Txn, doc_id: str, doc: Mapping[str, Any], base: str | None) -> str
     stored = user_body(doc)
     generation = revs.generation(base) + 1 if base else 1
     parents = [base] if base else []
-    atts = attachments.prepare(txn.conn, doc_id, doc.get("_attachments"), parents, generation)
+    if kept_attachments:
+        atts = dict(doc["_attachments"])
+    else:
+        atts = attachments.prepare(txn.conn, doc_id, doc.get("_attachments"), parents, generation)
     if atts:
         stored["_attachments"] = atts
     rev = revs.new_rev(base, deleted, stored)

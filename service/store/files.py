@@ -1,6 +1,6 @@
 """The data directory: one SQLite file per database, and how each connection is opened.
 
-A database's file is its name quoted for a file name (``a/b`` → ``a%2Fb.couch.sqlite``), so
+A database's file is its name quoted for a file name (``a/b`` → ``a%2Fb.sqlite``), so
 every legal CouchDB name maps to one file and back. Every connection uses WAL (readers never
 wait for the writer) and ``synchronous=FULL``: a commit is on disk before it is acknowledged.
 """
@@ -11,7 +11,7 @@ import sqlite3
 from pathlib import Path
 from urllib.parse import quote, unquote
 
-SUFFIX = ".couch.sqlite"
+SUFFIX = ".sqlite"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;

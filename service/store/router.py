@@ -26,6 +26,7 @@ SERVER_ROUTES: dict[str, Endpoint] = {
     "_all_dbs": databases.all_dbs,
     "_uuids": databases.uuids,
     "_session": databases.session,
+    "_active_tasks": databases.active_tasks,
 }
 DB_ROUTES: dict[str, Endpoint] = {
     "_all_docs": bulk.all_docs,

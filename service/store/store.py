@@ -18,7 +18,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..couch.errors import NotFound, PreconditionFailed
+from ..couch.errors import BadRequest, NotFound, PreconditionFailed
 from ..couch.protocol import validate_db_name
 from . import files
 from .wakeup import Signal
@@ -141,7 +141,14 @@ class Store:
                     "file_exists",
                     "The database could not be created, the file already exists.",
                 )
-            files.connect(path, create=True).close()
+            try:
+                files.connect(path, create=True).close()
+            except sqlite3.OperationalError:
+                if len(path.name.encode()) + len("-wal") <= 255:
+                    raise
+                raise BadRequest(
+                    "database_name_too_long", f"At least one path segment of `{name}` is too long."
+                ) from None
 
     def delete(self, name: str) -> None:
         """Delete database ``name`` once the writes queued before have run."""

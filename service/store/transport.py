@@ -27,6 +27,7 @@ from .router import Server
 from .store import Store
 
 WORKERS = 32  # threads running store work for one async client: concurrent writes group
+CHUNK = 65536  # a whole reply is read in pieces of this size, as a socket would give it
 
 
 def _target(request: Request) -> str:
@@ -62,23 +63,37 @@ class _Base:
             self.store.release()
 
 
-class AsyncStoreBody:
-    """A reply read in chunks on the event loop: one chunk, or a feed's as they come."""
+class _Pieces:
+    """A whole reply's body, handed out in pieces."""
+
+    def __init__(self, reply: Reply) -> None:
+        self._reply = reply
+        self._offset = 0
+        self._done = False
+
+    def _piece(self) -> bytes:
+        body = self._reply.body
+        piece = body[self._offset : self._offset + CHUNK]
+        self._offset += len(piece)
+        self._done = self._offset >= len(body)
+        return piece
+
+
+class AsyncStoreBody(_Pieces):
+    """A reply read in chunks on the event loop: a whole body's, or a feed's as they come."""
 
     def __init__(self, reply: Reply, headers: dict[str, str], run: Callable[..., Any]) -> None:
+        super().__init__(reply)
         self.status = reply.status
         self.headers = headers
-        self._reply = reply
         self._run = run
-        self._done = False
 
     async def read(self) -> bytes:
         if self._done:
             return b""
         feed = self._reply.stream
         if feed is None:
-            self._done = True
-            return self._reply.body
+            return self._piece()
         while True:
             version = feed.signal.version
             chunk, wait = await self._run(feed.step, time.monotonic())
@@ -164,23 +179,21 @@ class AsyncStoreTransport(_Base):
         self._release()
 
 
-class BlockingStoreBody:
+class BlockingStoreBody(_Pieces):
     """A reply read in chunks in the calling thread; ``abort()`` from another thread ends a
     feed's wait at once."""
 
     def __init__(self, reply: Reply, headers: dict[str, str]) -> None:
+        super().__init__(reply)
         self.status = reply.status
         self.headers = headers
-        self._reply = reply
-        self._done = False
 
     def read(self) -> bytes:
         if self._done:
             return b""
         feed = self._reply.stream
         if feed is None:
-            self._done = True
-            return self._reply.body
+            return self._piece()
         while not self._done:
             version = feed.signal.version
             chunk, wait = feed.step(time.monotonic())
