@@ -85,7 +85,7 @@ def routes() -> list[tuple[str, type[web.RequestHandler]]]:
 def make_couches(settings: Settings) -> tuple[Couch, Couch]:
     """The clients' Couch, with no credentials of its own, and settee's own Couch, with the
     configured ones (the same object when none are configured)."""
-    own = Couch(settings.couch_url, settings.couch_auth, timeout=settings.couch_timeout)
+    own = Couch(settings.backend_url, settings.couch_auth, timeout=settings.couch_timeout)
     if own.endpoint.auth is None:
         return own, own
     return Couch(own.url, timeout=settings.couch_timeout), own

@@ -100,6 +100,7 @@ async def test_system_database_properties(couch):
     assert couch.replicator.name == "_replicator"
 
 
+@pytest.mark.skip_on("embedded", reason="server _config: not in the embedded store")
 @pytest.mark.gen_test
 async def test_config_read_write_delete(couch, backend):
     await couch.config("settee_test/key", "value")
@@ -110,6 +111,7 @@ async def test_config_read_write_delete(couch, backend):
         await couch.config("settee_test/key")
 
 
+@pytest.mark.skip_on("embedded", reason="server _stats: not in the embedded store")
 @pytest.mark.gen_test
 async def test_stats(couch, backend):
     stats = await couch.stats()
@@ -119,6 +121,7 @@ async def test_stats(couch, backend):
         assert "value" in await couch.stats("couchdb/request_time")
 
 
+@pytest.mark.skip_on("embedded", reason="_replicate: not in the embedded store yet")
 @pytest.mark.gen_test(timeout=60)  # CouchDB takes seconds over each one-off replication
 async def test_replicate_push_and_pull(couch, filled, server_url):
     source = couch[filled.name]
@@ -150,6 +153,7 @@ async def test_database_from_url_info_exists(server_url, db_name):
         assert repr(db) == f"<Database {db_name!r}>"  # corduroy's
 
 
+@pytest.mark.skip_on("embedded", reason="views: issue 20")
 @pytest.mark.gen_test
 async def test_maintenance_calls(db, filled):
     assert (await db.compact())["ok"]
@@ -265,6 +269,7 @@ async def test_copy_to_new_and_over_existing(db):
     assert (await db.get("dst"))["_rev"].startswith("2-")
 
 
+@pytest.mark.skip_on("embedded", reason="_purge: not in the embedded store yet")
 @pytest.mark.gen_test
 async def test_purge(db, backend):
     doc = {"_id": "gone"}
@@ -308,6 +313,7 @@ async def test_attachments_put_get_delete(db):
 # -- views and design functions
 
 
+@pytest.mark.skip_on("embedded", reason="views: issue 20")
 @pytest.mark.gen_test
 async def test_view_options(db, filled):
     view = await db.view("d/by_x")
@@ -347,6 +353,7 @@ async def test_view_startkey_docid_and_all_docs(db, filled):
         await db.view("d/no_such_view")
 
 
+@pytest.mark.skip_on("embedded", reason="views: issue 20")
 @pytest.mark.gen_test
 async def test_iterview_streams_rows(db, filled):
     rows = [row async for row in db.iterview("d/by_x", startkey=2)]
@@ -357,6 +364,7 @@ async def test_iterview_streams_rows(db, filled):
         [row async for row in db.iterview("d/missing")]
 
 
+@pytest.mark.skip_on("embedded", reason="views: issue 20")
 @pytest.mark.gen_test
 async def test_temporary_view(db, filled, backend):
     if backend == "couchdb":
@@ -370,6 +378,7 @@ async def test_temporary_view(db, filled, backend):
     assert reduced[0].value == 45
 
 
+@pytest.mark.skip_on("embedded", reason="views: issue 20")
 @pytest.mark.gen_test
 async def test_show_list_update_functions(db, filled, backend):
     shown = await db.show("d/hello", "x1")
@@ -393,6 +402,7 @@ async def test_show_list_update_functions(db, filled, backend):
 # -- changes
 
 
+@pytest.mark.skip_on("embedded", reason="filter functions: issue 20")
 @pytest.mark.gen_test
 async def test_changes_normal_feed_with_options(db, filled):
     changes = await db.changes()
@@ -494,6 +504,7 @@ async def test_bulk_save_with_new_edits_false_stores_revisions_as_given(db):
     assert (await db.get("r1"))["_rev"] == "3-abc"
 
 
+@pytest.mark.skip_on("embedded", reason="views: issue 20")
 @pytest.mark.gen_test
 async def test_stream_view_relays_couchdbs_bytes(db, filled):
     body = await db.stream_view("d/by_x", limit=3)

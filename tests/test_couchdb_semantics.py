@@ -81,6 +81,7 @@ async def test_since_now_answers_a_seq_the_backend_issued(settee, bdb, feed):
     assert bdb.changes(since=last_seq)["results"] == []
 
 
+@pytest.mark.skip_on("embedded", reason="views: issue 20")
 @pytest.mark.gen_test
 async def test_reduce_or_grouping_on_a_map_only_view_is_400(settee, bdb):
     bdb.save({"_id": "_design/m", **MAP_ONLY})
@@ -141,6 +142,7 @@ async def test_feed_websocket_without_an_upgrade_is_a_json_400(settee, db_name):
 PAGED = {"views": {"by_k": {"map": "function (doc) { if (doc.k) emit(doc.k, null); }"}}}
 
 
+@pytest.mark.skip_on("embedded", reason="views: issue 20")
 @pytest.mark.gen_test
 @pytest.mark.parametrize(
     ("query", "ids", "offset"),
@@ -187,6 +189,7 @@ async def test_open_revs_answers_every_revision_asked_for(settee, bdb):
     assert [found["ok"]["_rev"] for found in answer(response)] == [first]
 
 
+@pytest.mark.skip_on("embedded", reason="multipart/related writes: not in the embedded store yet")
 @pytest.mark.gen_test
 async def test_a_replicators_writes_keep_their_revisions(settee, backend, bdb):
     """``new_edits=false`` keeps the rev given, as CouchDB's replicator needs; a multipart

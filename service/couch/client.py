@@ -47,7 +47,7 @@ from .protocol import (
     view_path,
 )
 from .runner import AsyncRunner, CredentialedRunner
-from .transport import Endpoint
+from .transport import EMBEDDED, Endpoint
 
 JSON_HEADERS = {"Content-Type": JSON_TYPE}
 
@@ -98,9 +98,9 @@ def _seconds_to_ms(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _split_db_url(url_or_name: str) -> tuple[str, str]:
-    """``http://host:5984/db`` → the server's URL and the database's name; a bare name is on
-    the server that ``defaults`` names."""
-    if not url_or_name.startswith(("http://", "https://")):
+    """``http://host:5984/db`` (or ``embedded:/dir/db``) → the server's URL and the
+    database's name; a bare name is on the server that ``defaults`` names."""
+    if not url_or_name.startswith(("http://", "https://", EMBEDDED)):
         return server_url(None), url_or_name
     server, _, name = url_or_name.rstrip("/").rpartition("/")
     return server, unquote(name)

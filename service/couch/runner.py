@@ -18,7 +18,15 @@ from .changes import ChangesCallback, ChangesFeed, FeedState, ThreadedChangesFee
 from .documents import Headers, Row
 from .errors import CouchError
 from .protocol import Request, Response, RowParser, error_from
-from .transport import AsyncBody, AsyncTransport, BlockingBody, BlockingTransport, Endpoint
+from .transport import (
+    AsyncBody,
+    AsyncTransport,
+    BlockingBody,
+    BlockingTransport,
+    Endpoint,
+    async_transport,
+    blocking_transport,
+)
 
 log = logging.getLogger("settee.couch")
 
@@ -141,7 +149,7 @@ class AsyncRunner:
     """Runs operations behind asyncio futures over pooled keep-alive HTTP/1.1 connections."""
 
     def __init__(self, endpoint: Endpoint) -> None:
-        self.transport = AsyncTransport(endpoint)
+        self.transport = async_transport(endpoint)
 
     def run(self, operation: Operation, callback: Callback | None = None) -> asyncio.Future:
         """Start ``operation``: its first request is sent before this returns (when a
@@ -224,7 +232,7 @@ class BlockingRunner:
     """Runs operations to completion in the calling thread over a pooled urllib3 transport."""
 
     def __init__(self, endpoint: Endpoint) -> None:
-        self.transport = BlockingTransport(endpoint)
+        self.transport = blocking_transport(endpoint)
 
     def run(self, operation: Operation, callback: Callback | None = None) -> Any:
         exchange = _Exchange(operation, self.transport.describe)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import os
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -33,6 +34,9 @@ DEFAULT_HEADERS = {
 }
 
 
+EMBEDDED = "embedded:"
+
+
 @dataclass(frozen=True, slots=True)
 class Endpoint:
     """Where a server is and how to log in: the URL without credentials, and the credentials."""
@@ -46,7 +50,14 @@ class Endpoint:
 
     @classmethod
     def parse(cls, url: str, auth: tuple[str, str] | None = None, **settings: Any) -> Endpoint:
-        """Split ``user:password@`` out of ``url``; an explicit ``auth`` wins over it."""
+        """Split ``user:password@`` out of ``url``; an explicit ``auth`` wins over it.
+
+        ``embedded:PATH`` names the embedded store in directory ``PATH`` (made absolute).
+        """
+        if url.startswith(EMBEDDED):
+            if not url[len(EMBEDDED) :]:
+                raise ValueError("embedded: needs a data directory (embedded:PATH)")
+            return cls(EMBEDDED + os.path.abspath(url[len(EMBEDDED) :]), auth, **settings)
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {redact(url)}")
@@ -57,6 +68,16 @@ class Endpoint:
             netloc += f":{parts.port}"
         base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
         return cls(base, auth, **settings)
+
+    @property
+    def embedded(self) -> bool:
+        """Whether this is the embedded store, reached in-process rather than over HTTP."""
+        return self.url.startswith(EMBEDDED)
+
+    @property
+    def path(self) -> str:
+        """The embedded store's data directory."""
+        return self.url[len(EMBEDDED) :]
 
     def headers(self) -> dict[str, str]:
         headers = dict(DEFAULT_HEADERS)
@@ -358,3 +379,21 @@ class BlockingTransport:
 
     def close(self) -> None:
         self._pool.clear()
+
+
+def async_transport(endpoint: Endpoint) -> Any:
+    """The async transport for ``endpoint``: HTTP, or in-process for the embedded store."""
+    if endpoint.embedded:
+        from ..store.transport import AsyncStoreTransport
+
+        return AsyncStoreTransport(endpoint)
+    return AsyncTransport(endpoint)
+
+
+def blocking_transport(endpoint: Endpoint) -> Any:
+    """The blocking transport for ``endpoint``: HTTP, or in-process for the embedded store."""
+    if endpoint.embedded:
+        from ..store.transport import BlockingStoreTransport
+
+        return BlockingStoreTransport(endpoint)
+    return BlockingTransport(endpoint)
