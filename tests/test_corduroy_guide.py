@@ -37,6 +37,11 @@ install_as_corduroy()
 import corduroy  # noqa: E402
 from corduroy import Conflict, Couch, Database, NotFound, relax  # noqa: E402
 
+pytestmark = pytest.mark.skip_on(
+    "embedded",
+    reason="embedded: needs views and _replicate (issues 20, 19)",
+)
+
 GUIDE_DATABASES = [
     "players",
     "mine",

@@ -21,6 +21,8 @@ import pytest
 
 from service.couch import Couch, ServerUnavailable, blocking
 
+pytestmark = pytest.mark.skip_on("embedded", reason="embedded: in-process, no connection to expire")
+
 ESTABLISHED = "01"
 
 

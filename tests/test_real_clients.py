@@ -21,6 +21,11 @@ import pytest
 from service.couch.transport import Endpoint
 from tests.servers import ROOT
 
+pytestmark = pytest.mark.skip_on(
+    "embedded",
+    reason="embedded: PouchDB and nano fail there yet (issue 19)",
+)
+
 SCRIPTS = ROOT / "tests" / "js"
 NODE_TIMEOUT = 240  # seconds for one script: its own waits are bounded well below this
 

@@ -29,7 +29,7 @@ def server_url(url: str | None) -> str:
     a port; a URL with a scheme is taken as it is."""
     if url is None:
         return f"{defaults.host.rstrip('/')}:{defaults.port}"
-    if "://" in url:
+    if "://" in url or url.startswith("embedded:"):  # the in-process store's, as it is
         return url
     netloc = url.split("/", 1)[0]
     if urlsplit("//" + netloc).port is None:
