@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from tornado import web
 
@@ -20,14 +21,18 @@ from .handlers.server import (
     UpHandler,
     WelcomeHandler,
 )
+from .handlers.tokens import TokenHandler
 from .handlers.views import AllDocsHandler, BulkDocsHandler, BulkGetHandler, ViewHandler
 from .hub import Hub
 from .inflight import InFlight
 from .metrics import Metrics
 from .reauthorize import Reauthorizer
 from .settings import Settings
+from .tokens import SubscriberTokens
 
 access_log = logging.getLogger("settee.access")
+# A WebSocket's one-time token (service.tokens), kept out of the access log.
+TOKEN = re.compile(r"([?&])token=[^&]*")
 
 # A database: a legal name starts with a letter; system databases start with "_". Anything else
 # that starts with "_" is an endpoint settee does not have (404). Other illegal names reach the
@@ -62,6 +67,7 @@ def routes() -> list[tuple[str, type[web.RequestHandler]]]:
         (r"/_ready", ReadyHandler),
         (r"/_metrics", MetricsHandler),
         (r"/_all_dbs", AllDbsHandler),
+        (r"/_settee/token", TokenHandler),
         (DB + r"/?", DatabaseHandler),
         (DB + r"/_all_docs", AllDocsHandler),
         (DB + r"/_bulk_docs", BulkDocsHandler),
@@ -79,7 +85,7 @@ def routes() -> list[tuple[str, type[web.RequestHandler]]]:
 def make_couches(settings: Settings) -> tuple[Couch, Couch]:
     """The clients' Couch, with no credentials of its own, and settee's own Couch, with the
     configured ones (the same object when none are configured)."""
-    own = Couch(settings.couch_url, settings.couch_auth, timeout=settings.couch_timeout)
+    own = Couch(settings.backend_url, settings.couch_auth, timeout=settings.couch_timeout)
     if own.endpoint.auth is None:
         return own, own
     return Couch(own.url, timeout=settings.couch_timeout), own
@@ -129,19 +135,22 @@ def make_app(
             '%s "%s %s" %d %.1fms',
             request.remote_ip,
             request.method,
-            request.uri,
+            TOKEN.sub(r"\1token=***", request.uri or ""),
             status,
             seconds * 1000,
         )
 
     reauthorizer = Reauthorizer(couch, settings.reauthorize_interval)
+    tokens = SubscriberTokens()
     extra = {
         ChangesHandler: {
             "hub": hub,
             "pinger": Pinger(settings.heartbeat),
             "reauthorizer": reauthorizer,
+            "tokens": tokens,
         },
         SecurityHandler: {"reauthorizer": reauthorizer},
+        TokenHandler: {"tokens": tokens},
     }
     return web.Application(
         [

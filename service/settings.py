@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from .policy import Policy
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "settee.toml"
 
@@ -41,8 +44,11 @@ class Settings:
     address: str = _setting("127.0.0.1", "address to listen on")
     port: int = _setting(8888, "port to listen on")
     couch_url: str = _setting(
-        "http://127.0.0.1:5984", "URL of the CouchDB to serve", env="COUCHDB_URL"
+        "",
+        "URL of the CouchDB to serve (none: the embedded store in data_dir; or embedded:PATH)",
+        env="COUCHDB_URL",
     )
+    data_dir: str = _setting("var", "directory of the embedded store's databases")
     couch_user: str = _setting("", "CouchDB user name", env="COUCHDB_USER")
     couch_password: str = _setting("", "CouchDB password", env="COUCHDB_PASSWORD")
     couch_timeout: float = _setting(30.0, "seconds to wait for CouchDB to answer a request")
@@ -51,6 +57,10 @@ class Settings:
     cors_origins: tuple[str, ...] = _setting(
         (), "origins allowed to call settee from a browser (comma-separated; * for any)"
     )
+    databases: tuple[str, ...] = _setting(
+        (), "the only databases exposed (comma-separated; empty: every one CouchDB allows)"
+    )
+    read_only: bool = _setting(False, "refuse every request that would change something")
     log_level: str = _setting("info", "debug, info, warning or error")
     shutdown_grace: float = _setting(10.0, "seconds to let in-flight requests finish after SIGTERM")
     max_subscribers: int = _setting(
@@ -88,16 +98,29 @@ class Settings:
             raise ValueError("heartbeat and reauthorize_interval must be > 0")
         if self.event_loop not in EVENT_LOOPS:
             raise ValueError(f"event_loop: expected one of {', '.join(EVENT_LOOPS)}")
+        if not self.data_dir:
+            raise ValueError("data_dir: must not be empty")
         url = urlsplit(self.couch_url)
-        if url.scheme not in ("http", "https") or not url.hostname:
+        embedded = self.couch_url.startswith("embedded:") and len(self.couch_url) > 9
+        http = url.scheme in ("http", "https") and url.hostname
+        if self.couch_url and not (embedded or http):
             shown = url._replace(netloc=url.hostname or "").geturl()  # never a password
-            raise ValueError(f"couch_url: not an http(s) URL: {shown!r}")
+            raise ValueError(f"couch_url: not an http(s) or embedded:PATH URL: {shown!r}")
 
     def __repr__(self) -> str:
         shown = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         if shown["couch_password"]:
             shown["couch_password"] = "***"
         return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+
+    @functools.cached_property
+    def policy(self) -> Policy:
+        return Policy(self.databases, self.read_only)
+
+    @property
+    def backend_url(self) -> str:
+        """What the client is given: the CouchDB's URL, or the embedded store's."""
+        return self.couch_url or "embedded:" + self.data_dir
 
     @property
     def couch_auth(self) -> tuple[str, str] | None:

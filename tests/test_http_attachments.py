@@ -107,3 +107,27 @@ async def test_attachment_names_with_slashes(settee, db_name, bdb):
     assert created.code == 201
     assert bdb.get_attachment("doc", "dir/file.txt") == b"nested"
     assert (await settee.fetch("GET", f"/{db_name}/doc/dir/file.txt")).body == b"nested"
+
+
+@pytest.mark.gen_test
+async def test_an_attachment_of_a_named_revision_is_that_revisions(settee, db_name, bdb):
+    """``?rev=`` picks the revision, as replicators ask for a conflict's attachments."""
+    bdb.bulk_docs(
+        [
+            {"_id": "d", "_rev": f"1-{c * 32}", "_attachments": {name: data}}
+            for c, name, data in [
+                ("a", "left.bin", {"content_type": "application/x-left", "data": "AAEC"}),
+                ("b", "right.bin", {"content_type": "application/x-right", "data": "AwQF"}),
+            ]
+        ],
+        new_edits=False,
+    )
+    left = await settee.fetch("GET", f"/{db_name}/d/left.bin?rev=1-{'a' * 32}")
+    assert (left.code, left.body) == (200, b"\x00\x01\x02")
+    assert left.headers["Content-Type"] == "application/x-left"
+    head = await settee.fetch("HEAD", f"/{db_name}/d/left.bin?rev=1-{'a' * 32}")
+    assert (head.code, head.headers["Content-Type"]) == (200, "application/x-left")
+    current = await settee.fetch("GET", f"/{db_name}/d/right.bin")  # 1-bbb… wins
+    assert (current.code, current.body) == (200, b"\x03\x04\x05")
+    assert (await settee.fetch("GET", f"/{db_name}/d/left.bin")).code == 404
+    assert bdb.get_attachment("d", "left.bin", rev=f"1-{'a' * 32}") == b"\x00\x01\x02"

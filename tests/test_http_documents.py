@@ -209,9 +209,6 @@ async def test_batch_ok_answers_202(settee, db_name, bdb):
     assert answer(response) == {"ok": True, "id": "later"}
 
 
-@pytest.mark.xfail_on(
-    "couchdb", reason="settee bug: atts_since is sent as a Python list repr, not as JSON"
-)
 @pytest.mark.gen_test
 async def test_the_other_read_options_reach_the_backend(settee, db_name, bdb, backend):
     """pouchdb-server ignores these; CouchDB answers them. settee checks and passes them on."""

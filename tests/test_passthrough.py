@@ -7,13 +7,16 @@ credentials, and expects the same answer: settee adds nothing and hides nothing.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import tracemalloc
 from typing import Any
 
 import pytest
-from tornado.httpclient import AsyncHTTPClient, HTTPResponse
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest, HTTPResponse
+from tornado.httputil import HTTPHeaders
 
+from service.couch import Couch
 from service.couch.transport import Endpoint
 from tests.conftest import answer
 
@@ -96,10 +99,28 @@ async def test_an_endpoint_settee_does_not_handle_answers_as_the_backend(
     endpoint = Endpoint.parse(server_url)
     path = path.replace("DB", filled.name)
     headers = {**headers, "Accept": "application/json", **basic(endpoint.auth)}
-    direct = await fetch(endpoint.url + path, method, body, headers)
+    if endpoint.embedded:
+        direct = await ask_the_store(server_url, method, path, body, headers)
+    else:
+        direct = await fetch(endpoint.url + path, method, body, headers)
     through = await fetch(settee.url + path, method, body, headers)
     assert comparable(through, path) == comparable(direct, path), through.body
     assert through.headers["Content-Type"] == direct.headers["Content-Type"]
+
+
+async def ask_the_store(
+    url: str, method: str, path: str, body: Any, headers: dict[str, str]
+) -> HTTPResponse:
+    """The embedded store's own answer, through the client's in-process transport."""
+    data = json.dumps(body).encode() if body is not None else None
+    async with Couch(url) as couch:
+        reply = await couch.relay(method, path, headers, data)
+        try:
+            content = await reply.read_all()
+        finally:
+            reply.close()
+    request = HTTPRequest(url + path, method=method)
+    return HTTPResponse(request, reply.status, HTTPHeaders(reply.headers), io.BytesIO(content))
 
 
 @pytest.mark.gen_test
@@ -109,6 +130,7 @@ async def test_copy_writes_the_destination(settee, filled):
     assert filled.get("copied")["n"] == 1
 
 
+@pytest.mark.skip_on("embedded", reason="Mango _index: issue 20")
 @pytest.mark.gen_test
 async def test_writes_to_couchdbs_own_endpoints_go_through(settee, filled):
     response = await settee.fetch("POST", f"/{filled.name}/_index", {"index": {"fields": ["n"]}})
@@ -118,7 +140,7 @@ async def test_writes_to_couchdbs_own_endpoints_go_through(settee, filled):
 
 @pytest.mark.gen_test
 async def test_security_and_revs_limit_are_written_through(settee, backend, filled):
-    if backend != "couchdb":
+    if backend == "pouchdb":
         pytest.skip("pouchdb-server has no PUT /{db}/_security or /{db}/_revs_limit")
     security = {"admins": {"names": [], "roles": []}, "members": {"names": [], "roles": ["x"]}}
     response = await settee.fetch("PUT", f"/{filled.name}/_security", security)
@@ -162,12 +184,15 @@ async def test_hop_by_hop_headers_stay_on_their_hop(settee, filled):
 
 @pytest.mark.gen_test
 async def test_location_points_at_settee(settee, backend, filled):
-    if backend != "couchdb":
+    if backend == "pouchdb":
         pytest.skip("pouchdb-server sends no Location on COPY")
     response = await settee.fetch("COPY", f"/{filled.name}/doc", headers={"Destination": "c2"})
     assert response.headers["Location"] == f"{settee.url}/{filled.name}/c2"
 
 
+@pytest.mark.skip_on(
+    "embedded", reason="Mango _find: issue 20; and the embedded store takes and gives whole bodies"
+)
 @pytest.mark.gen_test(timeout=120)
 async def test_a_large_passthrough_is_streamed_both_ways(settee, filled):
     """A 16 MB request body and a ~6 MB answer pass through settee (in this process) while

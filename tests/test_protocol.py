@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 import service.couch
-from service.couch import BadRequest, Conflict, Document, NotFound, Row, ServerError, View
+from service.couch import (
+    BadRequest,
+    Conflict,
+    ConflictResolution,
+    Couch,
+    Database,
+    Document,
+    NotFound,
+    Row,
+    ServerError,
+    Status,
+    View,
+)
 from service.couch.changes import Backoff, FeedState
+from service.couch.config import server_url
+from service.couch.documents import Headers
 from service.couch.errors import HTTPError, exception_for
 from service.couch.protocol import (
     Request,
@@ -33,7 +49,7 @@ def test_public_api_is_pinned():
             "CouchError", "Database", "Document", "Forbidden", "FunctionResult", "HTTPError",
             "NotFound", "PreconditionFailed", "RequestTooLarge", "Row", "ServerError",
             "ServerUnavailable", "Status", "ThreadedChangesFeed", "Unauthorized", "View",
-            "relax",
+            "defaults", "install_as_corduroy", "relax",
         ]
     )  # fmt: skip
     for name in service.couch.__all__:
@@ -112,6 +128,15 @@ def test_view_options_are_encoded_as_couchdb_expects():
     }
 
 
+def test_list_and_dict_options_are_json_whatever_their_name():
+    assert encode_options(
+        {"atts_since": ["1-a", "2-b"], "open_revs": ("1-a",), "filter_args": {"k": 1}}
+    ) == {"atts_since": '["1-a","2-b"]', "open_revs": '["1-a"]', "filter_args": '{"k":1}'}
+    assert encode_options({"open_revs": "all", "rev": "1-a"}) == {"open_revs": "all", "rev": "1-a"}
+    plain = encode_options({"key": "k", "n": 2, "flag": False}, json_options=frozenset())
+    assert plain == {"key": "k", "n": "2", "flag": "false"}
+
+
 def test_query_strings_quote_spaces_as_percent_20():
     assert Request("GET", "/db/_all_docs", {"key": '"a b"'}).target == (
         "/db/_all_docs?key=%22a%20b%22"
@@ -139,6 +164,15 @@ def test_error_responses_map_to_one_table():
     assert isinstance(exc, NotFound) and isinstance(exc, KeyError)
     assert (exc.status, exc.error, exc.reason) == (404, "not_found", "missing")
     assert str(exc) == "404 not_found: missing (GET http://h/db/x)"
+    assert exc.response == {"error": "not_found", "reason": "missing"}
+
+
+def test_a_per_document_error_answer_is_kept_and_summed_up_by_its_first_document():
+    body = b'[{"id":"a","error":"not_implemented","reason":"no"},{"id":"b","error":"x"}]'
+    exc = error_from(Response(417, {}, body), "POST http://h/db/_bulk_docs")
+    assert (exc.status, exc.error, exc.reason) == (417, "not_implemented", "no")
+    assert [row.id for row in exc.response] == ["a", "b"]
+    assert error_from(Response(502, {}, b"<html>"), "GET http://h/").response is None
     garbled = error_from(Response(500, {}, b"<html>oops"), "GET /")
     assert isinstance(garbled, ServerError) and garbled.reason == "<html>oops"
 
@@ -195,6 +229,41 @@ def test_view_and_rows():
     reduced = Row({"key": None, "value": 7})
     assert reduced.id is None and reduced.doc is None
     assert Row({"key": "z", "error": "not_found"}).error == "not_found"
+
+
+def test_rows_are_dicts_as_corduroys_were():
+    row = Row({"id": "a", "key": ["2007", "11"], "value": 3})
+    assert isinstance(row, dict) and row["value"] == 3
+    assert "%(key)s → %(value)i" % row == "['2007', '11'] → 3"  # noqa: UP031
+    assert json.loads(json.dumps([row])) == [{"id": "a", "key": ["2007", "11"], "value": 3}]
+
+
+def test_headers_read_in_any_case():
+    headers = Headers({"content-type": "text/csv"})
+    assert headers["Content-Type"] == headers.get("CONTENT-TYPE") == "text/csv"
+    assert "Content-Type" in headers and headers.get("X-None") is None
+    assert Status(True, 200, {"etag": '"1-a"'}).headers["ETag"] == '"1-a"'
+
+
+def test_server_urls_as_corduroy_read_them():
+    assert server_url(None) == "http://127.0.0.1:5984"
+    assert server_url("couch.example.com") == "http://couch.example.com:5984"
+    assert server_url("couch.example.com:6984/sub") == "http://couch.example.com:6984/sub"
+    assert server_url("https://couch.example.com") == "https://couch.example.com"
+    assert Database("albums").url == "http://127.0.0.1:5984/albums"
+    assert repr(Couch()) == "<Couch 'http://127.0.0.1:5984'>"
+    assert repr(Database("albums")) == "<Database 'albums'>"
+
+
+def test_a_callback_that_cannot_be_called_is_refused_before_any_request():
+    with pytest.raises(TypeError, match="callback must be callable"):
+        Couch("http://127.0.0.1:1").info(callback="http://elsewhere/")
+
+
+def test_conflict_resolution_reads_as_corduroys():
+    assert repr(ConflictResolution(None, {"a": {}, "b": {}}, {})) == "<Success: 2 docs updated>"
+    assert repr(ConflictResolution(None, {}, {"b": {}, "a": {}})) == "<Conflicts: a, b>"
+    assert repr(ConflictResolution(None, {}, {"second": {}})) == "<Conflict: second>"
 
 
 def test_credentials_are_split_out_of_urls_and_never_shown():

@@ -8,10 +8,13 @@
         doc = await db.get("kind-of-blue")
 
 The blocking face is ``service.couch.blocking`` (same classes, results returned directly).
+Code written for corduroy runs after ``install_as_corduroy()``.
 """
 
 from .changes import ChangesFeed, ThreadedChangesFeed
 from .client import Couch, Database, FunctionResult
+from .compat import install_as_corduroy
+from .config import defaults
 from .conflicts import ConflictResolution
 from .documents import Document, Row, View
 from .errors import (
@@ -52,5 +55,7 @@ __all__ = [
     "ThreadedChangesFeed",
     "Unauthorized",
     "View",
+    "defaults",
+    "install_as_corduroy",
     "relax",
 ]

@@ -8,6 +8,7 @@ result itself. Every method also takes ``callback=fn(data, status)``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import mimetypes
@@ -18,6 +19,7 @@ from typing import Any, ClassVar
 from urllib.parse import unquote, urlencode
 
 from .changes import FeedState
+from .config import defaults, server_url
 from .conflicts import (
     ConflictResolution,
     Flow,
@@ -26,7 +28,7 @@ from .conflicts import (
     fetch_current,
     save_bulk,
 )
-from .documents import Document, View
+from .documents import Document, Headers, View
 from .errors import Conflict, NotFound
 from .protocol import (
     JSON_TYPE,
@@ -45,9 +47,7 @@ from .protocol import (
     view_path,
 )
 from .runner import AsyncRunner, CredentialedRunner
-from .transport import Endpoint, redact
-
-DEFAULT_URL = "http://127.0.0.1:5984"
+from .transport import EMBEDDED, Endpoint
 
 JSON_HEADERS = {"Content-Type": JSON_TYPE}
 
@@ -60,6 +60,8 @@ def operation(flow: Callable[..., Flow]) -> Callable[..., Any]:
 
     @functools.wraps(flow)
     def call(self: Any, *args: Any, callback: Callable | None = None, **kwargs: Any) -> Any:
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be callable, not {callback!r}")
         return self._runner.run(flow(self, *args, **kwargs), callback)
 
     return call
@@ -67,16 +69,20 @@ def operation(flow: Callable[..., Flow]) -> Callable[..., Any]:
 
 @dataclass(frozen=True, slots=True)
 class FunctionResult:
-    """What a show or list function answered: its headers and its body (JSON decoded if JSON)."""
+    """What a show or list function answered: its headers (read in any case) and its body
+    (JSON decoded if JSON)."""
 
     headers: Mapping[str, str]
     body: Any
 
 
 def _function_result(response: Any) -> FunctionResult:
-    if response.headers.get("content-type", "").startswith(JSON_TYPE):
-        return FunctionResult(response.headers, response.json())
-    return FunctionResult(response.headers, response.body)
+    headers = Headers(response.headers)
+    if headers.get("content-type", "").startswith(JSON_TYPE):
+        # CouchDB labels a list function's output JSON unless the function says otherwise.
+        with contextlib.suppress(ValueError):
+            return FunctionResult(headers, response.json())
+    return FunctionResult(headers, response.body)
 
 
 def _json(method: str, path: str, value: Any, query: Mapping[str, str] | None = None) -> Request:
@@ -92,9 +98,10 @@ def _seconds_to_ms(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _split_db_url(url_or_name: str) -> tuple[str, str]:
-    """``http://host:5984/db`` → the server's URL and the database's name."""
-    if not url_or_name.startswith(("http://", "https://")):
-        return DEFAULT_URL, url_or_name
+    """``http://host:5984/db`` (or ``embedded:/dir/db``) → the server's URL and the
+    database's name; a bare name is on the server that ``defaults`` names."""
+    if not url_or_name.startswith(("http://", "https://", EMBEDDED)):
+        return server_url(None), url_or_name
     server, _, name = url_or_name.rstrip("/").rpartition("/")
     return server, unquote(name)
 
@@ -103,8 +110,12 @@ class Couch:
     """A CouchDB server: databases, replication, configuration, statistics.
 
     ``Couch("http://user:secret@host:5984")`` or ``Couch(url, auth=("user", "secret"))``;
-    credentials are sent, never shown. Close it with ``await couch.close()`` or use
-    ``async with``.
+    credentials are sent, never shown. Without a URL, the server ``defaults`` names
+    (``http://127.0.0.1:5984`` unless changed); a host name without a scheme is reached over
+    http. ``timeout`` and ``max_connections`` default to ``defaults.http``'s. Pooled
+    connections idle for ``idle_timeout`` seconds are closed rather than reused, before the
+    server closes them (pouchdb-server does 6 s after its last answer). Close it with
+    ``await couch.close()`` or use ``async with``.
     """
 
     runner_class: ClassVar[type] = AsyncRunner
@@ -112,20 +123,24 @@ class Couch:
 
     def __init__(
         self,
-        url: str = DEFAULT_URL,
+        url: str | None = None,
         auth: tuple[str, str] | None = None,
         full_commit: bool = True,
         *,
-        timeout: float = 30.0,
+        timeout: float | None = None,
         connect_timeout: float = 10.0,
-        max_connections: int = 100,
+        max_connections: int | None = None,
+        idle_timeout: float | None = 4.0,
     ) -> None:
         self.endpoint = Endpoint.parse(
-            url,
+            server_url(url),
             auth,
-            timeout=timeout,
+            timeout=defaults.http.timeout if timeout is None else timeout,
             connect_timeout=connect_timeout,
-            max_connections=max_connections,
+            max_connections=(
+                defaults.http.max_clients if max_connections is None else max_connections
+            ),
+            idle_timeout=idle_timeout,
         )
         self.full_commit = full_commit
         self._runner = self.runner_class(self.endpoint)
@@ -136,7 +151,7 @@ class Couch:
         return self.endpoint.url
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.url}>"
+        return f"<{type(self).__name__} {self.url!r}>"
 
     def close(self) -> Any:
         return self._runner.close()
@@ -222,6 +237,11 @@ class Couch:
         return (yield Request("DELETE", db_path(name))).json()
 
     @operation
+    def session(self) -> Flow:
+        """Who the server takes this client for: ``{"ok", "userCtx": {"name", "roles"}}``."""
+        return (yield Request("GET", "/_session")).json()
+
+    @operation
     def tasks(self) -> Flow:
         """The tasks the server is running (``_active_tasks``)."""
         return (yield Request("GET", "/_active_tasks")).json()
@@ -270,7 +290,11 @@ class Couch:
 
     def _replication_source(self, db: str | Database) -> Any:
         if isinstance(db, str):
-            return db
+            if "://" in db:
+                return db
+            # A bare name is a database of this server, as CouchDB 1 read it; CouchDB 3 takes
+            # only URLs, so it goes as one (with this client's credentials).
+            db = self[db]
         if db.couch.endpoint.auth:
             auth = db.couch.endpoint.headers()["Authorization"]
             return {"url": db.url, "headers": {"Authorization": auth}}
@@ -278,7 +302,7 @@ class Couch:
 
     @operation
     def replicate(self, source: str | Database, target: str | Database, **options: Any) -> Flow:
-        """Replicate ``source`` to ``target`` (URLs or Databases).
+        """Replicate ``source`` to ``target`` (URLs, Databases or names of this server's).
 
         Options: ``continuous``, ``create_target``, ``doc_ids``, ``proxy``, ``cancel``. With
         ``_id``, the replication is a document in ``_replicator`` (cancel deletes it);
@@ -326,7 +350,7 @@ class Database:
         return self.couch.url + db_path(self.name)
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.name!r} at {redact(self.couch.url)}>"
+        return f"<{type(self).__name__} {self.name!r}>"
 
     def close(self) -> Any:
         """Close the connections of a Database made from a URL (a server's own stay open)."""
@@ -391,8 +415,7 @@ class Database:
         """
         if not isinstance(id_or_ids, list | tuple):
             path = doc_path(self.name, id_or_ids)
-            response = yield Request("GET", path, encode_options(options))
-            return Document(response.json())
+            return (yield Request("GET", path, encode_options(options))).json()
         ids = [validate_doc_id(doc_id) for doc_id in id_or_ids]
         view = yield from self._view("_all_docs", {**options, "include_docs": True, "keys": ids})
         return [row.doc for row in view]
@@ -444,8 +467,9 @@ class Database:
         Conflict; in a list, conflicts are reported per document in ``.pending``. With
         ``merge=fn(local, server)`` conflicts are merged and written again; with
         ``force=True`` they are overwritten. ``batch="ok"`` lets the server defer the write
-        (one document); ``all_or_nothing=True`` asks for an atomic bulk write where the server
-        supports it (CouchDB 1.x; 2+ ignore it).
+        (one document). ``all_or_nothing=True`` asks for an atomic bulk write: CouchDB 1.x
+        did one; CouchDB 3 refuses it (417) and writes nothing, so every document is pending
+        with its ``not_implemented`` reason; pouchdb-server ignores it.
         """
         settle = merge is not None or force
         if isinstance(doc_or_docs, list):
@@ -502,22 +526,21 @@ class Database:
         """Copy a document to ``dest`` (an id, or a dict with ``_id`` and ``_rev`` to overwrite).
 
         Returns ``{"id": ..., "rev": ...}`` of the copy; Conflict if ``dest`` exists and no
-        current ``_rev`` was given.
+        current ``_rev`` was given. A server that answers only ``{"ok": true}``
+        (pouchdb-server) costs one more request, for the copy's rev.
         """
         src_id, src_rev = (
             (source, None) if isinstance(source, str) else (source["_id"], source.get("_rev"))
         )
-        if isinstance(dest, str):
-            destination = dest
-            doc_path(self.name, dest)
-        else:
-            doc_path(self.name, dest["_id"])
-            destination = dest["_id"]
-            if dest.get("_rev"):
-                destination += "?" + urlencode({"rev": dest["_rev"]})
+        dest_id = dest if isinstance(dest, str) else dest["_id"]
+        destination = doc_segment(dest_id)
+        if not isinstance(dest, str) and dest.get("_rev"):
+            destination += "?" + urlencode({"rev": dest["_rev"]})
         query = {"rev": src_rev} if src_rev else {}
         request = Request("COPY", doc_path(self.name, src_id), query, {"Destination": destination})
-        return (yield request).json()
+        answer = (yield request).json()
+        rev = answer.get("rev") or (yield from self.rev.__wrapped__(self, dest_id))
+        return Document(id=answer.get("id", dest_id), rev=rev)
 
     @operation
     def purge(self, docs: list[Mapping[str, Any]]) -> Flow:
@@ -530,21 +553,29 @@ class Database:
     # -- attachments
 
     @operation
-    def get_attachment(self, id_or_doc: str | Mapping[str, Any], filename: str) -> Flow:
-        """The bytes of attachment ``filename`` of a document (an id or a dict)."""
-        doc_id = id_or_doc if isinstance(id_or_doc, str) else id_or_doc["_id"]
-        request = Request("GET", doc_path(self.name, doc_id, filename), {}, {"Accept": "*/*"})
-        return (yield request).body
+    def get_attachment(
+        self, id_or_doc: str | Mapping[str, Any], filename: str, rev: str | None = None
+    ) -> Flow:
+        """The bytes of attachment ``filename`` of a document (an id or a dict): of its
+        current revision, or of revision ``rev`` (a conflict's, an older one's)."""
+        return (yield self._attachment_request(id_or_doc, filename, rev)).body
 
-    def stream_attachment(self, id_or_doc: str | Mapping[str, Any], filename: str) -> Any:
-        """Open an attachment for reading as it arrives.
+    def stream_attachment(
+        self, id_or_doc: str | Mapping[str, Any], filename: str, rev: str | None = None
+    ) -> Any:
+        """Open an attachment (of revision ``rev``, if given) for reading as it arrives.
 
         Resolves to a body with ``headers`` (content type and length) and ``read()``, which
         gives the next chunk (``b""`` at the end); ``close()`` it when done.
         """
+        return self._runner.open(self._attachment_request(id_or_doc, filename, rev))
+
+    def _attachment_request(
+        self, id_or_doc: str | Mapping[str, Any], filename: str, rev: str | None
+    ) -> Request:
         doc_id = id_or_doc if isinstance(id_or_doc, str) else id_or_doc["_id"]
-        path = doc_path(self.name, doc_id, filename)
-        return self._runner.open(Request("GET", path, {}, {"Accept": "*/*"}))
+        query = {"rev": rev} if rev else {}
+        return Request("GET", doc_path(self.name, doc_id, filename), query, {"Accept": "*/*"})
 
     @operation
     def put_attachment(
@@ -637,7 +668,8 @@ class Database:
     def query(self, map_src: str, reduce_src: str | None = None, **options: Any) -> Flow:
         """Run a temporary view (``_temp_view``).
 
-        CouchDB 2+ removed temporary views (it answers 404); pouchdb-server still has them.
+        CouchDB 2+ removed temporary views (3.4 answers 410 ``gone``); pouchdb-server
+        still has them.
         """
         spec = {"language": "javascript", "map": map_src}
         if reduce_src:
@@ -675,7 +707,8 @@ class Database:
     ) -> Flow:
         """Call update handler ``name`` (``"ddoc/fn"``), on document ``id`` if given.
 
-        A dict body is form-encoded, a string sent as is; other keywords go in the query string.
+        A dict body is form-encoded, a string sent as is; other keywords go in the query string
+        (strings as they are, booleans as true/false, lists and dicts as JSON).
         """
         path = design_path(self.name, name, "_update")
         method = "POST"
@@ -690,9 +723,8 @@ class Database:
         elif body is not None:
             data = body.encode()
             headers["Content-Type"] = "text/plain"
-        response = yield Request(
-            method, path, {k: str(v) for k, v in options.items()}, headers, data
-        )
+        query = encode_options(options, json_options=frozenset())
+        response = yield Request(method, path, query, headers, data)
         return _function_result(response)
 
     # -- changes and replication

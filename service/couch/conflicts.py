@@ -11,6 +11,7 @@ from collections.abc import Callable, Generator, Iterable, Mapping, MutableMappi
 from typing import TYPE_CHECKING, Any
 
 from .documents import as_document
+from .errors import HTTPError
 from .protocol import Request, Response, db_path, encode_json, validate_doc_id
 
 if TYPE_CHECKING:
@@ -43,13 +44,20 @@ def save_bulk(db: str, docs: list[Doc], options: Mapping[str, Any]) -> Flow:
     Options: ``all_or_nothing``; ``new_edits=False`` to store replicated revisions as given.
 
     Written documents get their new ``_id`` and ``_rev``; the others are pending as
-    ``{"doc": doc, "error": ..., "reason": ...}``.
+    ``{"doc": doc, "error": ..., "reason": ...}``. CouchDB 3 refuses ``all_or_nothing``
+    whole (417, nothing written) with a reason per document: every document is then pending
+    with its own.
     """
     body = bulk_body(docs, options)
-    response = yield Request(
+    request = Request(
         "POST", db_path(db, "_bulk_docs"), {}, {"Content-Type": "application/json"}, body
     )
-    results = response.json()
+    try:
+        results = (yield request).json()
+    except HTTPError as exc:
+        if not (exc.status == 417 and _per_document(exc.response, docs)):
+            raise
+        results = exc.response
     if options.get("new_edits") is False:
         # Replicated revisions are stored as given; CouchDB reports only the failures.
         failures = {result["id"]: result for result in results}
@@ -67,6 +75,15 @@ def save_bulk(db: str, docs: list[Doc], options: Mapping[str, Any]) -> Flow:
             doc["_id"], doc["_rev"] = result["id"], result["rev"]
             resolved[result["id"]] = doc
     return resolved, pending
+
+
+def _per_document(answer: Any, docs: list[Doc]) -> bool:
+    """Whether ``answer`` holds one result object per document."""
+    return (
+        isinstance(answer, list)
+        and len(answer) == len(docs)
+        and all(isinstance(result, Mapping) for result in answer)
+    )
 
 
 def fetch_current(db: str, ids: list[str], *, include_docs: bool) -> Flow:
@@ -109,7 +126,12 @@ class ConflictResolution:
         self.pending = pending
 
     def __repr__(self) -> str:
-        return f"<ConflictResolution resolved={len(self.resolved)} pending={len(self.pending)}>"
+        # corduroy's: the guide reads the outcome of a save off it.
+        if self.pending:
+            plural = "s" if len(self.pending) != 1 else ""
+            return f"<Conflict{plural}: {', '.join(sorted(self.pending))}>"
+        plural = "s" if len(self.resolved) != 1 else ""
+        return f"<Success: {len(self.resolved)} doc{plural} updated>"
 
     def resolve(self, merge: Merge, callback: Callable | None = None) -> Any:
         """Merge each conflicted doc with the server's copy via ``merge(local, server)``.

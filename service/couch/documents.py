@@ -45,42 +45,56 @@ def as_document(value: Any) -> Document | None:
     return Document(value)
 
 
-class Row:
-    """One row of a view: ``key``, ``value``, ``id`` (None for reduced rows), ``doc``, ``error``."""
+class Row(dict):
+    """One row of a view: ``key``, ``value``, ``id`` (None for reduced rows), ``doc``, ``error``.
 
-    __slots__ = ("_data",)
+    A dict of what CouchDB sent, as corduroy's rows were: ``row["key"]``, ``"%(key)s" % row``
+    and ``json.dumps(view.rows)`` work too.
+    """
 
-    def __init__(self, data: Mapping[str, Any]) -> None:
-        self._data = data
+    __slots__ = ()
 
     @property
     def key(self) -> Any:
-        return self._data.get("key")
+        return self.get("key")
 
     @property
     def value(self) -> Any:
-        return self._data.get("value")
+        return self.get("value")
 
     @property
     def id(self) -> str | None:
-        return self._data.get("id")
+        return self.get("id")
 
     @property
     def doc(self) -> Document | None:
         """The row's document, present only when the view was read with include_docs."""
-        return as_document(self._data.get("doc"))
+        return as_document(self.get("doc"))
 
     @property
     def error(self) -> str | None:
-        return self._data.get("error")
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Row) and self._data == other._data
+        return self.get("error")
 
     def __repr__(self) -> str:
         if self.error:
             return f"<Row key={self.key!r} error={self.error!r}>"
         return f"<Row id={self.id!r} key={self.key!r} value={self.value!r}>"
+
+
+class Headers(dict):
+    """Response headers: names kept lower case, and read in any case
+    (``headers["Content-Type"]``)."""
+
+    __slots__ = ()
+
+    def __getitem__(self, name: str) -> str:
+        return dict.__getitem__(self, name.lower())
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return dict.get(self, name.lower(), default)
+
+    def __contains__(self, name: object) -> bool:
+        return dict.__contains__(self, name.lower() if isinstance(name, str) else name)
 
 
 class View:

@@ -20,6 +20,7 @@ Messages name the request's method and URL, never its credentials.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 
 class CouchError(Exception):
@@ -27,7 +28,11 @@ class CouchError(Exception):
 
 
 class HTTPError(CouchError):
-    """The server answered with an error status; ``error`` and ``reason`` are CouchDB's."""
+    """The server answered with an error status; ``error`` and ``reason`` are CouchDB's.
+
+    ``response`` is the answer's JSON, decoded, or None if it was not JSON: where CouchDB
+    answers per document (a 417 to ``_bulk_docs`` with ``all_or_nothing``), the list.
+    """
 
     status = 0
 
@@ -39,6 +44,7 @@ class HTTPError(CouchError):
         status: int | None = None,
         headers: Mapping[str, str] | None = None,
         request: str = "",
+        response: Any = None,
     ) -> None:
         self.error = error
         self.reason = reason
@@ -46,6 +52,7 @@ class HTTPError(CouchError):
             self.status = status
         self.headers = dict(headers or {})
         self.request = request
+        self.response = response
         super().__init__(error, reason)
 
     def __str__(self) -> str:

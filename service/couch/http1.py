@@ -53,6 +53,7 @@ class Connection(asyncio.Protocol):
         self._parser = parser(self)
         self.lost = False
         self.reused = False
+        self.idle_since = 0.0  # the loop's time when it last went back to the pool
         self._parsing = False
         self._begin(head_only=False, stream=False)
         self._drained: asyncio.Future[None] | None = None
@@ -470,6 +471,7 @@ class Fetch:
             pool.release(connection)
         elif isinstance(connection.error, StaleConnection) and self._retry:
             pool.release(connection)
+            pool.retried += 1
             self._retry = False
             self.start()
             return
@@ -492,7 +494,14 @@ class Fetch:
 
 class Pool:
     """Keep-alive connections to one server, at most ``limit`` at once (0: no limit); over
-    TLS with the ``tls`` context if one is given."""
+    TLS with the ``tls`` context if one is given.
+
+    A connection idle for ``idle_timeout`` seconds (None: for ever) is closed rather than
+    reused. Servers close idle keep-alive connections too (pouchdb-server 6 s after its last
+    answer: Node's keepAliveTimeout of 5 s, checked a second late): a request written just as
+    the server closes its end is lost, and only an idempotent one may be sent again. Closing
+    first, earlier than the server would, means that race is never run.
+    """
 
     def __init__(
         self,
@@ -503,14 +512,18 @@ class Pool:
         limit: int = 100,
         connect_timeout: float = 10.0,
         headers: Mapping[str, str] | None = None,
+        idle_timeout: float | None = 4.0,
     ) -> None:
         self.loop = asyncio.get_running_loop()
         self.host, self.port = host, port
         self.limit = limit
         self.connect_timeout = connect_timeout
+        self.idle_timeout = idle_timeout
+        self.retried = 0  # requests sent again after a kept-alive connection proved stale
         self._tls = tls
         self._closed = False
-        self._idle: list[Connection] = []
+        self._idle: list[Connection] = []  # oldest first: each goes back at the end
+        self._sweep: asyncio.TimerHandle | None = None
         self._open: set[Connection] = set()
         self._connecting = 0
         self._waiters: collections.deque[asyncio.Future[Connection | None]] = collections.deque()
@@ -635,6 +648,7 @@ class Pool:
                 self.release(connection)
                 if not retry:
                     raise
+                self.retried += 1
                 retry = False
             except BaseException:
                 connection.close()
@@ -689,13 +703,38 @@ class Pool:
             # It closed on the way here, and its slot went to the next in line: queue again.
 
     def take_idle(self) -> Connection | None:
-        """The connection kept alive last, if one is idle and the pool is open."""
+        """The connection kept alive last, if one is idle, not expired, and the pool open."""
+        idle, limit = self._idle, self.idle_timeout
+        if idle and limit is not None and self.loop.time() - idle[0].idle_since >= limit:
+            self._close_expired()  # the loop was too busy to sweep them in time
         while self._idle and not self._closed:
             connection = self._idle.pop()
             if not connection.lost:
                 connection.reused = True
                 return connection
         return None
+
+    def _close_expired(self) -> None:
+        """Close the idle connections that have been idle ``idle_timeout`` seconds, and sweep
+        again when the next one will have been."""
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
+        now = self.loop.time()
+        idle = self._idle
+        expired = 0
+        while expired < len(idle) and now - idle[expired].idle_since >= self.idle_timeout:
+            expired += 1
+        if expired:
+            closing, self._idle = idle[:expired], idle[expired:]
+            for connection in closing:
+                connection.close()
+        self._schedule_sweep()
+
+    def _schedule_sweep(self) -> None:
+        if self._sweep is None and self._idle and not self._closed:
+            due = self._idle[0].idle_since + self.idle_timeout
+            self._sweep = self.loop.call_at(due, self._close_expired)
 
     async def _wait_turn(self, timeout: float | None) -> Connection | None:
         """Wait for a connection given back, or (None) for a slot reserved to connect in."""
@@ -745,7 +784,10 @@ class Pool:
                 connection.reused = True
                 waiter.set_result(connection)
             elif not self._closed:
+                connection.idle_since = self.loop.time()
                 self._idle.append(connection)
+                if self.idle_timeout is not None:
+                    self._schedule_sweep()
             else:
                 connection.close()
         else:
@@ -777,6 +819,9 @@ class Pool:
         """Close every connection; exchanges in progress or waiting, and any later, fail with
         ConnectionError."""
         self._closed = True
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         while (waiter := self._next_waiter()) is not None:
             waiter.set_exception(ConnectionError("the client is closed"))
         for connection in list(self._open):

@@ -6,6 +6,7 @@ objects and receive ``Response`` objects; a transport from ``transport`` sends t
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from urllib.parse import quote, urlencode
 import ijson
 import ujson
 
+from .documents import Document
 from .errors import BadRequest, exception_for
 
 JSON_TYPE = "application/json"
@@ -25,7 +27,9 @@ MAX_DB_NAME = 238  # CouchDB's limit: a shard's file name must fit in 255 bytes
 SYSTEM_DBS = frozenset({"_users", "_replicator", "_global_changes"})
 RESERVED_ID_PREFIXES = ("_design/", "_local/")
 
-# View options whose values CouchDB expects as JSON in the query string.
+# Options whose values CouchDB reads as JSON in the query string, even when they are strings
+# (``key="a"`` goes out as ``key=%22a%22``). Any other option given a list, tuple or dict
+# (``atts_since``, ``open_revs``, ...) goes out as JSON too; ``open_revs="all"`` stays a word.
 JSON_OPTIONS = frozenset({"key", "keys", "startkey", "endkey", "start_key", "end_key", "doc_ids"})
 
 
@@ -67,8 +71,15 @@ def encode_json(value: Any) -> bytes:
         raise BadRequest("bad_request", f"not JSON-serialisable: {exc}") from exc
 
 
+# Every JSON object in an answer becomes a Document, as corduroy's decoder made them: its keys
+# read as attributes at any depth (``changes.results[0].doc.title``). The standard library's C
+# decoder calls the hook per object; ujson, which encodes, has no hook.
+_DECODER = json.JSONDecoder(object_hook=Document)
+
+
 def decode_json(data: bytes | str) -> Any:
-    return ujson.loads(data)
+    """Decode UTF-8 JSON; every object in it becomes a Document."""
+    return _DECODER.decode(data if isinstance(data, str) else data.decode())
 
 
 def json_body(value: Any) -> tuple[bytes, dict[str, str]]:
@@ -158,17 +169,20 @@ def view_path(db: str, name: str) -> str:
     return design_path(db, name, "_view")
 
 
-def encode_options(options: Mapping[str, Any]) -> dict[str, str]:
-    """Query-string values for view and changes options, as CouchDB expects them.
+def encode_options(
+    options: Mapping[str, Any], json_options: frozenset[str] = JSON_OPTIONS
+) -> dict[str, str]:
+    """Query-string values for document, view and changes options, as CouchDB expects them.
 
-    JSON-valued options (key, startkey, ...) are JSON-encoded; booleans are ``true``/``false``;
-    everything else is sent as its string form. Options set to None are left out.
+    ``json_options`` (key, startkey, ...) and every list, tuple or dict are JSON-encoded;
+    booleans are ``true``/``false``; everything else is sent as its string form. Options set
+    to None are left out.
     """
     query: dict[str, str] = {}
     for name, value in options.items():
         if value is None:
             continue
-        if name in JSON_OPTIONS:
+        if name in json_options or isinstance(value, list | tuple | dict):
             query[name] = encode_json(value).decode()
         elif isinstance(value, bool):
             query[name] = "true" if value else "false"
@@ -179,16 +193,25 @@ def encode_options(options: Mapping[str, Any]) -> dict[str, str]:
 
 def error_from(response: Response, request: str) -> Exception:
     """The exception for an error response; ``request`` names it (method and URL)."""
-    error, reason = "unknown_error", ""
+    error, reason, payload = "unknown_error", "", None
     try:
         payload = response.json()
-        if isinstance(payload, Mapping):
-            error = str(payload.get("error", error))
-            reason = str(payload.get("reason", "") or "")
     except ValueError:
         reason = response.body[:200].decode("utf-8", "replace")
+    # A per-document answer (a 417 to _bulk_docs) is summed up by its first document.
+    first = payload[0] if isinstance(payload, list) and payload else payload
+    if isinstance(first, Mapping):
+        error = str(first.get("error", error))
+        reason = str(first.get("reason", "") or "")
     cls = exception_for(response.status)
-    return cls(error, reason, status=response.status, headers=response.headers, request=request)
+    return cls(
+        error,
+        reason,
+        status=response.status,
+        headers=response.headers,
+        request=request,
+        response=payload,
+    )
 
 
 def revisions_of(doc: Mapping[str, Any]) -> list[str]:
@@ -230,7 +253,7 @@ class RowParser:
 
     def __init__(self) -> None:
         self._rows = ijson.sendable_list()
-        self._parser = ijson.items_coro(self._rows, "rows.item", use_float=True)
+        self._parser = ijson.items_coro(self._rows, "rows.item", use_float=True, map_type=Document)
 
     def feed(self, chunk: bytes) -> list[dict[str, Any]]:
         self._parser.send(chunk)

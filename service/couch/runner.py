@@ -15,10 +15,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .changes import ChangesCallback, ChangesFeed, FeedState, ThreadedChangesFeed
-from .documents import Row
+from .documents import Headers, Row
 from .errors import CouchError
 from .protocol import Request, Response, RowParser, error_from
-from .transport import AsyncBody, AsyncTransport, BlockingBody, BlockingTransport, Endpoint
+from .transport import (
+    AsyncBody,
+    AsyncTransport,
+    BlockingBody,
+    BlockingTransport,
+    Endpoint,
+    async_transport,
+    blocking_transport,
+)
 
 log = logging.getLogger("settee.couch")
 
@@ -35,8 +43,12 @@ class Status:
 
     ok: bool
     code: int
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=Headers)
     exception: BaseException | None = None
+
+    def __post_init__(self) -> None:
+        if type(self.headers) is not Headers:
+            self.headers = Headers(self.headers)  # read in any case, as Tornado's were
 
     @property
     def error(self) -> type[BaseException] | None:
@@ -137,7 +149,7 @@ class AsyncRunner:
     """Runs operations behind asyncio futures over pooled keep-alive HTTP/1.1 connections."""
 
     def __init__(self, endpoint: Endpoint) -> None:
-        self.transport = AsyncTransport(endpoint)
+        self.transport = async_transport(endpoint)
 
     def run(self, operation: Operation, callback: Callback | None = None) -> asyncio.Future:
         """Start ``operation``: its first request is sent before this returns (when a
@@ -220,7 +232,7 @@ class BlockingRunner:
     """Runs operations to completion in the calling thread over a pooled urllib3 transport."""
 
     def __init__(self, endpoint: Endpoint) -> None:
-        self.transport = BlockingTransport(endpoint)
+        self.transport = blocking_transport(endpoint)
 
     def run(self, operation: Operation, callback: Callback | None = None) -> Any:
         exchange = _Exchange(operation, self.transport.describe)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import os
 import ssl
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +34,9 @@ DEFAULT_HEADERS = {
 }
 
 
+EMBEDDED = "embedded:"
+
+
 @dataclass(frozen=True, slots=True)
 class Endpoint:
     """Where a server is and how to log in: the URL without credentials, and the credentials."""
@@ -41,10 +46,18 @@ class Endpoint:
     timeout: float = 30.0
     connect_timeout: float = 10.0
     max_connections: int = 100
+    idle_timeout: float | None = 4.0
 
     @classmethod
     def parse(cls, url: str, auth: tuple[str, str] | None = None, **settings: Any) -> Endpoint:
-        """Split ``user:password@`` out of ``url``; an explicit ``auth`` wins over it."""
+        """Split ``user:password@`` out of ``url``; an explicit ``auth`` wins over it.
+
+        ``embedded:PATH`` names the embedded store in directory ``PATH`` (made absolute).
+        """
+        if url.startswith(EMBEDDED):
+            if not url[len(EMBEDDED) :]:
+                raise ValueError("embedded: needs a data directory (embedded:PATH)")
+            return cls(EMBEDDED + os.path.abspath(url[len(EMBEDDED) :]), auth, **settings)
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {redact(url)}")
@@ -55,6 +68,16 @@ class Endpoint:
             netloc += f":{parts.port}"
         base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
         return cls(base, auth, **settings)
+
+    @property
+    def embedded(self) -> bool:
+        """Whether this is the embedded store, reached in-process rather than over HTTP."""
+        return self.url.startswith(EMBEDDED)
+
+    @property
+    def path(self) -> str:
+        """The embedded store's data directory."""
+        return self.url[len(EMBEDDED) :]
 
     def headers(self) -> dict[str, str]:
         headers = dict(DEFAULT_HEADERS)
@@ -169,6 +192,7 @@ class AsyncTransport:
             limit=0 if feeds else self.endpoint.max_connections,
             connect_timeout=self.endpoint.connect_timeout,
             headers=self.endpoint.headers(),
+            idle_timeout=self.endpoint.idle_timeout,
         )
 
     def describe(self, request: Request) -> str:
@@ -258,6 +282,47 @@ class AsyncTransport:
         self._pool = self._feeds = None
 
 
+class _Expiring:
+    """A urllib3 connection that counts as dropped once idle for ``idle_timeout`` seconds, so
+    that urllib3's pool closes it and connects afresh instead of reusing it (as ``http1``'s
+    pool does, and for the same reason). Idle time runs from its last response's head: for a
+    body read whole that is when it went back to the pool; a streamed one returns later and
+    is only retired sooner."""
+
+    idle_timeout: float | None = None
+    _answered_at: float | None = None
+
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        response = super().getresponse(*args, **kwargs)  # type: ignore[misc]
+        self._answered_at = time.monotonic()
+        return response
+
+    @property
+    def is_connected(self) -> bool:
+        answered, limit = self._answered_at, self.idle_timeout
+        if answered is not None and limit is not None and time.monotonic() - answered >= limit:
+            return False
+        return super().is_connected  # type: ignore[misc]
+
+
+def _pool_classes(idle_timeout: float | None) -> dict[str, type]:
+    """urllib3 connection pools whose connections expire after ``idle_timeout`` idle."""
+    classes = {}
+    for scheme, pool_class in (
+        ("http", urllib3.HTTPConnectionPool),
+        ("https", urllib3.HTTPSConnectionPool),
+    ):
+        connection = type(
+            "Expiring" + pool_class.ConnectionCls.__name__,
+            (_Expiring, pool_class.ConnectionCls),
+            {"idle_timeout": idle_timeout},
+        )
+        classes[scheme] = type(
+            "Expiring" + pool_class.__name__, (pool_class,), {"ConnectionCls": connection}
+        )
+    return classes
+
+
 class BlockingTransport:
     """Pooled keep-alive HTTP for code without an event loop; safe to share between threads."""
 
@@ -269,6 +334,8 @@ class BlockingTransport:
             retries=False,
             timeout=urllib3.Timeout(connect=endpoint.connect_timeout, read=endpoint.timeout),
         )
+        # PoolManager keeps this per instance so that it can be overridden.
+        self._pool.pool_classes_by_scheme = _pool_classes(endpoint.idle_timeout)
 
     def describe(self, request: Request) -> str:
         return f"{request.method} {self.endpoint.url}{request.path}"
@@ -312,3 +379,21 @@ class BlockingTransport:
 
     def close(self) -> None:
         self._pool.clear()
+
+
+def async_transport(endpoint: Endpoint) -> Any:
+    """The async transport for ``endpoint``: HTTP, or in-process for the embedded store."""
+    if endpoint.embedded:
+        from ..store.transport import AsyncStoreTransport
+
+        return AsyncStoreTransport(endpoint)
+    return AsyncTransport(endpoint)
+
+
+def blocking_transport(endpoint: Endpoint) -> Any:
+    """The blocking transport for ``endpoint``: HTTP, or in-process for the embedded store."""
+    if endpoint.embedded:
+        from ..store.transport import BlockingStoreTransport
+
+        return BlockingStoreTransport(endpoint)
+    return BlockingTransport(endpoint)

@@ -39,15 +39,21 @@ class AttachmentHandler(ApiHandler):
 
     @relax
     def get(self, db: str, doc_id: str, name: str) -> Any:
-        body = yield self.database(db).stream_attachment(doc_id, name)
+        body = yield self._open(db, doc_id, name)
         yield from self.relay_body(body, self._relayed_headers(body.headers))
 
     @relax
     def head(self, db: str, doc_id: str, name: str) -> Any:
-        body = yield self.database(db).stream_attachment(doc_id, name)
+        body = yield self._open(db, doc_id, name)
         body.close()
         for header, value in self._relayed_headers(body.headers).items():
             self.set_header(header, value)
+
+    def _open(self, db: str, doc_id: str, name: str) -> Any:
+        """The attachment of the revision the query names (a conflict's, say), else the
+        current one's: replicators read each leaf revision's attachments by ``rev``."""
+        rev = options.parse(self.request.arguments, options.WRITE).get("rev")
+        return self.database(db).stream_attachment(doc_id, name, rev=rev)
 
     @staticmethod
     def _relayed_headers(headers: dict[str, str]) -> dict[str, str]:

@@ -182,6 +182,7 @@ class ApiHandler(web.RequestHandler):
         self.in_flight.enter()
         self._counted = True
         method = self.request.method or ""
+        self.config.policy.check(method, self.request.path)
         allowed = self.couchdb_methods
         if allowed and method != "OPTIONS" and method not in allowed.split(","):
             raise HTTPError("method_not_allowed", f"Only {allowed} allowed", status=405)
@@ -200,7 +201,12 @@ class ApiHandler(web.RequestHandler):
 
     def _passes_through(self) -> bool:
         method = getattr(type(self), (self.request.method or "").lower(), None)
-        return method is pass_through
+        return method is pass_through or self.relayed_as_is()
+
+    def relayed_as_is(self) -> bool:
+        """Whether this request, on a route settee handles, is one settee has nothing to add
+        to, and relays: a handler's method then starts with ``pass_through``."""
+        return False
 
     def _relayed_request(self, body: Any) -> tuple[str, str, dict[str, str], Any]:
         headers = passthrough.request_headers(self.request.headers.get_all())

@@ -20,7 +20,7 @@ from tornado import httputil, iostream, websocket
 from .. import options
 from ..backend import COUCHDB, kind_of
 from ..couch import relax
-from ..couch.errors import BadRequest, NotFound
+from ..couch.errors import BadRequest, NotFound, Unauthorized
 from ..hub import (
     SLOW_CONSUMER,
     CaughtUp,
@@ -32,6 +32,7 @@ from ..hub import (
     Subscription,
 )
 from ..reauthorize import Key, Reauthorizer
+from ..tokens import SubscriberTokens
 from .base import ApiHandler, json_text
 from .frames import FramePump
 from .keepalive import Pinger
@@ -82,17 +83,24 @@ class Reauthorized:
 class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
     route = "changes"
     couchdb_methods = "GET,POST,HEAD"
-    __slots__ = ("hub", "latency", "pinger", "reauthorizer", "subscription")
+    __slots__ = ("hub", "latency", "pinger", "reauthorizer", "subscription", "tokens")
     _stream_request_body = False  # a GET: its (empty) body need not be streamed
     streams_body = False
 
     def initialize(
-        self, *, hub: Hub, pinger: Pinger, reauthorizer: Reauthorizer, **collaborators: Any
+        self,
+        *,
+        hub: Hub,
+        pinger: Pinger,
+        reauthorizer: Reauthorizer,
+        tokens: SubscriberTokens,
+        **collaborators: Any,
     ) -> None:
         ApiHandler.initialize(self, **collaborators)
         self.hub = hub
         self.pinger = pinger
         self.reauthorizer = reauthorizer
+        self.tokens = tokens
         self.subscription: Subscription | None = None
 
     # -- checked before anything starts
@@ -110,6 +118,8 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
             if self.request.headers.get("Upgrade", "").lower() != "websocket":
                 raise BadRequest("bad_request", "feed=websocket needs a WebSocket upgrade request")
             self._no_cookie_from_other_pages()
+        if feed in ("websocket", "eventsource"):  # a browser can set no header on either
+            self._redeem_token()
         if feed == "normal":
             self.write_json(await self.database(db).changes(**query))
             return
@@ -199,6 +209,18 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
         """The page's own host, or an origin ``cors_origins`` lists by name."""
         own = urlsplit(origin).netloc.lower() == self.request.host.lower()
         return own or origin in self.config.cors_origins or super().check_origin(origin)
+
+    def _redeem_token(self) -> None:
+        """``?token=`` (``POST /_settee/token``): subscribe with the credentials it stands
+        for, whatever else the request carries."""
+        token = self.get_query_argument("token", None)
+        if token is None:
+            return
+        credentials = self.tokens.redeem(token)
+        if credentials is None:
+            raise Unauthorized("unauthorized", "the token is unknown, used or expired")
+        self.credentials = credentials
+        self.couch = self.couch_for_clients.acting_for(credentials)
 
     def _no_cookie_from_other_pages(self) -> None:
         """With ``cors_origins = *`` any page may open a WebSocket, but not as its visitor:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Generator
+from collections.abc import Generator
 from typing import Any
 from urllib.parse import quote
 
 from .. import options, preconditions
+from ..backend import COUCHDB, kind_of
 from ..couch import relax
 from ..couch.errors import BadRequest, Conflict, NotFound, PreconditionFailed
 from ..couch.protocol import validate_doc_id
-from .base import ApiHandler
+from .base import ApiHandler, pass_through
 
 
 class DocumentWriter(ApiHandler):
@@ -66,16 +67,38 @@ class DocumentHandler(DocumentWriter):
     route = "document"
     couchdb_methods = "DELETE,GET,HEAD,POST,PUT,COPY"
 
-    def prepare(self) -> Awaitable[None] | None:
-        """An id no document can have is missing, as CouchDB says, except to a write."""
-        super().prepare()
+    async def prepare(self) -> None:
+        """An id no document can have is missing, as CouchDB says, except to a write. A
+        multipart write is refused before it reaches pouchdb-server, which it kills."""
         doc_id = self.path_kwargs.get("doc_id", "")
-        if self.request.method in ("GET", "HEAD", "DELETE") and not is_document_id(doc_id):
+        method = self.request.method
+        if method in ("GET", "HEAD", "DELETE") and not is_document_id(doc_id):
+            super().prepare()  # counted in flight, as every request that is answered
             raise NotFound("not_found", "missing")
-        return None
+        multipart = self.request.headers.get("Content-Type", "").startswith("multipart/")
+        if method == "PUT" and multipart and await kind_of(self.own_couch) != COUCHDB:
+            super().prepare()
+            raise BadRequest("bad_request", "multipart writes need CouchDB as the backend")
+        super().prepare()
+
+    def relayed_as_is(self) -> bool:
+        """What settee has nothing to add to: reads of several revisions (``open_revs``: a
+        list, or multipart) or asked as multipart, and writes as a replicator makes them
+        (``new_edits=false``, or multipart/related: a document with its attachments)."""
+        request = self.request
+        if request.method == "GET":
+            return "open_revs" in request.arguments or "multipart/" in request.headers.get(
+                "Accept", ""
+            )
+        if request.method == "PUT":
+            multipart = request.headers.get("Content-Type", "").startswith("multipart/")
+            return multipart or "new_edits" in request.arguments
+        return False
 
     @relax
     def get(self, db: str, doc_id: str) -> Any:
+        if self.relayed_as_is():
+            return (yield pass_through(self, db, doc_id))
         query = options.parse(self.request.arguments, options.DOCUMENT)
         doc = yield self.database(db).get(doc_id, **query)
         rev = doc.get("_rev")
@@ -95,6 +118,8 @@ class DocumentHandler(DocumentWriter):
 
     @relax
     def put(self, db: str, doc_id: str) -> Any:
+        if self.relayed_as_is():
+            return (yield pass_through(self, db, doc_id))
         doc = self.json_body()
         query = options.parse(self.request.arguments, options.WRITE)
         rev = preconditions.requested_rev(

@@ -89,4 +89,4 @@ class AllDbsHandler(ApiHandler):
 
     @relax
     def get(self) -> Any:
-        self.write_json((yield self.couch.all_dbs()))
+        self.write_json(self.config.policy.visible((yield self.couch.all_dbs())))

@@ -1,0 +1,151 @@
+"""Endpoints over many documents: ``_bulk_docs``, ``_bulk_get``, ``_revs_diff``, ``_all_docs``."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from ..couch.errors import BadRequest, HTTPError
+from ..couch.protocol import validate_doc_id
+from . import edits, queries, reads
+from .call import Call, MethodNotAllowed
+from .params import body_json, doc_options, flag, integer, json_value
+from .reply import Reply, json_reply
+
+
+def bulk_docs(call: Call) -> Reply:
+    """Write many documents in one transaction; one result per document (with
+    ``new_edits=false``, only the failures), as CouchDB 3 answers."""
+    if call.method != "POST":
+        raise MethodNotAllowed("POST")
+    request = body_json(call.body)
+    docs = request.get("docs")
+    if not isinstance(docs, list):
+        raise BadRequest("bad_request", "POST body must include `docs` parameter.")
+    new_edits = request.get("new_edits", True) is not False
+    for doc in docs:
+        if not isinstance(doc, dict):
+            raise BadRequest("bad_request", "Document must be a JSON object")
+        if new_edits and "_id" not in doc:
+            doc["_id"] = uuid.uuid4().hex
+
+    def work(txn: edits.Txn) -> list[dict[str, Any]]:
+        return [_write_one(txn, doc, new_edits) for doc in docs]
+
+    results = call.store.write(call.db, work).result()
+    if not new_edits:
+        results = [result for result in results if "error" in result]
+    return json_reply(201, results)
+
+
+def _write_one(txn: edits.Txn, doc: dict[str, Any], new_edits: bool) -> dict[str, Any]:
+    """One document of a bulk write, in a savepoint of its own: its failure is its alone."""
+    doc_id = doc.get("_id")
+    txn.conn.execute("SAVEPOINT doc")
+    try:
+        validate_doc_id(doc_id)
+        if doc_id.startswith("_local/"):
+            rev = edits.put_local(txn.conn, doc_id, doc, doc.get("_rev"))
+        elif new_edits:
+            rev = edits.edit(txn, doc_id, doc, doc.get("_rev"))
+        else:
+            edits.graft(txn, doc_id, doc)
+            rev = doc.get("_rev")
+    except HTTPError as exc:
+        txn.conn.execute("ROLLBACK TO doc")
+        txn.conn.execute("RELEASE doc")
+        return {"id": doc_id, "error": exc.error, "reason": exc.reason}
+    txn.conn.execute("RELEASE doc")
+    return {"ok": True, "id": doc_id, "rev": rev}
+
+
+def bulk_get(call: Call) -> Reply:
+    """``_bulk_get``: per id asked for, its revisions (``{"ok": doc}``) or an error."""
+    if call.method != "POST":
+        raise MethodNotAllowed("POST")
+    asked = body_json(call.body).get("docs")
+    if not isinstance(asked, list):
+        raise BadRequest("bad_request", "Missing JSON list of 'docs'.")
+    options = doc_options(call.query)
+
+    def fetch(conn: Any) -> list[dict[str, Any]]:
+        return [
+            {"id": item.get("id"), "docs": _bulk_get_one(conn, item, options)} for item in asked
+        ]
+
+    return json_reply(200, {"results": call.store.read(call.db, fetch)})
+
+
+def _bulk_get_one(conn: Any, item: Any, options: reads.DocOptions) -> list[dict[str, Any]]:
+    doc_id, rev = item.get("id"), item.get("rev")
+    try:
+        validate_doc_id(doc_id)
+        if rev is None:
+            return [{"ok": reads.document(conn, doc_id, None, options)}]
+        found = reads.open_revs(conn, doc_id, [rev], options)
+    except HTTPError as exc:
+        found = [{"missing": rev}] if rev else []
+        if not found:
+            error = {"id": doc_id, "rev": "undefined", "error": exc.error, "reason": exc.reason}
+            return [{"error": error}]
+    return [
+        {"ok": each["ok"]}
+        if "ok" in each
+        else {
+            "error": {
+                "id": doc_id,
+                "rev": each["missing"],
+                "error": "not_found",
+                "reason": "missing",
+            }
+        }
+        for each in found
+    ]
+
+
+def revs_diff(call: Call) -> Reply:
+    """``_revs_diff``: which of the revs asked about the database lacks."""
+    if call.method != "POST":
+        raise MethodNotAllowed("POST")
+    asked = body_json(call.body)
+    for doc_id, wanted in asked.items():
+        if not isinstance(wanted, list):
+            raise BadRequest("bad_request", f"revs of {doc_id} must be a list")
+    return json_reply(200, call.store.read(call.db, lambda conn: reads.revs_diff(conn, asked)))
+
+
+def all_docs(call: Call) -> Reply:
+    """``_all_docs``, GET or POST with ``{"keys": [...]}``."""
+    if call.method not in ("GET", "POST"):
+        raise MethodNotAllowed("GET,HEAD,POST")
+    query = call.query
+    keys = json_value(query, "keys") if "keys" in query else None
+    if call.method == "POST" and call.body:
+        keys = body_json(call.body).get("keys", keys)
+    if keys is not None and not isinstance(keys, list):
+        raise BadRequest("bad_request", "`keys` must be an array")
+
+    def bound(*names: str) -> Any:
+        for name in names:
+            if name in query:
+                return json_value(query, name)
+        return queries.UNBOUNDED
+
+    start, end = bound("startkey", "start_key"), bound("endkey", "end_key")
+    if "key" in query:
+        start = end = json_value(query, "key")
+    options = queries.AllDocs(
+        keys=keys,
+        start=start,
+        end=end,
+        inclusive_end=flag(query, "inclusive_end", True),
+        descending=flag(query, "descending"),
+        skip=integer(query, "skip", 0) or 0,
+        limit=integer(query, "limit"),
+        include_docs=flag(query, "include_docs"),
+        doc=doc_options(query),
+    )
+    answer = call.store.read(call.db, lambda conn: queries.all_docs(conn, options))
+    if flag(query, "update_seq"):
+        answer["update_seq"] = call.store.read(call.db, queries.update_seq)
+    return json_reply(200, answer)

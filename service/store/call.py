@@ -1,0 +1,36 @@
+"""``Call``: one request to the store, as the endpoints see it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..couch.errors import HTTPError
+
+if TYPE_CHECKING:
+    from .store import Store
+
+
+@dataclass(slots=True)
+class Call:
+    """A request: method, path below the database (decoded segments), query, headers
+    (lower-case names) and the whole body."""
+
+    store: Store
+    method: str
+    db: str
+    rest: list[str]
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+    body: bytes
+    now: float
+
+
+class MethodNotAllowed(HTTPError):
+    """405, with CouchDB's reason naming the methods the route takes."""
+
+    status = 405
+
+    def __init__(self, allowed: str) -> None:
+        super().__init__("method_not_allowed", f"Only {allowed} allowed")

@@ -1,0 +1,215 @@
+"""Endpoints of one document: ``/{db}/{docid}``, ``_local`` documents, and attachments."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from typing import Any
+
+from ..couch.errors import BadRequest, Conflict, NotFound
+from ..couch.protocol import validate_doc_id
+from . import attachments, edits, reads, tree
+from .call import Call, MethodNotAllowed
+from .params import body_json, doc_options, flag, json_value
+from .reply import SERVER, Reply, json_reply
+
+LOCAL = "_local/"
+
+
+def document(call: Call, doc_id: str) -> Reply:
+    """GET, PUT, DELETE of a document (HEAD is GET without the body, done by the router).
+
+    An id no document can have is missing to a read or a delete, as CouchDB answers."""
+    try:
+        validate_doc_id(doc_id)
+    except BadRequest:
+        if call.method in ("GET", "DELETE"):
+            raise NotFound("not_found", "missing") from None
+        raise
+    if doc_id.startswith(LOCAL):
+        return local(call, doc_id)
+    if call.method == "GET":
+        return _get(call, doc_id)
+    if call.method == "PUT":
+        doc = body_json(call.body, want_object=False)
+        if not isinstance(doc, dict):
+            raise BadRequest("bad_request", "Document must be a JSON object")
+        return save(call, doc_id, doc, _rev_asked(call, doc.get("_rev")))
+    if call.method == "DELETE":
+        rev = _rev_asked(call, None)
+        if rev is None:
+            raise Conflict("conflict", "Document update conflict.")
+        return save(call, doc_id, {"_deleted": True}, rev, status=200)
+    if call.method == "POST":
+        raise BadRequest("bad_request", "form POST of attachments: not in the embedded store yet")
+    if call.method == "COPY":
+        return copy(call, doc_id)
+    raise MethodNotAllowed("COPY,DELETE,GET,HEAD,POST,PUT")
+
+
+def copy(call: Call, doc_id: str) -> Reply:
+    """``COPY``: the document (or ``?rev=``) written to the id ``Destination`` names, over
+    the rev given there (``dest?rev=…``) if it exists."""
+    destination = call.headers.get("destination", "")
+    target, _, rest = destination.partition("?")
+    target_rev = rest.removeprefix("rev=") if rest.startswith("rev=") else None
+    if not target:
+        raise BadRequest("bad_request", "Destination header is mandatory for COPY.")
+    validate_doc_id(target)
+    rev = call.query.get("rev")
+    source = call.store.read(
+        call.db, lambda conn: reads.document(conn, doc_id, rev, reads.DocOptions())
+    )
+    stubs = {name: {"stub": True} for name in source.get("_attachments", {})}
+    body = {k: v for k, v in source.items() if not k.startswith("_")}
+
+    def work(txn: edits.Txn) -> str:
+        # The copy keeps the source's attachments: their metadata, stored content shared.
+        stored = tree.body(txn.conn, doc_id, source["_rev"]) or {}
+        doc = {**body, "_attachments": stored.get("_attachments", {})} if stubs else body
+        return edits.edit(txn, target, doc, target_rev, kept_attachments=bool(stubs))
+
+    new_rev = call.store.write(call.db, work).result()
+    headers = {"etag": f'"{new_rev}"', "location": f"/{call.db}/{target}"}
+    return json_reply(201, {"ok": True, "id": target, "rev": new_rev}, headers)
+
+
+def new_document(call: Call) -> Reply:
+    """``POST /{db}``: a document with its own ``_id`` or a new one."""
+    doc = body_json(call.body, want_object=False)
+    if not isinstance(doc, dict):
+        raise BadRequest("bad_request", "Document must be a JSON object")
+    doc_id = doc.get("_id") or uuid.uuid4().hex
+    validate_doc_id(doc_id)
+    return save(call, doc_id, doc, doc.get("_rev"))
+
+
+def _rev_asked(call: Call, in_body: str | None) -> str | None:
+    """The rev a write names: ``?rev=``, ``If-Match`` or the body's; 400 if they differ."""
+    named = [rev for rev in (call.query.get("rev"), in_body) if rev is not None]
+    if_match = call.headers.get("if-match")
+    if if_match:
+        named.append(if_match.strip('"'))
+    if len(set(named)) > 1:
+        raise BadRequest(
+            "bad_request", "Document rev from request body and query string have different values"
+        )
+    return named[0] if named else None
+
+
+def save(
+    call: Call, doc_id: str, doc: dict[str, Any], rev: str | None, *, status: int = 201
+) -> Reply:
+    """Write one document, interactively or (``new_edits=false``) as replicated."""
+    if not flag(call.query, "new_edits", True):
+        doc = {**doc, "_rev": doc.get("_rev", rev)}
+        call.store.write(call.db, lambda txn: edits.graft(txn, doc_id, doc)).result()
+        new_rev = doc["_rev"]
+    else:
+        new_rev = call.store.write(call.db, lambda txn: edits.edit(txn, doc_id, doc, rev)).result()
+    if call.query.get("batch") == "ok":
+        return json_reply(202, {"ok": True, "id": doc_id})
+    headers = {"etag": f'"{new_rev}"'}
+    if status == 201:
+        headers["location"] = f"/{call.db}/{doc_id}"
+    return json_reply(status, {"ok": True, "id": doc_id, "rev": new_rev}, headers)
+
+
+def _get(call: Call, doc_id: str) -> Reply:
+    options = doc_options(call.query)
+    if "open_revs" in call.query:
+        raw = call.query["open_revs"]
+        wanted = None if raw == "all" else json_value(call.query, "open_revs")
+        if wanted is not None and not isinstance(wanted, list):
+            raise BadRequest("bad_request", "open_revs must be all or a list of revs")
+        found = call.store.read(call.db, lambda c: reads.open_revs(c, doc_id, wanted, options))
+        return json_reply(200, found)
+    rev = call.query.get("rev")
+    doc = call.store.read(call.db, lambda conn: reads.document(conn, doc_id, rev, options))
+    etag = f'"{doc["_rev"]}"'
+    if call.headers.get("if-none-match") == etag:
+        return Reply(304, {"etag": etag, "server": SERVER})
+    return json_reply(200, doc, {"etag": etag})
+
+
+def local(call: Call, doc_id: str) -> Reply:
+    """A ``_local`` document: GET, PUT, DELETE."""
+    if call.method == "GET":
+        return json_reply(200, call.store.read(call.db, lambda conn: reads.local(conn, doc_id)))
+    if call.method == "PUT":
+        doc = body_json(call.body)
+        rev = _rev_asked(call, doc.get("_rev"))
+    elif call.method == "DELETE":
+        doc, rev = {"_deleted": True}, _rev_asked(call, None)
+    else:
+        raise MethodNotAllowed("DELETE,GET,HEAD,PUT")
+    work = lambda txn: edits.put_local(txn.conn, doc_id, doc, rev)  # noqa: E731
+    new_rev = call.store.write(call.db, work).result()
+    return json_reply(
+        201 if call.method == "PUT" else 200, {"ok": True, "id": doc_id, "rev": new_rev}
+    )
+
+
+def attachment(call: Call, doc_id: str, name: str) -> Reply:
+    """``/{db}/{docid}/{name}``: read, add or replace, delete an attachment."""
+    validate_doc_id(doc_id)
+    if doc_id.startswith(LOCAL):
+        raise BadRequest("bad_request", "_local documents do not have attachments")
+    if call.method == "GET":
+        return _attachment_content(call, doc_id, name)
+    if call.method not in ("PUT", "DELETE"):
+        raise MethodNotAllowed("DELETE,GET,HEAD,PUT")
+    rev = _rev_asked(call, None)
+    content_type = call.headers.get("content-type", "application/octet-stream")
+    data = call.body
+
+    def work(txn: edits.Txn) -> str:
+        known = tree.load(txn.conn, doc_id)
+        current: dict[str, Any] = {}
+        if rev is not None and rev in known:
+            current = tree.body(txn.conn, doc_id, rev) or {}
+        atts = current.get("_attachments", {})
+        stubs = {n: {"stub": True} for n in atts}
+        if call.method == "DELETE":
+            if name not in stubs:
+                raise NotFound("not_found", "Document is missing attachment")
+            del stubs[name]
+        else:
+            stubs[name] = {"content_type": content_type, "data": base64.b64encode(data).decode()}
+        doc = {key: value for key, value in current.items() if key != "_attachments"}
+        doc["_attachments"] = stubs
+        return edits.edit(txn, doc_id, doc, rev)
+
+    new_rev = call.store.write(call.db, work).result()
+    status = 200 if call.method == "DELETE" else 201
+    headers = {"etag": f'"{new_rev}"'}
+    if status == 201:
+        headers["location"] = f"/{call.db}/{doc_id}/{name}"
+    return json_reply(status, {"ok": True, "id": doc_id, "rev": new_rev}, headers)
+
+
+def _attachment_content(call: Call, doc_id: str, name: str) -> Reply:
+    rev = call.query.get("rev")
+
+    def find(conn: Any) -> tuple[dict[str, Any], bytes]:
+        doc = reads.document(conn, doc_id, rev, reads.DocOptions())
+        att = tree.body(conn, doc_id, doc["_rev"]).get("_attachments", {}).get(name)
+        if att is None:
+            raise NotFound("not_found", "Document is missing attachment")
+        return att, attachments.content(conn, att["digest"]) or b""
+
+    att, data = call.store.read(call.db, find)
+    md5 = att["digest"].removeprefix("md5-")
+    return Reply(
+        200,
+        {
+            "content-type": att["content_type"],
+            "content-length": str(len(data)),
+            "content-md5": md5,
+            "etag": f'"{md5}"',
+            "accept-ranges": "none",
+            "cache-control": "must-revalidate",
+            "server": SERVER,
+        },
+        data,
+    )

@@ -1,0 +1,182 @@
+"""Writing documents inside the writer's transaction: edits, replicated revisions, ``_local``.
+
+An interactive edit (``new_edits=true``) must name a leaf of the tree as its parent, or name
+none when the document is new or deleted; anything else is a 409 conflict. A replicated
+revision (``new_edits=false``) is grafted where its ``_revisions`` history meets the tree,
+whatever the tree holds: that is how conflicts arrive. Each document written takes the next
+seq, and its row in ``docs`` is brought up to date.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+from typing import Any
+
+from ..couch.errors import BadRequest, Conflict, NotFound
+from ..couch.protocol import encode_json
+from . import attachments, revs, tree
+
+DEFAULT_REVS_LIMIT = 1000
+# Members a client may send in a document besides its own fields; only _attachments is kept.
+SPECIAL = frozenset(
+    {
+        "_id",
+        "_rev",
+        "_deleted",
+        "_attachments",
+        "_revisions",
+        "_conflicts",
+        "_deleted_conflicts",
+        "_local_seq",
+        "_revs_info",
+    }
+)
+
+
+class Txn:
+    """One database's share of a writer transaction: its connection, and its seqs."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.revs_limit = int(meta(conn, "revs_limit", DEFAULT_REVS_LIMIT))
+
+    def next_seq(self) -> int:
+        seq = int(meta(self.conn, "update_seq", 0)) + 1
+        set_meta(self.conn, "update_seq", seq)
+        return seq
+
+
+def meta(conn: sqlite3.Connection, key: str, default: Any) -> Any:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return default if row is None else row[0]
+
+
+def set_meta(conn: sqlite3.Connection, key: str, value: Any) -> None:
+    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+
+def user_body(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The document's own fields; 400 ``doc_validation`` for an unknown ``_`` member."""
+    body = {}
+    for key, value in doc.items():
+        if key.startswith("_"):
+            if key not in SPECIAL:
+                raise BadRequest("doc_validation", f"Bad special document member: {key}")
+        else:
+            body[key] = value
+    return body
+
+
+def edit(
+    txn: Txn,
+    doc_id: str,
+    doc: Mapping[str, Any],
+    base: str | None,
+    *,
+    kept_attachments: bool = False,
+) -> str:
+    """Write a new revision of ``doc_id`` on top of ``base`` (a leaf's rev, or None for a
+    new or deleted document) and return its rev; Conflict if ``base`` is not allowed.
+
+    ``kept_attachments``: ``doc["_attachments"]`` is stored metadata already (a copy's),
+    not what a client sends."""
+    known = tree.load(txn.conn, doc_id)
+    if base is None:
+        if known:
+            won = revs.winner(tree.leaves(known))
+            if not won.deleted:
+                raise Conflict("conflict", "Document update conflict.")
+            base = won.rev
+    else:
+        revs.parse(base)
+        if base not in known or not known[base].leaf:
+            raise Conflict("conflict", "Document update conflict.")
+    deleted = bool(doc.get("_deleted"))
+    stored = user_body(doc)
+    generation = revs.generation(base) + 1 if base else 1
+    parents = [base] if base else []
+    if kept_attachments:
+        atts = dict(doc["_attachments"])
+    else:
+        atts = attachments.prepare(txn.conn, doc_id, doc.get("_attachments"), parents, generation)
+    if atts:
+        stored["_attachments"] = atts
+    rev = revs.new_rev(base, deleted, stored)
+    seq = txn.next_seq()
+    _insert(txn.conn, doc_id, rev, base, deleted, seq, stored)
+    tree.settle(txn.conn, doc_id, seq, txn.revs_limit)
+    return rev
+
+
+def graft(txn: Txn, doc_id: str, doc: Mapping[str, Any]) -> None:
+    """Store a replicated revision as given (``new_edits=false``), with the ancestors its
+    ``_revisions`` names; nothing happens if the tree already has it."""
+    if "_revisions" in doc:
+        path = revs.history(doc["_revisions"])
+    elif isinstance(doc.get("_rev"), str):
+        revs.parse(doc["_rev"])
+        path = [doc["_rev"]]
+    else:
+        raise BadRequest("bad_request", "Document must have a _rev when new_edits is false")
+    known = tree.load(txn.conn, doc_id)
+    if path[0] in known:
+        return
+    meets = next((i for i, rev in enumerate(path) if rev in known), len(path))
+    parent = path[meets] if meets < len(path) else None
+    deleted = bool(doc.get("_deleted"))
+    stored = user_body(doc)
+    atts = attachments.prepare(
+        txn.conn, doc_id, doc.get("_attachments"), path[1:], revs.generation(path[0])
+    )
+    if atts:
+        stored["_attachments"] = atts
+    seq = txn.next_seq()
+    for ancestor in reversed(path[1:meets]):
+        txn.conn.execute(
+            "INSERT INTO revs (doc, rev, parent, deleted, leaf, seq, body) "
+            "VALUES (?, ?, ?, 0, 0, ?, NULL)",
+            (doc_id, ancestor, parent, seq),
+        )
+        parent = ancestor
+    _insert(txn.conn, doc_id, path[0], parent, deleted, seq, stored)
+    tree.settle(txn.conn, doc_id, seq, txn.revs_limit)
+
+
+def _insert(
+    conn: sqlite3.Connection,
+    doc_id: str,
+    rev: str,
+    parent: str | None,
+    deleted: bool,
+    seq: int,
+    stored: dict[str, Any],
+) -> None:
+    conn.execute(
+        "INSERT INTO revs (doc, rev, parent, deleted, leaf, seq, body) "
+        "VALUES (?, ?, ?, ?, 1, ?, ?)",
+        (doc_id, rev, parent, deleted, seq, encode_json(stored).decode()),
+    )
+    if parent is not None:
+        conn.execute("UPDATE revs SET leaf = 0 WHERE doc = ? AND rev = ?", (doc_id, parent))
+
+
+def put_local(
+    conn: sqlite3.Connection, doc_id: str, doc: Mapping[str, Any], base: str | None
+) -> str:
+    """Write (or, with ``_deleted``, remove) a ``_local`` document. It has no tree: as in
+    CouchDB 3.4, its rev is a counter one past the rev given (``0-1`` when none is), and a
+    stale rev is no conflict."""
+    if doc.get("_deleted"):
+        if conn.execute("DELETE FROM local WHERE id = ?", (doc_id,)).rowcount == 0:
+            raise NotFound("not_found", "missing")
+        return "0-0"
+    given, _, number = (base or "0-0").partition("-")
+    if given != "0" or not number.isdigit():
+        raise BadRequest("bad_request", "Invalid rev format")
+    rev = int(number) + 1
+    body = encode_json(user_body(doc)).decode()
+    conn.execute(
+        "INSERT OR REPLACE INTO local (id, rev, body) VALUES (?, ?, ?)", (doc_id, rev, body)
+    )
+    return f"0-{rev}"

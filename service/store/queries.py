@@ -1,0 +1,152 @@
+"""``_all_docs``, ``_changes`` and a database's info, read from the ``docs`` table.
+
+Document ids sort as CouchDB's ``_all_docs`` sorts them: by code point (SQLite's binary
+collation of UTF-8). Seqs are integers, one per document write, in commit order.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import edits, reads, revs, tree
+
+UNBOUNDED = object()
+
+
+@dataclass(frozen=True, slots=True)
+class AllDocs:
+    """The options of an ``_all_docs`` query."""
+
+    keys: list[Any] | None = None
+    start: Any = UNBOUNDED
+    end: Any = UNBOUNDED
+    inclusive_end: bool = True
+    descending: bool = False
+    skip: int = 0
+    limit: int | None = None
+    include_docs: bool = False
+    doc: reads.DocOptions = field(default_factory=reads.DocOptions)
+
+
+def counts(conn: sqlite3.Connection) -> tuple[int, int]:
+    """Documents that are live, and deleted."""
+    live, dead = conn.execute(
+        "SELECT COUNT(*) - COALESCE(SUM(deleted), 0), COALESCE(SUM(deleted), 0) FROM docs"
+    ).fetchone()
+    return live, dead
+
+
+def update_seq(conn: sqlite3.Connection) -> int:
+    return int(edits.meta(conn, "update_seq", 0))
+
+
+def all_docs(conn: sqlite3.Connection, query: AllDocs) -> dict[str, Any]:
+    """The whole ``_all_docs`` answer: ``total_rows``, ``offset``, ``rows``."""
+    total = counts(conn)[0]
+    if query.keys is not None:
+        keys = query.keys[::-1] if query.descending else query.keys
+        rows = [_keyed_row(conn, key, query) for key in keys]
+        rows = rows[query.skip :]
+        if query.limit is not None:
+            rows = rows[: query.limit]
+        return {"total_rows": total, "offset": None, "rows": rows}
+    before, after = (">", "<") if query.descending else ("<", ">")
+    where, params = ["deleted = 0"], []
+    if query.start is not UNBOUNDED:
+        where.append(f"id {after}= ?")
+        params.append(query.start)
+    if query.end is not UNBOUNDED:
+        where.append(f"id {before}{'=' if query.inclusive_end else ''} ?")
+        params.append(query.end)
+    offset = 0
+    if query.start is not UNBOUNDED:
+        offset = conn.execute(
+            f"SELECT COUNT(*) FROM docs WHERE deleted = 0 AND id {before} ?", (query.start,)
+        ).fetchone()[0]
+    order = "DESC" if query.descending else "ASC"
+    limit = -1 if query.limit is None else query.limit
+    found = conn.execute(
+        f"SELECT id, rev FROM docs WHERE {' AND '.join(where)} ORDER BY id {order} "
+        "LIMIT ? OFFSET ?",
+        (*params, limit, query.skip),
+    ).fetchall()
+    rows = []
+    for doc_id, rev in found:
+        row: dict[str, Any] = {"id": doc_id, "key": doc_id, "value": {"rev": rev}}
+        if query.include_docs:
+            row["doc"] = reads.document(conn, doc_id, rev, query.doc)
+        rows.append(row)
+    return {"total_rows": total, "offset": offset + query.skip, "rows": rows}
+
+
+def _keyed_row(conn: sqlite3.Connection, key: Any, query: AllDocs) -> dict[str, Any]:
+    found = None
+    if isinstance(key, str):
+        found = conn.execute("SELECT rev, deleted FROM docs WHERE id = ?", (key,)).fetchone()
+    if found is None:
+        return {"key": key, "error": "not_found"}
+    rev, deleted = found
+    row: dict[str, Any] = {"id": key, "key": key, "value": {"rev": rev}}
+    if deleted:
+        row["value"]["deleted"] = True
+    if query.include_docs:
+        row["doc"] = None if deleted else reads.document(conn, key, rev, query.doc)
+    return row
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """The options of a ``_changes`` read."""
+
+    since: int = 0
+    limit: int | None = None
+    descending: bool = False
+    doc_ids: frozenset[str] | None = None
+    design_only: bool = False
+    all_leaves: bool = False
+    include_docs: bool = False
+    doc: reads.DocOptions = field(default_factory=reads.DocOptions)
+
+
+def changes(conn: sqlite3.Connection, query: Changes, batch: int | None = None) -> list[dict]:
+    """The change rows after ``query.since`` (before it, descending), at most ``batch`` or
+    ``query.limit`` of them: one row per document, at the seq of its last write."""
+    where, params = ["seq < ?" if query.descending else "seq > ?"], [query.since]
+    if query.descending and query.since == 0:
+        where, params = [], []
+    if query.doc_ids is not None:
+        where.append(f"id IN ({','.join('?' * len(query.doc_ids))})")
+        params.extend(query.doc_ids)
+    if query.design_only:
+        where.append("id >= '_design/' AND id < '_design0'")
+    limits = [n for n in (batch, query.limit) if n is not None]
+    sql = "SELECT seq, id, rev, deleted FROM docs"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY seq {'DESC' if query.descending else 'ASC'} LIMIT ?"
+    found = conn.execute(sql, (*params, min(limits) if limits else -1)).fetchall()
+    return [_change(conn, query, *row) for row in found]
+
+
+def _change(
+    conn: sqlite3.Connection, query: Changes, seq: int, doc_id: str, rev: str, deleted: int
+) -> dict[str, Any]:
+    row: dict[str, Any] = {"seq": seq, "id": doc_id}
+    if query.all_leaves:
+        leaves = revs.ranked(tree.leaves(tree.load(conn, doc_id)))
+        row["changes"] = [{"rev": leaf.rev} for leaf in leaves]
+    else:
+        row["changes"] = [{"rev": rev}]
+    if deleted:
+        row["deleted"] = True
+    if query.include_docs:
+        known = tree.load(conn, doc_id)
+        row["doc"] = reads.show(conn, doc_id, known, known[rev], query.doc)
+    return row
+
+
+def pending(conn: sqlite3.Connection, after: int) -> int:
+    """How many documents changed after seq ``after``."""
+    return conn.execute("SELECT COUNT(*) FROM docs WHERE seq > ?", (after,)).fetchone()[0]

@@ -1,0 +1,102 @@
+"""``Server``: the store answering CouchDB's HTTP requests, as a function from request to reply.
+
+This is the seam between settee and its embedded backend: the client's in-process transport
+(``service.store.transport``) hands it the very requests it would send a CouchDB, so the
+client, the handlers, their relays and the hub work on the store unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from ..couch.errors import HTTPError, NotFound
+from . import bulk, changes, databases, documents
+from .call import Call
+from .reply import Reply, error_reply, json_reply
+from .store import Store
+
+log = logging.getLogger("settee.store")
+
+Endpoint = Callable[[Call], Reply]
+
+SERVER_ROUTES: dict[str, Endpoint] = {
+    "_all_dbs": databases.all_dbs,
+    "_uuids": databases.uuids,
+    "_session": databases.session,
+    "_active_tasks": databases.active_tasks,
+}
+DB_ROUTES: dict[str, Endpoint] = {
+    "_all_docs": bulk.all_docs,
+    "_bulk_docs": bulk.bulk_docs,
+    "_bulk_get": bulk.bulk_get,
+    "_revs_diff": bulk.revs_diff,
+    "_changes": changes.changes,
+    "_ensure_full_commit": databases.ensure_full_commit,
+    "_revs_limit": databases.revs_limit,
+    "_security": databases.security,
+}
+NOT_YET = {"_design_docs", "_find", "_index", "_explain", "_purge", "_temp_view", "_compact"}
+
+
+class Server:
+    """Answers requests from the databases of one Store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Reply:
+        """The reply to one request; never raises for anything the request did."""
+        head = method == "HEAD"
+        try:
+            reply = self._route(
+                "GET" if head else method, target, {k.lower(): v for k, v in headers.items()}, body
+            )
+        except HTTPError as exc:
+            reply = error_reply(exc)
+        except Exception:
+            log.exception("embedded store: %s %s failed", method, target)
+            reply = json_reply(500, {"error": "unknown_error", "reason": "internal store error"})
+        if head:
+            reply.body, reply.stream = b"", None
+        return reply
+
+    def _route(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
+        parts = urlsplit(target)
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        segments = [unquote(s) for s in parts.path.split("/")[1:]]
+        if segments and segments[-1] == "" and len(segments) <= 2:
+            segments.pop()
+        call = Call(self.store, method, "", [], query, headers, body, time.monotonic())
+        if not segments:
+            return databases.welcome(call)
+        name, rest = segments[0], segments[1:]
+        if name in SERVER_ROUTES and not rest:
+            return SERVER_ROUTES[name](call)
+        if name.startswith("_") and name not in ("_users", "_replicator", "_global_changes"):
+            raise NotFound("not_found", "Database does not exist.")
+        call.db, call.rest = name, rest
+        if not rest:
+            if method == "POST":
+                self.store.database(name)
+                return documents.new_document(call)
+            return databases.database(call)
+        self.store.database(name)
+        first = rest[0]
+        if first in DB_ROUTES and len(rest) == 1:
+            return DB_ROUTES[first](call)
+        if first in NOT_YET:
+            raise NotFound("not_found", f"{first} is not in the embedded store yet")
+        if first in ("_design", "_local"):
+            if len(rest) < 2:
+                raise NotFound("not_found", "missing")
+            doc_id, attachment = f"{first}/{rest[1]}", rest[2:]
+            if first == "_design" and attachment and attachment[0].startswith("_"):
+                raise NotFound("not_found", "views: issue 20")
+        else:
+            doc_id, attachment = first, rest[1:]
+        if attachment:
+            return documents.attachment(call, doc_id, "/".join(attachment))
+        return documents.document(call, doc_id)

@@ -1,0 +1,184 @@
+"""``Store``: a data directory of databases, shared by every client of it in this process.
+
+``Store.acquire(directory)`` gives the one Store of that directory (counting its users) and
+``release()`` lets go of it; the last release closes its files and its writer thread. Reads
+run in the caller's thread on a pooled connection, in a transaction of their own (one
+snapshot per answer); writes go to the Store's one writer thread (``writer``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..couch.errors import BadRequest, NotFound, PreconditionFailed
+from ..couch.protocol import validate_db_name
+from . import files
+from .wakeup import Signal
+from .writer import Work, Writer
+
+MISSING_DB = "Database does not exist."
+
+
+class Database:
+    """One database's file: reader connections, the writer's connection, its commit signal."""
+
+    def __init__(self, name: str, path: Path) -> None:
+        self.name = name
+        self.path = path
+        self.signal = Signal()
+        self.dropped = False
+        self._idle: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._writer: sqlite3.Connection | None = None
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """A connection holding one read snapshot for the duration of the block."""
+        with self._lock:
+            if self.dropped:
+                raise NotFound("not_found", MISSING_DB)
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            conn = files.connect(self.path)
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+            with self._lock:
+                if self.dropped:
+                    conn.close()
+                else:
+                    self._idle.append(conn)
+
+    def writer_connection(self) -> sqlite3.Connection:
+        """The writer thread's connection (NotFound once the database is deleted)."""
+        if self.dropped:
+            raise NotFound("not_found", MISSING_DB)
+        if self._writer is None:
+            self._writer = files.connect(self.path)
+        return self._writer
+
+    def close(self) -> None:
+        with self._lock:
+            self.dropped = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+class Store:
+    """The databases of one data directory."""
+
+    _open: ClassVar[dict[Path, tuple[Store, int]]] = {}
+    _open_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self.uuid = _server_uuid(directory)
+        self.writer = Writer()
+        self._dbs: dict[str, Database] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def acquire(cls, directory: str | os.PathLike) -> Store:
+        """The Store of ``directory``, shared with this process's other users of it."""
+        path = Path(directory).resolve()
+        with cls._open_lock:
+            store, users = cls._open.get(path, (None, 0))
+            if store is None:
+                store = cls(path)
+            cls._open[path] = (store, users + 1)
+            return store
+
+    def release(self) -> None:
+        """One user fewer; the last one closes the files and stops the writer."""
+        with self._open_lock:
+            store, users = self._open[self.directory]
+            if users > 1:
+                self._open[self.directory] = (store, users - 1)
+                return
+            del self._open[self.directory]
+        self.writer.close()
+        with self._lock:
+            dbs, self._dbs = self._dbs, {}
+        for db in dbs.values():
+            db.close()
+
+    def names(self) -> list[str]:
+        return files.names_in(self.directory)
+
+    def database(self, name: str) -> Database:
+        """The open database ``name``; NotFound (CouchDB's reason) if there is none."""
+        with self._lock:
+            db = self._dbs.get(name)
+            if db is None:
+                path = files.file_of(self.directory, name)
+                if not path.exists():
+                    raise NotFound("not_found", MISSING_DB)
+                db = self._dbs[name] = Database(name, path)
+            return db
+
+    def create(self, name: str) -> None:
+        """Create database ``name``: PreconditionFailed if it exists."""
+        validate_db_name(name)
+        path = files.file_of(self.directory, name)
+        with self._lock:
+            if path.exists():
+                raise PreconditionFailed(
+                    "file_exists",
+                    "The database could not be created, the file already exists.",
+                )
+            try:
+                files.connect(path, create=True).close()
+            except sqlite3.OperationalError:
+                if len(path.name.encode()) + len("-wal") <= 255:
+                    raise
+                raise BadRequest(
+                    "database_name_too_long", f"At least one path segment of `{name}` is too long."
+                ) from None
+
+    def delete(self, name: str) -> None:
+        """Delete database ``name`` once the writes queued before have run."""
+        db = self.database(name)
+
+        def drop() -> None:
+            with self._lock:
+                self._dbs.pop(name, None)
+            db.close()
+            files.remove(db.path)
+
+        self.writer.submit_bare(db, drop).result()
+
+    def read(self, name: str, query: Callable[[sqlite3.Connection], Any]) -> Any:
+        """``query(conn)`` on one snapshot of database ``name``."""
+        db = self.database(name)
+        with db.reading() as conn:
+            return query(conn)
+
+    def write(self, name: str, work: Work) -> Future:
+        """Run ``work(txn)`` in the writer; resolves once committed."""
+        return self.writer.submit(self.database(name), work)
+
+
+def _server_uuid(directory: Path) -> str:
+    """The server's ``uuid``: made once, kept in the data directory, the same ever after."""
+    path = directory / "server-uuid"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        value = uuid.uuid4().hex
+        path.write_text(value + "\n")
+        return value
