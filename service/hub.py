@@ -425,8 +425,13 @@ class Subscribing:
         return self.subscription
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self.subscription is not None:
-            self.hub.leave(self.subscription)
+        self.leave()
+
+    def leave(self) -> None:
+        """Unsubscribe now, before the ``async with`` ends (once: leaving it does no more)."""
+        subscription, self.subscription = self.subscription, None
+        if subscription is not None:
+            self.hub.leave(subscription)
 
 
 class Hub:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import json
 import os
 import tempfile
@@ -314,6 +315,11 @@ def assert_every_change_once(rows: list[dict], expected_ids: list[str]) -> None:
         assert seen == sorted(set(seen)), f"{doc_id}: revisions out of order: {seen}"
 
 
+async def close_hub(hub: Hub) -> None:
+    hub.close()
+    await hub.wait_closed()
+
+
 @pytest.fixture
 def start_settee(server_url, io_loop):
     """Start settee servers on the test backend (settings overridable), stopped after the test."""
@@ -342,8 +348,7 @@ def start_settee(server_url, io_loop):
     for server, couch, hub in started:
         if server is not None:
             server.stop()
-            hub.close()
-            io_loop.run_sync(hub.wait_closed)
+            io_loop.run_sync(functools.partial(close_hub, hub))  # as run.py: on the loop
             io_loop.run_sync(server.close_all_connections)
         io_loop.run_sync(couch.close)
 

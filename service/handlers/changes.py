@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import ujson
-from tornado import httputil, iostream, websocket
+from tornado import iostream, websocket
 
 from .. import options
 from ..backend import COUCHDB, kind_of
@@ -75,15 +75,20 @@ class Reauthorized:
         return subscription
 
     async def __aexit__(self, *exc_info: Any) -> None:
-        if self._key is not None and self._subscription is not None:
-            self.reauthorizer.discard(self._key, self._subscription)
-        await self.subscribing.__aexit__(*exc_info)
+        self.leave()
+
+    def leave(self) -> None:
+        """Unsubscribe now, before the ``async with`` ends (once: leaving it does no more)."""
+        key, subscription, self._key, self._subscription = self._key, self._subscription, None, None
+        if key is not None and subscription is not None:
+            self.reauthorizer.discard(key, subscription)
+        self.subscribing.leave()
 
 
 class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
     route = "changes"
     couchdb_methods = "GET,POST,HEAD"
-    __slots__ = ("hub", "latency", "pinger", "reauthorizer", "subscription", "tokens")
+    __slots__ = ("feed", "hub", "latency", "pinger", "reauthorizer", "subscription", "tokens")
     _stream_request_body = False  # a GET: its (empty) body need not be streamed
     streams_body = False
 
@@ -102,6 +107,7 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
         self.reauthorizer = reauthorizer
         self.tokens = tokens
         self.subscription: Subscription | None = None
+        self.feed: Reauthorized | None = None
 
     # -- checked before anything starts
 
@@ -132,7 +138,8 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
         if feed == "websocket":
             # Subscribe, then upgrade: a backend that cannot be followed is an HTTP error,
             # not a socket that opens and closes. The subscription lasts as long as the socket.
-            async with self._subscription(db, query, "websocket") as subscription:
+            self.feed = self._subscription(db, query, "websocket")
+            async with self.feed as subscription:
                 subscription.on_close = self._end
                 self.subscription, self.latency = subscription, query.get("latency", 0)
                 # What was parsed from the request is used up; an idle subscriber need not
@@ -195,7 +202,7 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
         if function not in (design.get(kind) or {}):
             raise NotFound("not_found", f"missing json key: {function}")
 
-    def _subscription(self, db: str, query: dict[str, Any], kind: str) -> Any:
+    def _subscription(self, db: str, query: dict[str, Any], kind: str) -> Reauthorized:
         feed_options = {name: query[name] for name in FEED_OPTIONS if name in query}
         subscribing = self.hub.subscribe(db, since=query.get("since", 0), kind=kind, **feed_options)
         return Reauthorized(subscribing, self.reauthorizer, db, self.credentials)
@@ -241,17 +248,35 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
         self.pinger.add(self)
         # The 101 response has gone out with its headers; Tornado's copy of them would stay
         # for as long as the socket is open: ~0.9 kB of each idle subscriber's 16.
-        self._headers = httputil.HTTPHeaders()
+        self.clear()
 
     def _end(self, closed: Closed) -> None:
         """The hub ended the subscription: close the socket with its code and reason."""
         self.close(closed.code, closed.reason)
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        """Send the Close frame, the subscription ended first: no data frame may follow a
+        Close (RFC 6455, 5.5.1), and a peer that never answers it (Tornado waits 5 s) holds
+        no place in the hub meanwhile."""
+        if self.ws_connection is not None:  # open: before, open() sees how it was closed
+            self._unsubscribe(Closed(reason or "closed", code or 1000))
+        super().close(code, reason)
+
+    def _unsubscribe(self, closed: Closed) -> None:
+        """End the subscription at once: its pump writes nothing more, the hub forgets it."""
+        subscription, feed, self.subscription, self.feed = self.subscription, self.feed, None, None
+        if subscription is not None:
+            subscription.on_close = None  # this is the close it would call for
+            subscription.close(closed)
+        if feed is not None:
+            feed.leave()
 
     def on_pong(self, data: bytes) -> None:
         self.pinger.answered(self)
 
     def on_close(self) -> None:
         self.pinger.discard(self)
+        self._unsubscribe(Closed("connection closed", 1006))
 
     def get_compression_options(self) -> None:
         """No per-message compression: the frame pump writes plain frames itself."""
