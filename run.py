@@ -19,8 +19,7 @@ from collections.abc import Callable
 from tornado.netutil import bind_sockets
 
 from service import settings as settings_module
-from service.app import make_app, make_couches, make_hub
-from service.httpserver import Server
+from service.app import make_app, make_couches, make_hub, make_server
 from service.inflight import InFlight
 from service.metrics import Metrics
 from service.processes import serve_in_processes
@@ -40,7 +39,7 @@ async def serve(settings: settings_module.Settings, sockets: list[socket.socket]
         hub = make_hub(settings, own_couch)
         metrics.watch_hub(hub)
         app = make_app(settings, couch, metrics, in_flight, hub, own_couch)
-        server = Server(app, xheaders=settings.xheaders, max_body_size=settings.max_body_size)
+        server = make_server(app, settings)
         server.add_sockets(sockets)
         log.info(
             "settee %d serving %s on %s (%s event loop)",

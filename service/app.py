@@ -23,6 +23,7 @@ from .handlers.server import (
 )
 from .handlers.tokens import TokenHandler
 from .handlers.views import AllDocsHandler, BulkDocsHandler, BulkGetHandler, ViewHandler
+from .httpserver import Server, Timeouts
 from .hub import Hub
 from .inflight import InFlight
 from .metrics import Metrics
@@ -99,6 +100,19 @@ def make_hub(settings: Settings, couch: Couch) -> Hub:
         max_subscribers=settings.max_subscribers,
         linger=settings.feed_linger,
         heartbeat=settings.heartbeat,
+    )
+
+
+def make_server(app: web.Application, settings: Settings) -> Server:
+    """The HTTP server for ``app``, with the limits and timeouts of ``settings``."""
+    timeouts = Timeouts(
+        header=settings.header_timeout,
+        body=settings.body_timeout,
+        idle=settings.idle_timeout,
+        write=settings.write_timeout,
+    )
+    return Server(
+        app, xheaders=settings.xheaders, max_body_size=settings.max_body_size, timeouts=timeouts
     )
 
 

@@ -1,16 +1,19 @@
 """settee's HTTP/1.1 server: Tornado's Application and handlers, over httptools.
 
-Tornado's own server reads each request through an IOStream and a chain of coroutines, parsing
-it in Python. Here llhttp parses (through httptools) and the Application is driven from the
-protocol's callbacks, through the interface Tornado's server gives it
-(``httputil.HTTPConnection``): a quarter less CPU per proxied request (bench/README.md).
-A WebSocket upgrade hands its socket over to a Tornado IOStream (``detach``), as Tornado's does.
+Tornado's own server parses each request in Python through a chain of coroutines. Here llhttp
+parses (through httptools) what a Tornado ``TCPServer`` reads from each connection's
+``IOStream``, and the Application is driven through the interface Tornado's server gives it
+(``httputil.HTTPConnection``): less CPU per proxied request, and llhttp refuses the ambiguous
+framings that request smuggling relies on (bench/README.md). Only documented Tornado interfaces
+are used: a WebSocket upgrade hands the connection's own ``IOStream`` to the handler
+(``detach``, as Tornado's ``HTTP1Connection`` does).
 
 As in Tornado's server: keep-alive (HTTP/1.1, and 1.0 when asked), pipelined requests answered
 in order, request bodies streamed to the handler with back-pressure, chunked responses when no
 length is known, ``xheaders``, ``Expect: 100-continue``, a request head of at most 64 KiB and a
 body of at most ``max_body_size`` (a chunked body that outgrows it ends the connection, with a
-400 if nothing was answered yet), and connections idle between requests closed after an hour.
+400 if nothing was answered yet). Beyond it, four timeouts (``Timeouts``) end a connection
+whose client is too slow to send a head or a body, idles too long, or does not read.
 """
 
 from __future__ import annotations
@@ -21,16 +24,38 @@ import logging
 import socket
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httptools
-from tornado import httputil, iostream, netutil
+from tornado import httputil, iostream, netutil, tcpserver
 
 log = logging.getLogger("settee.httpserver")
 
 HEAD_LIMIT = 65_536  # bytes of request line and headers (Tornado's max_header_size)
-IDLE_LIMIT = 3600.0  # seconds a connection may wait for its next request (Tornado's default)
 PIPELINE_LIMIT = 64  # requests queued behind the one being answered, past which it is abuse
+READ_SIZE = 65_536  # bytes read from a socket at a time
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds a client may take, past which its connection is closed. Time that settee
+    itself holds reading back (a handler not ready for more body, a request waiting behind
+    the one being answered) does not count."""
+
+    header: float = 60.0  # from a request's first byte to the end of its head
+    body: float = 600.0  # from the end of a request's head to the end of its body
+    idle: float = 3600.0  # between requests: from an answer (or connecting) to the next one
+    write: float = 300.0  # a response written that the client does not read at all
+
+    def __post_init__(self) -> None:
+        if min(self.header, self.body, self.idle, self.write) <= 0:
+            raise ValueError("every timeout must be > 0")
+
+    @property
+    def sweep_interval(self) -> float:
+        """How often connections are checked: a quarter of the shortest timeout."""
+        return min(max(min(self.header, self.body, self.idle, self.write) / 4, 0.05), 60.0)
 
 
 def refusal(status: str, error: str, reason: str) -> bytes:
@@ -45,7 +70,7 @@ CONTINUE = b"HTTP/1.1 100 (Continue)\r\n\r\n"
 END = object()  # the end of a request body, among its chunks
 
 
-class Server:
+class Server(tcpserver.TCPServer):
     """Serve a Tornado Application on listening sockets; Tornado HTTPServer's life cycle."""
 
     def __init__(
@@ -54,35 +79,30 @@ class Server:
         *,
         xheaders: bool = False,
         max_body_size: int = 100 * 1024 * 1024,
-        idle_limit: float = IDLE_LIMIT,
+        timeouts: Timeouts = Timeouts(),
     ) -> None:
+        super().__init__(read_chunk_size=READ_SIZE)
         self.app = app
         self.xheaders = xheaders
         self.max_body_size = max_body_size
-        self.idle_limit = idle_limit
+        self.timeouts = timeouts
         self.connections: set[Connection] = set()
-        self._listeners: list[asyncio.Task] = []
         self._sweeper: asyncio.TimerHandle | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     def add_sockets(self, sockets: list[socket.socket]) -> None:
-        """Serve on these listening sockets from the next turn of the event loop."""
-        loop = self._loop = asyncio.get_event_loop()
-        for sock in sockets:
-            serving = loop.create_task(loop.create_server(lambda: Connection(self), sock=sock))
-            serving.add_done_callback(self._check_listening)
-            self._listeners.append(serving)
+        """Serve on these listening sockets."""
+        super().add_sockets(sockets)
         if self._sweeper is None:
-            self._sweeper = loop.call_later(self.idle_limit / 4, self._sweep)
+            self._sweeper = asyncio.get_event_loop().call_later(
+                self.timeouts.sweep_interval, self._sweep
+            )
+
+    async def handle_stream(self, stream: iostream.IOStream, address: Any) -> None:
+        await Connection(self, stream, address).serve()
 
     def stop(self) -> None:
         """Stop accepting connections; those open go on being served."""
-        for task in self._listeners:
-            if not task.done():
-                task.cancel()
-            elif not task.cancelled() and task.exception() is None:
-                task.result().close()
-        self._listeners.clear()
+        super().stop()
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
@@ -94,21 +114,17 @@ class Server:
             connection.abort()  # a client that does not read must not hold shutdown up
         await asyncio.gather(*closing)
 
-    @staticmethod
-    def _check_listening(serving: asyncio.Task) -> None:
-        if not serving.cancelled() and serving.exception() is not None:
-            log.error("cannot serve on a socket", exc_info=serving.exception())
-
     def _sweep(self) -> None:
-        """Close the connections that have waited longer than ``idle_limit`` for a whole
-        request head (none at all, or one that trickles in)."""
-        deadline = time.monotonic() - self.idle_limit
+        """Close the connections whose client has overrun a timeout."""
+        now = time.monotonic()
         for connection in list(self.connections):
-            waiting = not any(exchange.head_whole for exchange in connection.exchanges)
-            if waiting and connection.idle_since < deadline:
-                connection.close()
-        assert self._loop is not None
-        self._sweeper = self._loop.call_later(self.idle_limit / 4, self._sweep)
+            overrun = connection.overrun(now, self.timeouts)
+            if overrun:
+                log.debug("closing a connection from %s: %s", connection.address, overrun)
+                connection.abort()
+        self._sweeper = asyncio.get_event_loop().call_later(
+            self.timeouts.sweep_interval, self._sweep
+        )
 
 
 class Context:
@@ -135,35 +151,50 @@ class Context:
             self.protocol = scheme
 
 
-class Connection(asyncio.Protocol):
+class Connection:
     """One client's TCP connection: its requests parsed and answered one after another."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Server, stream: iostream.IOStream, address: Any) -> None:
         self.server = server
+        self.stream = stream
+        self.address = address
         self.parser = httptools.HttpRequestParser(self)
-        self.transport: asyncio.Transport | None = None
-        self.address: Any = None
         self.exchanges: list[Exchange] = []  # [0] is being answered; the rest wait
         self.reading: Exchange | None = None  # the one whose request is being parsed
         self.head_bytes = 0
         self.idle_since = time.monotonic()
-        self.detached = False
+        self.detached = self.gone = False
         self.refusing = False  # a 400 is due once the requests before it are answered
         self.refusal = BAD_REQUEST  # what refuse() answers
         self.closed: asyncio.Future = asyncio.get_event_loop().create_future()
-        self._paused_reading = False
-        self._drain_waiters: list[asyncio.Future] | None = None  # while writing is paused
-        self._done = self.closed.get_loop().create_future()
-        self._done.set_result(None)
+        self.paused_at: float | None = None  # since when settee holds reading back
+        self.paused_for = 0.0  # seconds it held reading back before that
+        self.unread_since: float | None = None  # since when written bytes wait for the client
+        self._resume: asyncio.Future | None = None
+        stream.set_close_callback(self.connection_lost)
+        stream.set_nodelay(True)  # answers go out as they are written
 
-    # -- asyncio protocol
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        self.address = transport.get_extra_info("peername")
+    async def serve(self) -> None:
+        """Read and parse until the connection closes or is handed over (an upgrade)."""
         self.server.connections.add(self)
+        stream = self.stream
+        try:
+            while not (self.detached or self.gone):
+                if self.paused_at is not None:
+                    self._resume = asyncio.get_running_loop().create_future()
+                    await self._resume
+                    continue
+                self.data_received(await stream.read_bytes(READ_SIZE, partial=True))
+        except iostream.StreamClosedError:
+            pass
+        finally:
+            if not self.detached:
+                self.abort()
+                self.connection_lost()
 
     def data_received(self, data: bytes) -> None:
+        if self.refusing or self.gone:
+            return  # a read that was under way when reading paused: the rest is not read
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -176,11 +207,12 @@ class Connection(asyncio.Protocol):
                 log.error("a request could not be handed to the app", exc_info=cause)
             self.refuse()
 
-    def connection_lost(self, exc: Exception | None) -> None:
+    def connection_lost(self) -> None:
+        if self.gone:
+            return
+        self.gone = True
         self.server.connections.discard(self)
-        waiters, self._drain_waiters = self._drain_waiters or [], None
-        for waiter in waiters:
-            failed(waiter)
+        self._wake()
         if not self.detached:
             for exchange in self.exchanges:
                 exchange.lost()
@@ -188,17 +220,35 @@ class Connection(asyncio.Protocol):
             self.closed.set_result(None)
         # A WebSocket's request refers to this connection for as long as the socket is open:
         # what served HTTP on it is of no more use.
-        self.exchanges, self.reading, self.transport = [], None, None
+        self.exchanges, self.reading = [], None
         self.parser = None  # type: ignore[assignment]
 
-    def pause_writing(self) -> None:
-        self._drain_waiters = []
+    def overrun(self, now: float, timeouts: Timeouts) -> str | None:
+        """Which timeout the client has overrun, if any."""
+        if self.unread_since is not None and now - self.unread_since > timeouts.write:
+            return "it does not read its answer"
+        exchange = self.reading
+        if exchange is None:
+            if not self.exchanges and now - self.idle_since > timeouts.idle:
+                return "idle"
+            return None
+        if not exchange.head_whole:
+            if self.reading_for(exchange.since, now) > timeouts.header:
+                return "its request head is too slow"
+        elif not exchange.request_whole and self.reading_for(exchange.since, now) > timeouts.body:
+            return "its request body is too slow"
+        return None
 
-    def resume_writing(self) -> None:
-        waiters, self._drain_waiters = self._drain_waiters or [], None
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+    def reading_for(self, since: tuple[float, float], now: float) -> float:
+        """Seconds spent reading since ``since`` (a ``clock()``), less those paused."""
+        began, paused = since
+        return now - began - (self.clock(now)[1] - paused)
+
+    def clock(self, now: float | None = None) -> tuple[float, float]:
+        """Now, and the seconds reading has been held back so far."""
+        now = time.monotonic() if now is None else now
+        held = self.paused_for + (now - self.paused_at if self.paused_at is not None else 0.0)
+        return now, held
 
     # -- httptools callbacks (an exception raised here stops the parser: a 400)
 
@@ -230,6 +280,7 @@ class Connection(asyncio.Protocol):
             raise httptools.HttpParserError("only a GET without a body may upgrade")
         exchange.keep_alive = parser.should_keep_alive() and not exchange.upgrade
         exchange.head_whole = True
+        exchange.since = self.clock()
         if exchange is self.exchanges[0]:
             exchange.dispatch()
         self.update_reading()
@@ -258,19 +309,33 @@ class Connection(asyncio.Protocol):
     # -- for exchanges
 
     def send(self, data: bytes) -> Awaitable[None]:
-        """Write ``data``; what resolves once the transport has room for more (at once,
-        unless writing is paused), or fails with StreamClosedError once it is closed."""
-        transport = self.transport
-        loop = self._done.get_loop()
-        if transport is None or transport.is_closing():
-            return failed(loop.create_future())
-        if data:
-            transport.write(data)
-        if self._drain_waiters is None:
-            return self._done
-        waiter = loop.create_future()
-        self._drain_waiters.append(waiter)
-        return waiter
+        """Write ``data``; what resolves once the client has taken it, or fails with
+        StreamClosedError once the connection is closed."""
+        stream = self.stream
+        if self.gone or self.detached or stream.closed():
+            return failed(asyncio.get_event_loop().create_future())
+        try:
+            written = stream.write(data)
+        except iostream.StreamClosedError:
+            return failed(asyncio.get_event_loop().create_future())
+        if stream.writing():  # not all taken at once: the write timeout runs until it is
+            if self.unread_since is None:
+                self.unread_since = time.monotonic()
+            written.add_done_callback(self._taken)
+        return written
+
+    def _taken(self, written: asyncio.Future) -> None:
+        """The client has read up to a write: it reads, so the write timeout starts again."""
+        if not written.cancelled():
+            written.exception()  # seen here; a closed connection is the app's to learn
+        self.unread_since = time.monotonic() if self.stream.writing() else None
+
+    def when_written(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once what is written so far has gone out (or failed to)."""
+        if not self.stream.writing():
+            callback()
+            return
+        self.send(b"").add_done_callback(lambda written: (self._taken(written), callback()))
 
     def answered(self, exchange: Exchange) -> None:
         """``exchange``'s response is whole: on to the next request, or close."""
@@ -294,8 +359,7 @@ class Connection(asyncio.Protocol):
         request waits behind the one being answered (a pipelining client waits too), nor past
         a refused request or an upgrade (what follows it is not HTTP: it stays in the socket
         for the stream the handler detaches)."""
-        transport = self.transport
-        if transport is None or transport.is_closing() or self.detached:
+        if self.gone or self.detached:
             return
         exchanges = self.exchanges
         head = exchanges[0] if exchanges else None
@@ -304,15 +368,17 @@ class Connection(asyncio.Protocol):
             or len(exchanges) > 1
             or (head is not None and (head.blocked or (head.upgrade and head.request_whole)))
         )
-        if pause != self._paused_reading:
-            self._paused_reading = pause
-            (transport.pause_reading if pause else transport.resume_reading)()
+        if pause and self.paused_at is None:
+            self.paused_at = time.monotonic()
+        elif not pause and self.paused_at is not None:
+            self.paused_for += time.monotonic() - self.paused_at
+            self.paused_at = None
+            self._wake()
 
     def refuse(self) -> None:
         """A request that cannot be read: 400 (after the answers to the requests before it)
         unless an answer is under way for it, then close."""
-        transport = self.transport
-        if transport is None or transport.is_closing():
+        if self.gone or self.stream.closed():
             return
         head = self.exchanges[0] if self.exchanges else None
         if head is not None and head.request_whole and not head.answered:
@@ -325,19 +391,34 @@ class Connection(asyncio.Protocol):
             self.refusing = True
             self.update_reading()
             return
+        self.refusing = True  # nothing more is read
         if not any(exchange.responding for exchange in self.exchanges):
-            transport.write(self.refusal)
+            self.send(self.refusal)
         self.close()
+
+    def detach(self) -> iostream.IOStream:
+        """The stream, no longer served as HTTP."""
+        self.detached = True
+        self.stream.set_close_callback(None)
+        self.server.connections.discard(self)
+        self._wake()
+        if not self.closed.done():
+            self.closed.set_result(None)
+        return self.stream
 
     def close(self) -> None:
         """Close once what is written has gone out."""
-        if self.transport is not None:
-            self.transport.close()
+        self.refusing = True  # nothing more is read
+        self.when_written(self.abort)
 
     def abort(self) -> None:
         """Close now, dropping what is not written yet."""
-        if self.transport is not None:
-            self.transport.abort()
+        if not self.detached:
+            self.stream.close()
+
+    def _wake(self) -> None:
+        if self._resume is not None and not self._resume.done():
+            self._resume.set_result(None)
 
     def _count_head(self, size: int) -> None:
         self.head_bytes += size
@@ -363,6 +444,7 @@ class Exchange(httputil.HTTPConnection):
         "blocked",
         "body_bytes",
         "chunking",
+        "client_gone",
         "connection",
         "context",
         "delegate",
@@ -374,6 +456,7 @@ class Exchange(httputil.HTTPConnection):
         "remaining",
         "request_whole",
         "responding",
+        "since",
         "upgrade",
         "upgrade_head",
         "url",
@@ -391,10 +474,11 @@ class Exchange(httputil.HTTPConnection):
         self.delegate: httputil.HTTPMessageDelegate | None = None
         self.events: list[Any] = []  # body chunks and END, not yet given to the app
         self.blocked = False  # the app has not taken the last chunk (or the head) yet
-        self.responding = self.answered = False
+        self.responding = self.answered = self.client_gone = False
         self.chunking = False
         self.remaining: int | None = None  # body bytes the response still owes
         self.upgrade_head = b""
+        self.since = connection.clock()  # its head, then its body, is read since
         self._close_callback: Callable[[], None] | None = None
 
     @property
@@ -410,13 +494,11 @@ class Exchange(httputil.HTTPConnection):
     def dispatch(self) -> None:
         """Hand the request to the app (its turn on the connection has come)."""
         connection = self.connection
-        if connection is None or connection.transport is None or self.answered:
+        if connection is None or connection.gone or self.answered:
             return  # the client has gone while this request waited its turn
-        if connection.transport.is_closing():
-            return
-        if self.upgrade and connection.transport.get_write_buffer_size():
-            # The socket is handed over whole: the answers before this one go out first.
-            asyncio.get_running_loop().call_later(0.005, self.dispatch)
+        if self.upgrade and connection.stream.writing():
+            # The stream is handed over whole: the answers before this one go out first.
+            connection.when_written(self.dispatch)
             return
         self.context = Context(connection.address, self.headers, connection.server.xheaders)
         self.delegate = connection.server.app.start_request(connection, self)
@@ -462,6 +544,9 @@ class Exchange(httputil.HTTPConnection):
             elif (waiting := self._call(self.delegate.data_received, event)) is not None:  # type: ignore[union-attr]
                 self.blocked = True
                 waiting.add_done_callback(self._chunk_taken)
+        if self.client_gone and not self.events:
+            self.client_gone = False
+            self.lost()
         if self.connection is not None:
             self.connection.update_reading()
 
@@ -510,7 +595,12 @@ class Exchange(httputil.HTTPConnection):
 
     def lost(self) -> None:
         """The client has gone: tell the app once, as Tornado's server does (the handler's
-        close callback, or the dispatcher if the request was not whole)."""
+        close callback, or the dispatcher if the request was not whole). A client that sent
+        its whole request and left is a request carried out without its client: the app is
+        given the rest of the body first, and told after."""
+        if self.request_whole and self.events and self.delegate is not None:
+            self.client_gone = True
+            return
         delegate, callback = self.delegate, self._close_callback
         self.delegate = self._close_callback = None
         self.events.clear()
@@ -568,7 +658,7 @@ class Exchange(httputil.HTTPConnection):
 
     def finish(self) -> None:
         connection = self.connection
-        gone = connection is None or connection.transport is None
+        gone = connection is None or connection.gone
         if self.remaining and not gone:
             self.close()
             raise httputil.HTTPOutputError(
@@ -584,20 +674,15 @@ class Exchange(httputil.HTTPConnection):
             connection.answered(self)
 
     def detach(self) -> iostream.IOStream:
-        """The socket, as a Tornado IOStream: the connection is no longer HTTP (a closed
-        stream if the client has gone)."""
+        """The connection's stream, for the protocol the request upgraded to (Tornado's
+        ``HTTP1Connection.detach``): no longer served as HTTP."""
         connection, self.connection = self.connection, None
-        transport = connection.transport if connection is not None else None
-        if connection is None or transport is None or transport.is_closing():
+        if connection is None:  # answered, or handed over already: nothing left to hand
             stream = iostream.IOStream(socket.socket())
             stream.close()
             return stream
-        original = transport.get_extra_info("socket")
-        sock = socket.fromfd(original.fileno(), original.family, original.type)
-        connection.detached = True
-        transport.abort()
-        stream = iostream.IOStream(sock)
-        if self.upgrade_head:
+        stream = connection.detach()
+        if self.upgrade_head and not stream.closed():
             stream.write(self.upgrade_head)
         # The handler's request holds this exchange for as long as the socket is open.
         self.upgrade_head, self.url, self.delegate, self.context = b"", b"", None, None

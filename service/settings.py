@@ -78,6 +78,18 @@ class Settings:
     reauthorize_interval: float = _setting(
         60.0, "seconds between checks that each changes subscriber may still read its database"
     )
+    header_timeout: float = _setting(
+        60.0, "seconds a client may take to send a request's head, from its first byte"
+    )
+    body_timeout: float = _setting(
+        600.0, "seconds a client may take to send a request's body, once its head is read"
+    )
+    idle_timeout: float = _setting(
+        3600.0, "seconds a kept-alive connection may wait for its next request"
+    )
+    write_timeout: float = _setting(
+        300.0, "seconds a client may leave an answer unread before its connection is closed"
+    )
     xheaders: bool = _setting(
         False, "trust X-Forwarded-For / X-Forwarded-Proto (behind a proxy such as nginx)"
     )
@@ -96,6 +108,9 @@ class Settings:
             raise ValueError("max_body_size, max_subscribers and subscriber_buffer must be > 0")
         if self.heartbeat <= 0 or self.reauthorize_interval <= 0:
             raise ValueError("heartbeat and reauthorize_interval must be > 0")
+        timeouts = (self.header_timeout, self.body_timeout, self.idle_timeout, self.write_timeout)
+        if min(timeouts) <= 0:
+            raise ValueError("header, body, idle and write timeouts must be > 0")
         if self.event_loop not in EVENT_LOOPS:
             raise ValueError(f"event_loop: expected one of {', '.join(EVENT_LOOPS)}")
         if not self.data_dir:

@@ -30,7 +30,7 @@ import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 from tornado.testing import bind_unused_port
 
-from service.app import make_app, make_couches, make_hub
+from service.app import make_app, make_couches, make_hub, make_server
 from service.couch import Couch, CouchError, blocking
 from service.httpserver import Server
 from service.hub import Hub
@@ -335,7 +335,7 @@ def start_settee(server_url, io_loop):
         hub = make_hub(settings, own_couch)
         metrics.watch_hub(hub)
         app = make_app(settings, couch, metrics, in_flight, hub, own_couch)
-        server = Server(app, xheaders=settings.xheaders, max_body_size=settings.max_body_size)
+        server = make_server(app, settings)
         sock, port = bind_unused_port()
         server.add_sockets([sock])
         started.append((server, couch, hub))

@@ -11,7 +11,7 @@ import pytest
 from tornado import iostream, web
 from tornado.testing import bind_unused_port
 
-from service.httpserver import HEAD_LIMIT, Server
+from service.httpserver import HEAD_LIMIT, Server, Timeouts
 
 
 async def open_to(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -161,7 +161,7 @@ class Hello(web.RequestHandler):
 
 @pytest.mark.gen_test(timeout=30)
 async def test_idle_connections_are_closed_and_shutdown_closes_the_rest():
-    server = Server(web.Application([("/", Hello)]), idle_limit=0.4)
+    server = Server(web.Application([("/", Hello)]), timeouts=Timeouts(idle=0.4))
     sock, port = bind_unused_port()
     server.add_sockets([sock])
     url = f"http://127.0.0.1:{port}"
@@ -229,8 +229,9 @@ class Stream(web.RequestHandler):
 
 
 @pytest.fixture
-def tiny():
-    """settee's server with a few plain Tornado handlers (no backend): (server, its URL)."""
+def tiny(io_loop):
+    """settee's server with a few plain Tornado handlers (no backend): (server, its URL).
+    Stopped before the test's event loop closes (which closes every socket it watches)."""
     servers = []
 
     def start(**settings) -> tuple[Server, str]:

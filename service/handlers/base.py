@@ -7,9 +7,7 @@ reaches the client never holds a traceback, a backend URL or a credential.
 
 from __future__ import annotations
 
-import functools
 import logging
-import time
 from collections.abc import Awaitable, Generator
 from dataclasses import dataclass
 from typing import Any
@@ -46,16 +44,6 @@ ERROR_NAMES = {
     415: "bad_content_type",
     503: "service_unavailable",
 }
-
-
-@functools.lru_cache(maxsize=1)
-def _http_date(second: int) -> str:
-    return httputil.format_timestamp(second)
-
-
-def http_date() -> str:
-    """Now, as the ``Date`` header writes it: formatted once a second, not per response."""
-    return _http_date(int(time.time()))
 
 
 def json_text(value: Any) -> str:
@@ -100,6 +88,7 @@ def error_reply(exc: BaseException | None, status: int) -> ErrorReply:
 @relax
 def pass_through(self: ApiHandler, *args: Any, **kwargs: Any) -> Any:
     """Relay the request to the backend as it is, and its answer back (see ``passthrough``)."""
+    self._body_taken = True  # Tornado calls the method once the body is whole
     if self._relaying is None:  # not started in prepare(): the body is whole by now
         whole = self.body or self.request.body
         self._relaying = self.couch.relay(*self._relayed_request(whole or None))
@@ -140,9 +129,11 @@ class ApiHandler(web.RequestHandler):
     # Slots, not the instance dict: Tornado's own attributes fill a WebSocket handler's dict
     # up to the size CPython shares between instances, and each idle subscriber is one.
     __slots__ = (
+        "_body_taken",
         "_chunks",
         "_counted",
         "_piped",
+        "_received",
         "_relaying",
         "config",
         "couch",
@@ -170,6 +161,8 @@ class ApiHandler(web.RequestHandler):
         self.metrics = metrics
         self.in_flight = in_flight
         self._chunks: list[bytes] = []
+        self._received = 0  # bytes of body received
+        self._body_taken = False  # the method has the body: it was whole
         self._counted = False
         self._piped: BodyPipe | None = None
         self._relaying: Any = None
@@ -226,14 +219,24 @@ class ApiHandler(web.RequestHandler):
         """A client that leaves before its body is whole is never answered: it is no longer in
         flight. One that leaves later still has its request carried out, as CouchDB carries out
         a write whose client has gone, and shutdown waits for it (``on_finish`` ends it)."""
-        # Tornado's own test (it fails the future next); a body that is not streamed was whole
-        # before the handler was made.
-        body_future = getattr(self.request, "_body_future", None)
-        body_whole = body_future is None or body_future.done()
+        whole = self._body_whole()
         super().on_connection_close()
-        if not body_whole:
+        if not whole:  # Tornado will not call the method: nothing else ends the request
             self._stop_relaying()
             self._leave()
+
+    def _body_whole(self) -> bool:
+        """Whether the request body has all arrived. Tornado calls the handler's method once
+        it has (``stream_request_body``), and a method that runs takes the body; before that,
+        a declared length tells. A body that is not streamed was whole before the handler
+        was made."""
+        if self._body_taken or not self.streams_body:
+            return True
+        headers = self.request.headers
+        if "Transfer-Encoding" in headers:
+            return False  # chunked: whole when the method takes it
+        length = headers.get("Content-Length", "0")
+        return not length.isdigit() or self._received >= int(length)
 
     def _leave(self) -> None:
         if self._counted:
@@ -242,27 +245,18 @@ class ApiHandler(web.RequestHandler):
 
     def data_received(self, chunk: bytes) -> Awaitable[None] | None:
         # The server's max_body_size is the configured limit: a chunked body that outgrows
-        # it is cut off by Tornado before it gets here.
+        # it is cut off by the server before it gets here.
+        self._received += len(chunk)
         if self._piped is not None:
             return self._piped.send(chunk)
         self._chunks.append(chunk)
         return None
 
-    def clear(self) -> None:
-        """Tornado's reset of the response, with settee's own headers set straight into a
-        fresh ``HTTPHeaders`` (they are known to be valid), and a ``Date`` made once a second:
-        Tornado's formatted the date and checked each header again for every response."""
-        headers = self._headers = httputil.HTTPHeaders()
-        headers["Server"] = "settee"
-        headers["Content-Type"] = JSON_TYPE
-        headers["Date"] = http_date()
-        headers["Cache-Control"] = "must-revalidate"
-        self.set_default_headers()
-        self._write_buffer = []
-        self._status_code = 200
-        self._reason = "OK"
-
     def set_default_headers(self) -> None:
+        """settee's headers on every response (Tornado's ``clear()`` calls this), and CORS."""
+        self.set_header("Server", "settee")
+        self.set_header("Content-Type", JSON_TYPE)
+        self.set_header("Cache-Control", "must-revalidate")
         allowed = self.settings.get("cors_origins", ())  # runs before initialize()
         if not allowed:
             return
@@ -306,6 +300,8 @@ class ApiHandler(web.RequestHandler):
 
     @property
     def body(self) -> bytes:
+        """The whole request body (in the handler's method: Tornado calls it once whole)."""
+        self._body_taken = True
         return b"".join(self._chunks)
 
     def json_body(self, *, must_be_object: bool = True) -> Any:

@@ -89,8 +89,6 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
     route = "changes"
     couchdb_methods = "GET,POST,HEAD"
     __slots__ = ("feed", "hub", "latency", "pinger", "reauthorizer", "subscription", "tokens")
-    _stream_request_body = False  # a GET: its (empty) body need not be streamed
-    streams_body = False
 
     def initialize(
         self,
@@ -246,9 +244,6 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
             return
         FramePump(subscription, self.ws_connection.stream, self.latency, self.hub.stats)
         self.pinger.add(self)
-        # The 101 response has gone out with its headers; Tornado's copy of them would stay
-        # for as long as the socket is open: ~0.9 kB of each idle subscriber's 16.
-        self.clear()
 
     def _end(self, closed: Closed) -> None:
         """The hub ended the subscription: close the socket with its code and reason."""

@@ -71,7 +71,7 @@ class FramePump:
     of each ``latency`` seconds go out as one array frame.
     """
 
-    __slots__ = ("_busy", "_direct", "latency", "stats", "stream", "subscription")
+    __slots__ = ("_busy", "latency", "stats", "stream", "subscription")
 
     def __init__(
         self,
@@ -85,7 +85,6 @@ class FramePump:
         self.latency = latency
         self.stats = stats
         self._busy = False  # a write the socket has not taken, or a latency wait
-        self._direct = type(stream) is iostream.IOStream  # a plain socket (no TLS)
         subscription.on_ready = self.ready
         subscription.idle()
 
@@ -107,17 +106,6 @@ class FramePump:
             return
         data = b"".join(map(shared_frame, frames(items, batched=self.latency > 0)))
         self.stats.frames_sent += len(items)
-        if self._direct and not stream.writing():
-            # Nothing of the stream's is waiting, so the socket can take the frames itself:
-            # what IOStream.write would do, without its future and buffer for each write.
-            try:
-                sent = stream.socket.send(data)
-            except OSError:  # BlockingIOError, or an error the stream reports as it closes
-                sent = 0
-            if sent == len(data):
-                self.subscription.idle()
-                return
-            data = data[sent:]
         try:
             written = stream.write(data)
         except iostream.StreamClosedError:
