@@ -64,14 +64,14 @@ async def test_a_thousand_slowloris_connections_do_not_stop_service_and_are_clos
 
     async def checks() -> None:
         for _ in range(20):  # others are served meanwhile, each on a connection of its own
-            response = await settee.fetch("GET", "/_up", request_timeout=10)
-            assert response.code == 200
-        closes = await asyncio.gather(*(closed_by_server(reader) for reader, _ in loris))
-        assert all(closes)
+            assert (await settee.fetch("GET", "/_up")).code == 200
+        # Each ends (generously bounded: the machine may be busy; no duration is asserted).
+        ends = await asyncio.gather(*(asyncio.wait_for(r.read(), 60) for r, _ in loris))
+        assert set(ends) == {b""}
 
     try:
         await while_trickling([writer for _, writer in loris], b"y", checks())
-        assert (await settee.fetch("GET", "/_up", request_timeout=10)).code == 200
+        assert (await settee.fetch("GET", "/_up")).code == 200
     finally:
         for _, writer in loris:
             writer.close()
