@@ -23,6 +23,9 @@ from service.couch import (
 )
 from tests.conftest import assert_every_change_once
 
+# settee's own client suite: run on the backend, and again with settee in between.
+pytestmark = pytest.mark.through_settee
+
 DESIGN = {
     "_id": "_design/d",
     "views": {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import gc
+import itertools
 import os
 import resource
 import socket
@@ -326,6 +327,18 @@ class ContinuousReader:
         self.request.cancel()
 
 
+async def until_followed(db, readers: list[ContinuousReader]) -> None:
+    """Writes documents until every reader has one: its feed is flowing from the backend (a
+    ``since=now`` feed misses what was written before the backend began it)."""
+    deadline = time.monotonic() + 30
+    for n in itertools.count():
+        await asyncio.to_thread(db.save, {"_id": f"followed-{n}"})
+        await asyncio.sleep(0.1)
+        if all(reader.ids for reader in readers) or time.monotonic() > deadline:
+            break
+    assert all(reader.ids for reader in readers), "a reader's feed never began"
+
+
 async def until_subscribed(settee, count: int) -> None:
     deadline = time.monotonic() + 10
     while settee.hub.subscribers < count and time.monotonic() < deadline:
@@ -470,9 +483,8 @@ async def test_feeds_ended_with_their_database_leave_no_handlers_behind(settee, 
         name = f"test-gone-{round}-{time.monotonic_ns()}"
         bcouch.create(name)
         readers = [ContinuousReader(settee, name) for _ in range(10)]
-        await asyncio.to_thread(bcouch[name].save, {"_id": "followed"})
-        for reader in readers:
-            await reader.wait_for({"followed"}, timeout=10)
+        await until_subscribed(settee, 10)
+        await until_followed(bcouch[name], readers)
         await asyncio.to_thread(bcouch.delete, name)
         await asyncio.wait_for(asyncio.gather(*(reader.request for reader in readers)), 30)
         assert all(reader.request.result().code == 200 for reader in readers)

@@ -15,6 +15,9 @@ from collections.abc import Callable
 
 import pytest
 
+# settee's own client suite: run on the backend, and again with settee in between.
+pytestmark = pytest.mark.through_settee
+
 ROWS = 40_000
 GROWTH_ALLOWED = 1_000_000  # bytes of extra peak for 4x the rows
 

@@ -19,6 +19,9 @@ import tornado.web
 from service.couch import Conflict, CouchError, NotFound, Status, relax
 from tests.conftest import assert_every_change_once
 
+# settee's own client suite: run on the backend, and again with settee in between.
+pytestmark = pytest.mark.through_settee
+
 Call = Callable[..., Any]
 
 
