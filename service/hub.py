@@ -27,9 +27,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import ujson
 
@@ -105,6 +105,14 @@ class CaughtUp:
 
 
 Item = bytes | CaughtUp
+
+
+class Viewer(NamedTuple):
+    """Who a feed is read as, when it is not settee: ``identity`` tells viewers apart (their
+    credentials), ``couch`` acts as this one."""
+
+    identity: Hashable
+    couch: Couch
 
 
 class HubFull(Exception):
@@ -415,9 +423,17 @@ class Subscribing:
 
     __slots__ = ("args", "hub", "subscription")
 
-    def __init__(self, hub: Hub, db: str, since: Any, kind: str, options: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        db: str,
+        since: Any,
+        kind: str,
+        options: dict[str, Any],
+        viewer: Viewer | None,
+    ) -> None:
         self.hub = hub
-        self.args = (db, since, kind, options)
+        self.args = (db, since, kind, options, viewer)
         self.subscription: Subscription | None = None
 
     async def __aenter__(self) -> Subscription:
@@ -455,17 +471,32 @@ class Hub:
         self._catching_up: dict[Subscription, asyncio.Future] = {}
 
     def subscribe(
-        self, db: str, *, since: Any = "now", kind: str = "websocket", **options: Any
+        self,
+        db: str,
+        *,
+        since: Any = "now",
+        kind: str = "websocket",
+        viewer: Viewer | None = None,
+        **options: Any,
     ) -> Subscribing:
         """Follow ``db``'s changes from ``since`` (a seq, 0 or ``"now"``) while inside
         ``async with hub.subscribe(…) as subscription``.
 
         ``options`` select the feed: include_docs, filter, doc_ids, selector, view, style.
+        With a ``viewer``, the feed is read as that viewer, shared only with subscribers
+        who are the same viewer (for a filter function, which may decide by ``req.userCtx``).
         Entering raises HubFull past ``max_subscribers``; leaving always unsubscribes.
         """
-        return Subscribing(self, db, since, kind, options)
+        return Subscribing(self, db, since, kind, options, viewer)
 
-    async def join(self, db: str, since: Any, kind: str, options: dict[str, Any]) -> Subscription:
+    async def join(
+        self,
+        db: str,
+        since: Any,
+        kind: str,
+        options: dict[str, Any],
+        viewer: Viewer | None = None,
+    ) -> Subscription:
         """A new subscription to ``db``'s shared feed; ``leave`` must follow."""
         if self.subscribers >= self.max_subscribers or self._closing:
             raise HubFull(f"{self.subscribers} subscribers already")
@@ -473,7 +504,7 @@ class Hub:
         subscription = Subscription(kind, self.queue_limit, self.stats, accepts)
         self._count(kind, +1)
         try:
-            upstream = await self._upstream(db, options)
+            upstream = await self._upstream(db, options, viewer)
         except BaseException:
             self._count(kind, -1)
             raise
@@ -498,11 +529,12 @@ class Hub:
             if not upstream.subscribers:
                 self._linger(upstream)
 
-    async def _upstream(self, db: str, options: dict[str, Any]) -> Upstream:
-        key = (db, ujson.dumps(sorted(options.items())))
+    async def _upstream(self, db: str, options: dict[str, Any], viewer: Viewer | None) -> Upstream:
+        key = (db, ujson.dumps(sorted(options.items())), viewer and viewer.identity)
         upstream = self.upstreams.get(key)
         if upstream is None or upstream.ended:
-            upstream = Upstream(self.couch[db], options, self.heartbeat)
+            couch = viewer.couch if viewer else self.couch
+            upstream = Upstream(couch[db], options, self.heartbeat)
             self.upstreams[key] = upstream
             self.upstreams_started += 1
         try:

@@ -351,3 +351,28 @@ def test_a_token_is_good_once_and_not_past_its_time():
     assert tokens.redeem(token) is None
     stale = SubscriberTokens(ttl=0)
     assert stale.redeem(stale.issue({"Authorization": "Basic x"})) is None
+
+
+MINE = "function(doc, req) { return doc.owner === req.userCtx.name; }"
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_filter_function_sees_the_subscriber_not_settee(settee, server_url, users, bdb):
+    """A design filter may decide by ``req.userCtx``: it runs as the subscriber, as it would
+    on CouchDB, never as settee (an admin), in the backlog and live."""
+    member, admin = users["member"], Endpoint.parse(server_url).auth[0]
+    bdb.save({"_id": "_design/app", "filters": {"mine": MINE}})
+    bdb.save([{"_id": "m1", "owner": member}, {"_id": "a1", "owner": admin}])
+    couchdb = Endpoint.parse(server_url).url
+    direct = await fetch(
+        f"{couchdb}/{bdb.name}/_changes?filter=app/mine", "GET", None, who(users, "member")
+    )
+    assert [row["id"] for row in answer(direct)["results"]] == ["m1"]
+    request = HTTPRequest(settee.ws_url(bdb.name, "&since=0&filter=app/mine", anonymous=True))
+    request.headers.update(who(users, "member"))
+    socket = await websocket_connect(request)
+    backlog = await read_until_caught_up(socket)
+    assert [row["id"] for row in backlog if "id" in row] == ["m1"]
+    bdb.save([{"_id": "a2", "owner": admin}, {"_id": "m2", "owner": member}])
+    assert json.loads(await socket.read_message())["id"] == "m2"
+    socket.close()

@@ -30,6 +30,7 @@ from ..hub import (
     Item,
     Subscribing,
     Subscription,
+    Viewer,
 )
 from ..reauthorize import Key, Reauthorizer
 from ..tokens import SubscriberTokens
@@ -197,7 +198,13 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
 
     def _subscription(self, db: str, query: dict[str, Any], kind: str) -> Any:
         feed_options = {name: query[name] for name in FEED_OPTIONS if name in query}
-        subscribing = self.hub.subscribe(db, since=query.get("since", 0), kind=kind, **feed_options)
+        viewer = None
+        if feed_options.get("filter", "_doc_ids") not in BUILTIN_FILTERS:
+            # A filter function sees req.userCtx: it must run as this client, not settee.
+            viewer = Viewer(frozenset(self.credentials.items()), self.couch)
+        subscribing = self.hub.subscribe(
+            db, since=query.get("since", 0), kind=kind, viewer=viewer, **feed_options
+        )
         return Reauthorized(subscribing, self.reauthorizer, db, self.credentials)
 
     # -- WebSocket
