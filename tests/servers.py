@@ -10,6 +10,7 @@ port, and is stopped by its PID.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import os
@@ -39,12 +40,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until_up(url: str, timeout: float = 30.0, process: subprocess.Popen | None = None) -> None:
+def wait_until_up(
+    url: str,
+    timeout: float = 30.0,
+    process: subprocess.Popen | None = None,
+    headers: dict[str, str] | None = None,
+) -> None:
     """Wait until ``url`` answers 2xx; give up early if ``process`` has exited."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=1):
+            with urllib.request.urlopen(
+                urllib.request.Request(url, headers=headers or {}), timeout=1
+            ):
                 return
         except OSError:
             if process is not None and process.poll() is not None:
@@ -239,6 +247,14 @@ class CouchServer:
             )
         try:
             wait_until_up(f"http://127.0.0.1:{self.port}/_up", timeout=60, process=self.process)
+            # A single node makes its system databases only after it answers /_up.
+            admin = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+            wait_until_up(
+                f"http://127.0.0.1:{self.port}/_users",
+                timeout=60,
+                process=self.process,
+                headers={"Authorization": f"Basic {admin}"},
+            )
         except (OSError, RuntimeError) as exc:
             self.kill()
             tail = (self.workdir / "couchdb.log").read_text(errors="replace")[-2000:]

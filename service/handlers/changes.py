@@ -124,10 +124,11 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
         if feed == "normal":
             self.write_json(await self.database(db).changes(**query))
             return
+        # The backend judges the client's right to this feed, and its seqs, before any feed:
+        # as CouchDB answers the client's own _changes (_users: 401 for all but admins).
+        since = query.get("since", 0)
+        await self.database(db).changes(since="now" if since == 0 else since, limit=1)
         await self._check_filter(db, query)
-        if query.get("since", 0) not in (0, "now"):
-            # The backend judges its own seqs, with the client's rights, before any feed.
-            await self.database(db).changes(since=query["since"], limit=1)
         if self.hub.subscribers >= self.hub.max_subscribers:
             raise HubFull(f"{self.hub.subscribers} subscribers already")
         if feed == "websocket":
@@ -152,7 +153,6 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
         """400 for a filter that cannot work, 404 for a database or filter that is missing."""
         name = query.get("filter")
         database = self.database(db)
-        await database.info()
         if name is None or name == "_design":
             return
         if name == "_doc_ids":
