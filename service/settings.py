@@ -1,8 +1,8 @@
 """settee's settings: one dataclass, filled from a TOML file, then the environment, then flags.
 
 Each later source overrides the one before. Every field carries its help text and the
-environment variable that sets it, so ``python run.py --help`` lists them all with defaults.
-Only this module and ``run.py`` read the environment.
+environment variable that sets it, so ``settee serve --help`` lists them all with defaults.
+Only this module and the command that serves (``service.serving``) read the environment.
 """
 
 from __future__ import annotations
@@ -153,10 +153,10 @@ def env_name(setting: dataclasses.Field) -> str:
     return setting.metadata["env"] or "SETTEE_" + setting.name.upper()
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(prog: str = "settee serve") -> argparse.ArgumentParser:
     """The command line: one flag per setting, plus ``--config``."""
     cli = argparse.ArgumentParser(
-        prog="run.py",
+        prog=prog,
         description="settee: an asynchronous gateway for CouchDB. Settings come from the "
         "config file, then environment variables, then these flags.",
         argument_default=argparse.SUPPRESS,
@@ -181,10 +181,17 @@ def parser() -> argparse.ArgumentParser:
     return cli
 
 
-def load(argv: Sequence[str] = (), environ: Mapping[str, str] | None = None) -> Settings:
-    """Settings from the TOML file, then ``environ``, then ``argv``; ValueError if invalid."""
+def load(
+    argv: Sequence[str] = (),
+    environ: Mapping[str, str] | None = None,
+    *,
+    prog: str = "settee serve",
+) -> Settings:
+    """Settings from the TOML file, then ``environ``, then ``argv``; ValueError if invalid.
+
+    ``prog`` names the command in ``--help`` and in argparse's own errors."""
     environ = environ or {}
-    flags = vars(parser().parse_args(list(argv)))
+    flags = vars(parser(prog).parse_args(list(argv)))
     path = Path(flags.pop("config", None) or environ.get("SETTEE_CONFIG") or DEFAULT_CONFIG)
     values: dict[str, Any] = {}
     if path.exists():

@@ -102,7 +102,7 @@ def validate_db_name(name: str) -> str:
     )
 
 
-def validate_doc_id(doc_id: str) -> str:
+def validate_doc_id(doc_id: object) -> str:
     """Return ``doc_id`` if CouchDB accepts it as a document id, else raise BadRequest."""
     if not isinstance(doc_id, str):
         raise BadRequest("illegal_docid", f"Document id must be a string, not {doc_id!r}")
