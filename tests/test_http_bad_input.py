@@ -42,6 +42,8 @@ CASES = [
     ("GET", "/DB/doc?revs=yes", None, {}, 400, "query_parse_error"),
     ("PUT", "/DB/doc?batch=later", "{}", {}, 400, "query_parse_error"),
     ("PUT", "/DB/doc?rev=1-a", '{"_rev": "1-b"}', {}, 400, "bad_request"),
+    ("PUT", "/DB/doc", '{"_rev": [1]}', {}, 400, "bad_request"),
+    ("PUT", "/DB/doc", '{"_rev": {"a": 1}}', {}, 400, "bad_request"),
     ("GET", "/_nothing", None, {}, 404, "not_found"),
     ("GET", "/DB/_design/d/_view", None, {}, 404, "not_found"),
     ("PATCH", "/DB/doc", "{}", {}, 405, "method_not_allowed"),
