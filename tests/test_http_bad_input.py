@@ -43,6 +43,8 @@ CASES = [
     ("PUT", "/DB/doc?batch=later", "{}", {}, 400, "query_parse_error"),
     ("PUT", "/DB/doc?rev=1-a", '{"_rev": "1-b"}', {}, 400, "bad_request"),
     ("PUT", "/DB/doc", '{"_rev": [1]}', {}, 400, "bad_request"),
+    ("PUT", "/DB/_security", BAD_JSON, {}, 400, "bad_request"),
+    ("PUT", "/DB/_security", "[]", {}, 400, "bad_request"),
     ("PUT", "/DB/doc", '{"_rev": {"a": 1}}', {}, 400, "bad_request"),
     ("GET", "/_nothing", None, {}, 404, "not_found"),
     ("GET", "/DB/_design/d/_view", None, {}, 404, "not_found"),
