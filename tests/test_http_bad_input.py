@@ -52,6 +52,7 @@ CASES = [
     # CouchDB's form upload of attachments: multipart only (CouchDB also wants a Referer).
     ("POST", "/DB/doc", "{}", {}, 400, "bad_request"),
     ("DELETE", "/_all_dbs", None, {}, 405, "method_not_allowed"),
+    ("DELETE", "/no-such-db", None, {}, 404, "not_found"),
 ]
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .. import options, preconditions
-from ..backend import COUCHDB, kind_of
+from ..backend import COUCHDB, POUCHDB, kind_of
 from ..couch import relax
 from ..couch.errors import BadRequest, Conflict, NotFound, PreconditionFailed
 from ..couch.protocol import validate_doc_id
@@ -49,6 +49,11 @@ class DatabaseHandler(DocumentWriter):
 
     @relax
     def delete(self, db: str) -> Any:
+        """404 for a database that does not exist, as CouchDB answers: pouchdb-server
+        answers 200 (PouchDB destroys a database whether or not there is one)."""
+        database = self.database(db)
+        if (yield kind_of(self.own_couch)) == POUCHDB and not (yield database.exists()):
+            raise NotFound("not_found", "Database does not exist.")
         yield self.couch.delete(db)
         self.write_json({"ok": True})
 
