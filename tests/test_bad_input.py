@@ -14,6 +14,7 @@ import pytest
 
 from service.couch import BadRequest, Couch, Database, ServerUnavailable, blocking
 from tests.servers import free_port
+from tests.waiting import until
 
 SECRET = "s3cr3t-pw"
 
@@ -149,8 +150,7 @@ async def test_credentials_never_in_reprs_messages_or_logs(nowhere, caplog):
         db = couch["db"]
         texts = [repr(couch), repr(db), repr(couch.endpoint), db.url, couch.url]
         feed = db.changes(feed="continuous", callback=lambda *a: None)
-        while feed.reconnects < 2:
-            await asyncio.sleep(0.05)
+        await until(lambda: feed.reconnects >= 2, what="two reconnects")
         feed.stop()
         try:
             await db.get("x")
