@@ -34,7 +34,7 @@ from service.couch.transport import Endpoint
 from tests.conftest import assert_every_change_once
 from tests.nginx import SHIPPED, Nginx, find_nginx
 from tests.servers import ROOT, free_port, wait_until_up
-from tests.waiting import until
+from tests.waiting import never_within, until
 
 NGINX = find_nginx()
 pytestmark = pytest.mark.skipif(
@@ -579,7 +579,11 @@ async def test_websocket_subscriber_through_nginx(deployment, db_name, bdb):
         backlog, _ = await rows_until_caught_up(ws)
         assert_every_change_once(backlog, ["a", "b"])
         assert all(row["doc"]["_id"] == row["id"] for row in backlog)
-        await asyncio.sleep(FEED_READ_TIMEOUT * 2 + 0.5)
+        await never_within(
+            FEED_READ_TIMEOUT * 2 + 0.5,
+            lambda: ws.close_code is not None,
+            what="nginx closing the socket",
+        )
         await save(bdb, {"_id": "c", "v": 1})
         live = await rows_until(ws, {"c"})
         assert [row["id"] for row in live] == ["c"]
@@ -653,6 +657,21 @@ async def open_feed(
     return status, head, reader, writer
 
 
+def longpoll_waiting(deployment: Deployment) -> Any:
+    """A condition: one of the deployment's settee processes has a longpoll waiting (settee
+    answers one, head and all, once a change comes), as its /_metrics tell."""
+
+    async def condition() -> bool:
+        for settee in deployment.settees:
+            url = f"http://127.0.0.1:{settee.port}/_metrics"
+            metrics = (await AsyncHTTPClient().fetch(url)).body.decode()
+            if 'settee_subscribers{feed="longpoll"} 1.0' in metrics:
+                return True
+        return False
+
+    return condition
+
+
 def read_timeouts(deployment: Deployment) -> int:
     """How many times nginx has logged that an upstream did not send within its read
     timeout."""
@@ -686,7 +705,7 @@ async def test_longpoll_through_nginx(deployment, db_name, bdb):
         deployment, f"/{db_name}/_changes?feed=longpoll&since={since}&{marker}"
     )
     try:
-        await asyncio.sleep(0.5)  # settee answers a longpoll (head and all) once a change comes
+        await until(longpoll_waiting(deployment), what="the longpoll to wait")
         await save(bdb, {"_id": "new"})
         status, _ = await read_head(reader)
         assert status == 200
