@@ -53,6 +53,9 @@ CASES = [
     ("POST", "/DB/doc", "{}", {}, 400, "bad_request"),
     ("DELETE", "/_all_dbs", None, {}, 405, "method_not_allowed"),
     ("DELETE", "/no-such-db", None, {}, 404, "not_found"),
+    # A multipart body that does not open with its boundary: CouchDB would answer 500.
+    ("PUT", "/DB/doc", "{", {"Content-Type": "multipart/related; boundary=x"}, 400, "bad_request"),
+    ("PUT", "/DB/doc", "", {"Content-Type": "multipart/related; boundary=x"}, 400, "bad_request"),
 ]
 
 
