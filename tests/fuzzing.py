@@ -3,10 +3,10 @@
 Each request carries at least one fault that CouchDB refuses, so that it may change nothing
 however the rest of it is drawn: an option that does not parse, an illegal database name or
 document id, a database that does not exist, a body that is not JSON, not an object or not
-of its schema, a body over the limit, a stale rev, or a delete without one; a request that
-writes nothing may carry odd input only (unknown options, odd credentials). The rest of the
-request is drawn too, valid or odd (options, headers, credentials, bodies), and so reaches
-deeper than the fault alone would.
+of its schema, a body over the limit, a stale rev, a delete without one, or a method no route
+takes (PATCH); a request that writes nothing may carry odd input only (unknown options, odd
+credentials). The rest of the request is drawn too, valid or odd (options, headers, content
+types, credentials, bodies), and so reaches deeper than the fault alone would.
 """
 
 from __future__ import annotations
@@ -212,6 +212,23 @@ def _segment(names: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
     return names.map(lambda name: quote(name, safe=""))
 
 
+# Headers a client may send that settee must not trip over.
+ODD_HEADERS = st.sampled_from(
+    [
+        ("Accept", "multipart/mixed"),
+        ("Accept", "garbage/*;q=x"),
+        ("Accept-Encoding", "gzip"),
+        ("X-Forwarded-For", "not an address"),
+        ("X-Forwarded-Proto", "gopher"),
+        ("Origin", "http://elsewhere.example"),
+        ("Cookie", "AuthSession=garbage; other=1"),
+        ("X-Auth-CouchDB-UserName", "nobody"),
+        ("X-Auth-CouchDB-Roles", "_admin"),
+        ("Connection", "Authorization"),
+        ("Range", "bytes=5-1"),
+    ]
+)
+
 CREDENTIALS = st.sampled_from(
     [
         "Basic !!!",
@@ -361,6 +378,7 @@ def faults_of(operation: Operation) -> list[str]:
         faults.append("odd_credentials")  # a token writes nothing
     if not faults:
         faults.append("odd_query")  # a read that takes no input: any input is bad input
+    faults.append("odd_method")  # PATCH, which no route of settee's (nor CouchDB) takes
     return faults
 
 
@@ -430,6 +448,7 @@ def _headers(draw: st.DrawFn, operation: Operation, faults: set[str]) -> dict[st
             headers["Authorization"] = draw(CREDENTIALS)
     elif draw(st.integers(0, 9)) == 0:
         headers["Authorization"] = draw(CREDENTIALS)
+    headers.update(draw(st.lists(ODD_HEADERS, max_size=2)))
     return headers
 
 
@@ -455,10 +474,16 @@ def bad_requests(draw: st.DrawFn, operation: Operation, target: Target) -> BadRe
             body = draw(bad_json_body(operation))
         else:
             body = draw(good_body(operation, target))
-        types = ["application/json", "text/plain", "application/octet-stream", "image/png"]
+        types = [
+            "application/json",
+            "text/plain",
+            "application/octet-stream",
+            "image/png",
+            "multipart/related; boundary=x",
+        ]
         headers["Content-Type"] = draw(st.sampled_from(types))
     anonymous = "odd_credentials" in faults and "Authorization" not in headers
-    method = operation.method.upper()
+    method = "PATCH" if "odd_method" in faults else operation.method.upper()
     return BadRequest(method, path, headers, body, anonymous, tuple(sorted(faults)))
 
 
@@ -468,6 +493,6 @@ def any_bad_request(target: Target) -> st.SearchStrategy[BadRequest]:
     weighted = [
         operation
         for operation in operations()
-        for _ in range(1 if faults_of(operation) == ["odd_query"] else 3)
+        for _ in range(1 if "odd_query" in faults_of(operation) else 3)
     ]
     return st.sampled_from(weighted).flatmap(lambda operation: bad_requests(operation, target))

@@ -102,6 +102,7 @@ def test_bad_requests_get_4xx_and_change_nothing(
         max_examples=REQUESTS,
         deadline=None,
         database=None,
+        print_blob=True,
         suppress_health_check=list(HealthCheck),
     )
     @given(request=any_bad_request(target))
