@@ -23,6 +23,7 @@ from tests.sockets import ESTABLISHED, connections_to
 
 pytestmark = pytest.mark.skip_on("embedded", reason="embedded: in-process, no connection to expire")
 
+
 @pytest.fixture
 def server_port(server_url) -> int:
     return urlsplit(server_url).port
