@@ -28,6 +28,7 @@ from .inflight import InFlight
 from .metrics import Metrics
 from .reauthorize import Reauthorizer
 from .settings import Settings
+from .sources import CouchSource
 from .tokens import SubscriberTokens
 
 access_log = logging.getLogger("settee.access")
@@ -95,7 +96,7 @@ def make_couches(settings: Settings) -> tuple[Couch, Couch]:
 def make_hub(settings: Settings, couch: Couch) -> Hub:
     """The changes hub, sized by the settings."""
     return Hub(
-        couch,
+        CouchSource(couch),
         queue_limit=settings.subscriber_buffer,
         max_subscribers=settings.max_subscribers,
         linger=settings.feed_linger,
