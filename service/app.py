@@ -29,6 +29,7 @@ from .inflight import InFlight
 from .metrics import Metrics
 from .reauthorize import Reauthorizer
 from .settings import Settings
+from .sources import CouchSource
 from .tokens import SubscriberTokens
 
 access_log = logging.getLogger("settee.access")
@@ -87,16 +88,17 @@ def routes() -> list[tuple[str, type[web.RequestHandler]]]:
 def make_couches(settings: Settings) -> tuple[Couch, Couch]:
     """The clients' Couch, with no credentials of its own, and settee's own Couch, with the
     configured ones (the same object when none are configured)."""
-    own = Couch(settings.backend_url, settings.couch_auth, timeout=settings.couch_timeout)
+    limits = {"timeout": settings.couch_timeout, "max_connections": settings.couch_connections}
+    own = Couch(settings.backend_url, settings.couch_auth, **limits)
     if own.endpoint.auth is None:
         return own, own
-    return Couch(own.url, timeout=settings.couch_timeout), own
+    return Couch(own.url, **limits), own
 
 
 def make_hub(settings: Settings, couch: Couch) -> Hub:
     """The changes hub, sized by the settings."""
     return Hub(
-        couch,
+        CouchSource(couch),
         queue_limit=settings.subscriber_buffer,
         max_subscribers=settings.max_subscribers,
         linger=settings.feed_linger,

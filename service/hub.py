@@ -1,8 +1,9 @@
 """The hub: one upstream ``_changes`` feed per (database, filter), fanned out to subscribers.
 
 An upstream feed starts with its first subscriber and stops a while (``linger``) after its
-last one leaves. It is the client's ChangesFeed, which reconnects with backoff and resumes
-from the last seq it saw, so subscribers stay subscribed through a backend restart.
+last one leaves. It comes from the hub's ``ChangeSource`` (``service.sources``): from a server,
+the client's ChangesFeed, which reconnects with backoff and resumes from the last seq it saw, so
+subscribers stay subscribed through a backend restart; in a test, a scripted one.
 
 Each change row is encoded to JSON once and the same bytes are offered to every subscriber.
 A subscriber that is idle (it has written all it took) is handed the rows of a read at once,
@@ -33,8 +34,7 @@ from typing import Any, NamedTuple
 
 import ujson
 
-from .couch import Couch, Database
-from .couch.changes import ChangesFeed
+from .sources import ChangeSource, Following
 
 log = logging.getLogger("settee.hub")
 
@@ -109,10 +109,10 @@ Item = bytes | CaughtUp
 
 class Viewer(NamedTuple):
     """Who a feed is read as, when it is not settee: ``identity`` tells viewers apart (their
-    credentials), ``couch`` acts as this one."""
+    credentials), ``source`` gives the changes as this one sees them."""
 
     identity: Hashable
-    couch: Couch
+    source: ChangeSource
 
 
 class HubFull(Exception):
@@ -330,16 +330,20 @@ class Subscription:
 class Upstream:
     """One shared continuous feed and its subscribers."""
 
-    def __init__(self, db: Database, options: dict[str, Any], heartbeat: float) -> None:
+    def __init__(
+        self, source: ChangeSource, db: str, options: dict[str, Any], heartbeat: float
+    ) -> None:
+        self.source = source
         self.db = db
         self.options = options
         self.heartbeat = heartbeat
         self.subscribers: set[Subscription] = set()
         self.last_seq: Any = None
-        self.feed: ChangesFeed | None = None
+        self.feed: Following | None = None
         self._arrived: list[dict[str, Any]] = []
         self.ended: Closed | None = None
         self.idle_since: float | None = None
+        self.linger_timer: asyncio.TimerHandle | None = None  # one at most, however many leave
         self._started: asyncio.Future | None = None
         self._watcher: asyncio.Future | None = None
 
@@ -350,16 +354,15 @@ class Upstream:
         await asyncio.shield(self._started)
 
     async def _start(self) -> None:
-        self.last_seq = (await self.db.info())["update_seq"]
+        self.last_seq = await self.source.update_seq(self.db)
         if self.ended:
             return
-        self.feed = self.db.changes(
-            feed="continuous",
-            since=self.last_seq,
-            latency=0,
+        self.feed = self.source.follow(
+            self.db,
+            self.last_seq,
+            self.options,
             heartbeat=self.heartbeat,
-            callback=self._on_change,
-            **self.options,
+            on_changes=self._on_change,
         )
         self._watcher = asyncio.ensure_future(self._watch(self.feed))
 
@@ -379,16 +382,19 @@ class Upstream:
         for subscription in list(self.subscribers):  # a subscriber may leave as it is told
             subscription.offer(batch)
 
-    async def _watch(self, feed: ChangesFeed) -> None:
+    async def _watch(self, feed: Following) -> None:
         try:
             await feed.wait()
         except Exception as exc:
             error = getattr(exc, "error", type(exc).__name__)
-            log.warning("upstream feed of %s ended: %s", self.db.name, exc)
+            log.warning("upstream feed of %s ended: %s", self.db, exc)
             self.end(Closed(f"upstream feed ended: {error}", 1011))
 
     def end(self, reason: Closed) -> None:
         self.ended = reason
+        if self.linger_timer is not None:
+            self.linger_timer.cancel()
+            self.linger_timer = None
         if self._started is not None and not self._started.done():
             self._started.cancel()
         if self.feed is not None:
@@ -446,18 +452,19 @@ class Subscribing:
 
 
 class Hub:
-    """Subscriptions to databases' changes, sharing one upstream feed per database and filter."""
+    """Subscriptions to databases' changes, sharing one upstream feed per database and filter,
+    each from ``source``."""
 
     def __init__(
         self,
-        couch: Couch,
+        source: ChangeSource,
         *,
         queue_limit: int = 1_000,
         max_subscribers: int = 10_000,
         linger: float = 30.0,
         heartbeat: float = 10.0,
     ) -> None:
-        self.couch = couch
+        self.source = source
         self.queue_limit = queue_limit
         self.max_subscribers = max_subscribers
         self.linger = linger
@@ -533,8 +540,8 @@ class Hub:
         key = (db, ujson.dumps(sorted(options.items())), viewer and viewer.identity)
         upstream = self.upstreams.get(key)
         if upstream is None or upstream.ended:
-            couch = viewer.couch if viewer else self.couch
-            upstream = Upstream(couch[db], options, self.heartbeat)
+            source = viewer.source if viewer else self.source
+            upstream = Upstream(source, db, options, self.heartbeat)
             self.upstreams[key] = upstream
             self.upstreams_started += 1
         try:
@@ -556,14 +563,14 @@ class Hub:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.warning("backlog of %s since %r failed: %s", upstream.db.name, since, exc)
+            log.warning("backlog of %s since %r failed: %s", upstream.db, since, exc)
             subscription.close(Closed(f"backlog failed: {getattr(exc, 'error', exc)}", 1011))
 
     async def _send_backlog(
         self, upstream: Upstream, subscription: Subscription, since: Any
     ) -> Any:
         while not subscription.closed:
-            page = await upstream.db.changes(since=since, limit=BACKLOG_PAGE, **upstream.options)
+            page = await upstream.source.page(upstream.db, since, BACKLOG_PAGE, upstream.options)
             accepts = subscription.accepts
             rows = [row for row in page["results"] if accepts is None or accepts(row)]
             await subscription.backlog([(row, encode(row)) for row in rows])
@@ -573,17 +580,27 @@ class Hub:
         return since
 
     def _linger(self, upstream: Upstream) -> None:
+        """Its last subscriber has left: stop the feed in ``linger`` seconds unless one joins.
+
+        One timer per feed, not one per leave: subscribers that come and go by the thousand
+        would otherwise keep a timer each alive for ``linger`` seconds."""
         loop = asyncio.get_running_loop()
         upstream.idle_since = loop.time()
-        loop.call_later(self.linger, self._close_if_idle, upstream)
+        if upstream.linger_timer is None:
+            upstream.linger_timer = loop.call_later(self.linger, self._close_if_idle, upstream)
 
     def _close_if_idle(self, upstream: Upstream) -> None:
-        """Stop a feed nobody has used for ``linger`` seconds."""
+        """Stop a feed nobody has used for ``linger`` seconds; look again later if it was
+        used in the meantime and is idle again."""
+        upstream.linger_timer = None
         idle_since = upstream.idle_since
         if upstream.subscribers or idle_since is None:
             return
-        if asyncio.get_running_loop().time() - idle_since < self.linger * 0.99:
-            return  # it was used again since; a later timer will look
+        loop = asyncio.get_running_loop()
+        left = idle_since + self.linger - loop.time()
+        if left > self.linger * 0.01:  # a timer may fire a clock tick early: that is on time
+            upstream.linger_timer = loop.call_later(left, self._close_if_idle, upstream)
+            return
         upstream.end(Closed("idle", 1000))
         self._ended(upstream)
         for key, value in list(self.upstreams.items()):

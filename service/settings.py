@@ -52,6 +52,9 @@ class Settings:
     couch_user: str = _setting("", "CouchDB user name", env="COUCHDB_USER")
     couch_password: str = _setting("", "CouchDB password", env="COUCHDB_PASSWORD")
     couch_timeout: float = _setting(30.0, "seconds to wait for CouchDB to answer a request")
+    couch_connections: int = _setting(
+        100, "most connections to CouchDB at once, its changes feeds aside (one each)"
+    )
     processes: int = _setting(1, "server processes sharing the port (0: one per CPU)")
     max_body_size: int = _setting(64 * 1024 * 1024, "largest request body accepted, in bytes")
     cors_origins: tuple[str, ...] = _setting(
@@ -94,6 +97,8 @@ class Settings:
             raise ValueError("processes, shutdown_grace and feed_linger must not be negative")
         if min(self.max_body_size, self.max_subscribers, self.subscriber_buffer) <= 0:
             raise ValueError("max_body_size, max_subscribers and subscriber_buffer must be > 0")
+        if self.couch_connections <= 0:
+            raise ValueError("couch_connections must be > 0")
         if self.heartbeat <= 0 or self.reauthorize_interval <= 0:
             raise ValueError("heartbeat and reauthorize_interval must be > 0")
         if self.event_loop not in EVENT_LOOPS:

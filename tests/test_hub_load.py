@@ -19,6 +19,7 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 from service.couch import Couch, blocking
 from service.handlers.changes import ChangesHandler
 from service.hub import Closed, Hub, Subscription
+from service.sources import CouchSource
 from tests.faults import FAULTS, Writer, run_faults
 
 
@@ -445,7 +446,7 @@ async def test_subscribe_and_slow_consumer_close_cycles_leave_no_objects_behind(
     frames of every raise)."""
     counts = []
     async with Couch(server_url) as couch:
-        hub = Hub(couch, queue_limit=1)
+        hub = Hub(CouchSource(couch), queue_limit=1)
         for round in range(20):
             written = asyncio.Event()
             readers = [FeedReader(hub, db_name) for _ in range(50)]

@@ -19,6 +19,8 @@ from service.hub import (
     encode,
     local_filter,
 )
+from service.sources import CouchSource
+from tests.scripted import ScriptedSource
 
 
 def row(doc_id: str, rev: str, seq: int) -> dict:
@@ -174,7 +176,7 @@ def test_frames_are_rows_or_arrays_with_markers_on_their_own():
 @pytest.mark.gen_test
 async def test_leaving_always_unsubscribes_even_when_the_subscriber_raises(server_url, db_name):
     async with Couch(server_url) as couch:
-        hub = Hub(couch, linger=0)
+        hub = Hub(CouchSource(couch), linger=0)
         with pytest.raises(RuntimeError):
             async with hub.subscribe(db_name, since="now"):
                 assert hub.subscribers == 1
@@ -218,21 +220,20 @@ async def test_a_pushed_subscriber_is_told_once_per_batch_not_per_row():
 
 
 @pytest.mark.gen_test
-async def test_rows_read_in_one_turn_reach_subscribers_as_one_batch(server_url, db_name):
-    async with Couch(server_url) as couch:
-        upstream = Upstream(couch[db_name], {}, heartbeat=10)
-        offered: list[list] = []
+async def test_rows_read_in_one_turn_reach_subscribers_as_one_batch():
+    upstream = Upstream(ScriptedSource(), "db", {}, heartbeat=10)
+    offered: list[list] = []
 
-        class Recording(Subscription):
-            __slots__ = ()
+    class Recording(Subscription):
+        __slots__ = ()
 
-            def offer(self, batch):
-                offered.append(batch)
+        def offer(self, batch):
+            offered.append(batch)
 
-        upstream.subscribers.add(Recording("websocket", 100, HubStats()))
-        for n in range(3):
-            upstream._on_change(n, [row(f"d{n}", "1-a", n)])
-        assert offered == []
-        await asyncio.sleep(0)
-        assert [[r["id"] for r, _ in batch] for batch in offered] == [["d0", "d1", "d2"]]
-        assert upstream.last_seq == 2
+    upstream.subscribers.add(Recording("websocket", 100, HubStats()))
+    for n in range(3):
+        upstream._on_change(n, [row(f"d{n}", "1-a", n)])
+    assert offered == []
+    await asyncio.sleep(0)
+    assert [[r["id"] for r, _ in batch] for batch in offered] == [["d0", "d1", "d2"]]
+    assert upstream.last_seq == 2

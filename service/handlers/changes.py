@@ -33,6 +33,7 @@ from ..hub import (
     Viewer,
 )
 from ..reauthorize import Key, Reauthorizer
+from ..sources import CouchSource
 from ..tokens import SubscriberTokens
 from .base import ApiHandler, json_text
 from .frames import FramePump
@@ -201,7 +202,7 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
         viewer = None
         if feed_options.get("filter", "_doc_ids") not in BUILTIN_FILTERS:
             # A filter function sees req.userCtx: it must run as this client, not settee.
-            viewer = Viewer(frozenset(self.credentials.items()), self.couch)
+            viewer = Viewer(frozenset(self.credentials.items()), CouchSource(self.couch))
         subscribing = self.hub.subscribe(
             db, since=query.get("since", 0), kind=kind, viewer=viewer, **feed_options
         )
