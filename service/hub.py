@@ -15,12 +15,15 @@ subscriber failed to take, not on how many rows one read of the upstream feed br
 Joining late: a subscriber whose ``since`` is behind the stream is registered first (live
 rows are held for it from then on), then served its backlog from ``_changes?since=…`` in
 pages, then a caught-up marker, then the held rows. A change can show up both in the backlog
-and among the held rows; it is passed on once. A held row is left out when it is the very row
-the backlog sent of its document (the same id, revisions and body: only its seq may differ), or
-came before that row in the live feed (an older state, which the backlog's supersedes). That is
-judged at the switch to live rows only, and then forgotten: a live row is never compared with
-the backlog, so a revision that wins at a lower or equal generation (a replicated conflict, a
-deleted winning branch) is passed on like any other change. Seqs are opaque: never compared.
+and from the shared feed: among the held rows, or after the switch to live rows, since the
+backlog is a read of its own and can be ahead of the shared feed. It is passed on once: held
+rows of a document up to the very change the backlog sent of it (the same revisions and
+deletion; only the seq may differ) are left out, as are, once live, the document's first row
+if it is that very change. Every other row is passed on, whatever its generation: a
+replicated conflict that wins at the same generation, the lower generation that wins when a
+winning branch is deleted, and every later row of the document. A backlog change waits for
+its repeat among the last ``queue_limit + RECENT_IDS`` documents the backlog sent.
+Seqs are opaque: never compared.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from .sources import ChangeSource, Following
 log = logging.getLogger("settee.hub")
 
 BACKLOG_PAGE = 500
-RECENT_IDS = 1_000  # backlog entries remembered after the switch to live rows
+RECENT_IDS = 1_000  # backlog changes whose repeat is awaited, beyond queue_limit
 
 
 class Encoded(bytes):
@@ -51,27 +54,33 @@ def encode(row: dict[str, Any]) -> Encoded:
     return Encoded(ujson.dumps(row, ensure_ascii=False, escape_forward_slashes=False).encode())
 
 
-def unsequenced(row: dict[str, Any]) -> dict[str, Any]:
-    """A change row without its seq: what two rows of the same change have in common."""
-    return {key: value for key, value in row.items() if key != "seq"}
+ChangeKey = tuple[tuple[str, ...], bool]
+
+
+def change_key(row: dict[str, Any]) -> ChangeKey:
+    """What two rows of the same change of a document have in common, seq aside: its
+    revisions and whether it is a deletion (a document with ``include_docs`` is the rev's)."""
+    return tuple(change["rev"] for change in row.get("changes", ())), bool(row.get("deleted"))
 
 
 Accepts = Callable[[dict[str, Any]], bool]
 Batch = list[tuple[dict[str, Any], bytes]]  # change rows with their encoded bytes
 
 
-def not_covered(held: Batch, sent: dict[str, dict[str, Any]]) -> Batch:
-    """The live rows held during a catch-up that its backlog did not cover.
+def not_covered(held: Batch, sent: dict[str, ChangeKey]) -> Batch:
+    """The live rows held during a catch-up that its backlog did not cover; the documents
+    whose backlog row was among them leave ``sent``.
 
-    ``sent`` is the backlog's last row of each document, without seqs. A held row equal to it
-    is that very change; held rows of the document before it are older states, superseded
-    by what the backlog sent. Every other row is passed on, whatever its revision.
+    ``sent`` is the backlog's last change of each document. A held row of the same change is
+    that very change; held rows of the document before it are older states, superseded by
+    what the backlog sent. Every other row is passed on, whatever its revision.
     """
     covered_until: dict[str, int] = {}
     for index, (row, _) in enumerate(held):
-        backlog_row = sent.get(row["id"])
-        if backlog_row is not None and unsequenced(row) == backlog_row:
+        if sent.get(row["id"]) == change_key(row):
             covered_until[row["id"]] = index
+    for doc_id in covered_until:
+        del sent[doc_id]
     return [
         (row, frame)
         for index, (row, frame) in enumerate(held)
@@ -206,7 +215,8 @@ class Subscription:
         self._room: asyncio.Future | None = None
         self._held: Batch | None = []  # None once live
         self._idle = False  # whether the subscriber takes whatever arrives, at once
-        self._sent: dict[str, dict[str, Any]] | None = None  # id → its backlog row, until live
+        # id → the backlog's change of it whose repeat the shared feed has not brought yet
+        self._sent: dict[str, ChangeKey] | None = None
 
     # -- the hub's side
 
@@ -226,7 +236,18 @@ class Subscription:
             if len(self._held) > self.queue_limit:
                 self.close(SLOW_CONSUMER)
             return []
+        if self._sent:
+            batch = [(row, frame) for row, frame in batch if not self._repeats_backlog(row)]
         return [frame for _, frame in batch]
+
+    def _repeats_backlog(self, row: dict[str, Any]) -> bool:
+        """Whether ``row`` is the backlog's change of its document, brought late by the shared
+        feed (the backlog read the database ahead of it). Only the document's first live row
+        is judged, and left out only if it is that very change: any other revision is passed
+        on, and so is every later row of the document."""
+        assert self._sent is not None
+        sent = self._sent.pop(row["id"], None)
+        return sent is not None and sent == change_key(row)
 
     def _deliver(self, items: list[Item]) -> None:
         """Queue items: an idle subscriber is told and takes them all, however many; for a
@@ -255,10 +276,11 @@ class Subscription:
     def go_live(self, last_seq: Any) -> None:
         """The backlog is sent: mark it, pass on the held rows it did not cover, go live."""
         held, self._held = self._held or [], None
-        sent, self._sent = self._sent or {}, None
         if self.closed:
+            self._sent = None
             return
-        self._deliver([CaughtUp(last_seq), *self._accept(not_covered(held, sent))])
+        live = not_covered(held, self._sent or {})
+        self._deliver([CaughtUp(last_seq), *self._accept(live)])
 
     def _remember(self, row: dict[str, Any]) -> None:
         """Keep the latest backlog rows: a held row can only repeat a change made after this
@@ -266,7 +288,7 @@ class Subscription:
         if self._sent is None:
             self._sent = {}
         self._sent.pop(row["id"], None)
-        self._sent[row["id"]] = unsequenced(row)
+        self._sent[row["id"]] = change_key(row)
         if len(self._sent) > self.queue_limit + RECENT_IDS:
             del self._sent[next(iter(self._sent))]
 

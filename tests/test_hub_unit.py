@@ -72,6 +72,22 @@ async def test_once_live_no_row_is_judged_against_the_backlog():
 
 
 @pytest.mark.gen_test
+async def test_a_shared_feed_behind_the_backlog_repeats_nothing():
+    """The backlog read b and c before the shared feed brought them: they come again after
+    the switch to live rows, and are left out, once; b's next change passes."""
+    subscription = Subscription("websocket", 100, HubStats())
+    backlog = [
+        (row(doc_id, f"1-{doc_id}", n), f"{doc_id}1".encode()) for n, doc_id in enumerate("abc")
+    ]
+    await subscription.backlog(backlog)
+    subscription.go_live(2)
+    assert ids(subscription.take()) == [b"a1", b"b1", b"c1", 2]
+    subscription.offer([(row("b", "1-b", 12), b"b1 again"), (row("c", "1-c", 13), b"c1 again")])
+    subscription.offer([(row("b", "2-b", 14), b"b2")])
+    assert subscription.take() == [b"b2"]
+
+
+@pytest.mark.gen_test
 async def test_a_subscriber_that_falls_behind_is_closed_as_slow():
     stats = HubStats()
     subscription = Subscription("websocket", 3, stats)
