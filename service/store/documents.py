@@ -103,8 +103,7 @@ def save(
     """Write one document, interactively or (``new_edits=false``) as replicated."""
     if not flag(call.query, "new_edits", True):
         doc = {**doc, "_rev": doc.get("_rev", rev)}
-        call.store.write(call.db, lambda txn: edits.graft(txn, doc_id, doc)).result()
-        new_rev = doc["_rev"]
+        new_rev = call.store.write(call.db, lambda txn: edits.graft(txn, doc_id, doc)).result()
     else:
         new_rev = call.store.write(call.db, lambda txn: edits.edit(txn, doc_id, doc, rev)).result()
     if call.query.get("batch") == "ok":
