@@ -121,7 +121,7 @@ def make_app(
     ``couch`` serves for both, as when the backend asks nobody for credentials.
     """
     metrics.watch_in_flight(in_flight)
-    collaborators = {
+    collaborators: dict[str, object] = {
         "couch": couch,
         "own_couch": own_couch or couch,
         "settings": settings,
@@ -146,7 +146,8 @@ def make_app(
 
     reauthorizer = Reauthorizer(couch, settings.reauthorize_interval)
     tokens = SubscriberTokens()
-    extra = {
+    # What some handlers need beyond the collaborators every handler gets.
+    extra: dict[type[web.RequestHandler], dict[str, object]] = {
         ChangesHandler: {
             "hub": hub,
             "pinger": Pinger(settings.heartbeat),

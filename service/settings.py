@@ -132,7 +132,7 @@ class Settings:
         return (self.couch_user, self.couch_password) if self.couch_user else None
 
 
-def _convert(kind: Any, value: Any, name: str) -> Any:
+def _convert(kind: str, value: Any, name: str) -> Any:
     """``value`` (from TOML, the environment or a flag) as the type of setting ``name``."""
     if kind == "tuple[str, ...]":
         if isinstance(value, str):
@@ -154,8 +154,16 @@ def _convert(kind: Any, value: Any, name: str) -> Any:
         raise ValueError(f"{name}: expected {kind}, got {value!r}") from None
 
 
-def env_name(setting: dataclasses.Field) -> str:
+def env_name(setting: dataclasses.Field[Any]) -> str:
     return setting.metadata["env"] or "SETTEE_" + setting.name.upper()
+
+
+def _kind(setting: dataclasses.Field[Any]) -> str:
+    """A setting's type as written, e.g. ``"tuple[str, ...]"``: the key of METAVARS and _convert.
+
+    ``from __future__ import annotations`` keeps every annotation of this module a string."""
+    assert isinstance(setting.type, str), setting.type
+    return setting.type
 
 
 def parser(prog: str = "settee serve") -> argparse.ArgumentParser:
@@ -180,7 +188,7 @@ def parser(prog: str = "settee serve") -> argparse.ArgumentParser:
         cli.add_argument(
             flag,
             dest=setting.name,
-            metavar=METAVARS[setting.type],
+            metavar=METAVARS[_kind(setting)],
             help=f"{setting.metadata['help']} (default: {default}; env {env_name(setting)})",
         )
     return cli
@@ -217,5 +225,5 @@ def load(
         if environ.get(env_name(setting)):
             values[name] = environ[env_name(setting)]
     values.update(flags)
-    converted = {name: _convert(fields[name].type, value, name) for name, value in values.items()}
+    converted = {name: _convert(_kind(fields[name]), value, name) for name, value in values.items()}
     return Settings(**converted)

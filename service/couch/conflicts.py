@@ -68,7 +68,9 @@ def save_bulk(db: str, docs: list[Doc], options: Mapping[str, Any]) -> Flow:
     pending: dict[str, dict[str, Any]] = {}
     for doc, result in zip(docs, results, strict=True):
         if "error" in result:
-            pending[result.get("id") or doc.get("_id")] = {
+            # CouchDB, pouchdb-server and the embedded store name the document in every
+            # result; should a server not, the document's own _id stands in for it.
+            pending[result.get("id") or doc["_id"]] = {
                 "doc": doc,
                 "error": result["error"],
                 "reason": result.get("reason", ""),

@@ -158,7 +158,11 @@ class AsyncStoreTransport(_Base):
                 then(finished.result())
 
         task.add_done_callback(done)
-        return task.cancel
+
+        def abandon() -> None:
+            task.cancel()
+
+        return abandon
 
     async def open(
         self, request: Request, *, read_timeout: float | None = None, feed: bool = False
