@@ -88,11 +88,13 @@ def routes() -> list[tuple[str, type[web.RequestHandler]]]:
 def make_couches(settings: Settings) -> tuple[Couch, Couch]:
     """The clients' Couch, with no credentials of its own, and settee's own Couch, with the
     configured ones (the same object when none are configured)."""
-    limits = {"timeout": settings.couch_timeout, "max_connections": settings.couch_connections}
-    own = Couch(settings.backend_url, settings.couch_auth, **limits)
+    timeout, max_connections = settings.couch_timeout, settings.couch_connections
+    own = Couch(
+        settings.backend_url, settings.couch_auth, timeout=timeout, max_connections=max_connections
+    )
     if own.endpoint.auth is None:
         return own, own
-    return Couch(own.url, **limits), own
+    return Couch(own.url, timeout=timeout, max_connections=max_connections), own
 
 
 def make_hub(settings: Settings, couch: Couch) -> Hub:
