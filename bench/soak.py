@@ -196,7 +196,6 @@ async def prepare(session: aiohttp.ClientSession, load: Load, public: bool) -> N
 def summary(window: Window, seconds: float) -> dict[str, Any]:
     latencies = window.latencies_ms
     return {
-        "seconds": seconds,
         "rate": len(latencies) / seconds,
         "p50": percentile(latencies, 50),
         "p99": percentile(latencies, 99),
