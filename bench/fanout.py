@@ -599,7 +599,7 @@ def profile_burst(
 def summarise_profile(path: Path, top: int) -> dict[str, Any]:
     found = read_profile(path)
     total, own, areas, inclusive = found.total, found.own, found.areas, found.inclusive
-    skip = ("asyncio/", "<frozen", "run.py:", "tornado/platform/", "service/processes")
+    skip = ("asyncio/", "<frozen", "service/serving.py:", "tornado/platform/", "service/processes")
     busy = Counter({k: v for k, v in inclusive.items() if not k.startswith(skip)})
 
     def shares(counts: Counter[str]) -> list[tuple[str, float]]:

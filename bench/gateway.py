@@ -677,7 +677,14 @@ def profile(args: argparse.Namespace, wrk: Wrk, settee: Served) -> None:
 
     table("self time by area (top frame's package)", areas, 10)
     table("self time (top of stack)", own, args.profile_top)
-    skip = ("asyncio/", "runpy", "<frozen", "run.py:", "tornado/platform/", "service/processes")
+    skip = (
+        "asyncio/",
+        "runpy",
+        "<frozen",
+        "service/serving.py:",
+        "tornado/platform/",
+        "service/processes",
+    )
     interesting = Counter({k: v for k, v in inclusive.items() if not k.startswith(skip)})
     table(
         "inclusive time (on the stack; event-loop frames left out)", interesting, args.profile_top

@@ -17,6 +17,7 @@ from .handlers.security import SecurityHandler
 from .handlers.server import (
     AllDbsHandler,
     MetricsHandler,
+    OpenAPIHandler,
     ReadyHandler,
     UpHandler,
     WelcomeHandler,
@@ -29,6 +30,7 @@ from .inflight import InFlight
 from .metrics import Metrics
 from .reauthorize import Reauthorizer
 from .settings import Settings
+from .sources import CouchSource
 from .tokens import SubscriberTokens
 
 access_log = logging.getLogger("settee.access")
@@ -69,6 +71,7 @@ def routes() -> list[tuple[str, type[web.RequestHandler]]]:
         (r"/_metrics", MetricsHandler),
         (r"/_all_dbs", AllDbsHandler),
         (r"/_settee/token", TokenHandler),
+        (r"/_settee/openapi\.json", OpenAPIHandler),
         (DB + r"/?", DatabaseHandler),
         (DB + r"/_all_docs", AllDocsHandler),
         (DB + r"/_bulk_docs", BulkDocsHandler),
@@ -86,16 +89,19 @@ def routes() -> list[tuple[str, type[web.RequestHandler]]]:
 def make_couches(settings: Settings) -> tuple[Couch, Couch]:
     """The clients' Couch, with no credentials of its own, and settee's own Couch, with the
     configured ones (the same object when none are configured)."""
-    own = Couch(settings.backend_url, settings.couch_auth, timeout=settings.couch_timeout)
+    timeout, max_connections = settings.couch_timeout, settings.couch_connections
+    own = Couch(
+        settings.backend_url, settings.couch_auth, timeout=timeout, max_connections=max_connections
+    )
     if own.endpoint.auth is None:
         return own, own
-    return Couch(own.url, timeout=settings.couch_timeout), own
+    return Couch(own.url, timeout=timeout, max_connections=max_connections), own
 
 
 def make_hub(settings: Settings, couch: Couch) -> Hub:
     """The changes hub, sized by the settings."""
     return Hub(
-        couch,
+        CouchSource(couch),
         queue_limit=settings.subscriber_buffer,
         max_subscribers=settings.max_subscribers,
         linger=settings.feed_linger,
@@ -131,7 +137,7 @@ def make_app(
     ``couch`` serves for both, as when the backend asks nobody for credentials.
     """
     metrics.watch_in_flight(in_flight)
-    collaborators = {
+    collaborators: dict[str, object] = {
         "couch": couch,
         "own_couch": own_couch or couch,
         "settings": settings,
@@ -156,7 +162,8 @@ def make_app(
 
     reauthorizer = Reauthorizer(couch, settings.reauthorize_interval)
     tokens = SubscriberTokens()
-    extra = {
+    # What some handlers need beyond the collaborators every handler gets.
+    extra: dict[type[web.RequestHandler], dict[str, object]] = {
         ChangesHandler: {
             "hub": hub,
             "pinger": Pinger(settings.heartbeat),

@@ -1,8 +1,9 @@
 """The hub: one upstream ``_changes`` feed per (database, filter), fanned out to subscribers.
 
 An upstream feed starts with its first subscriber and stops a while (``linger``) after its
-last one leaves. It is the client's ChangesFeed, which reconnects with backoff and resumes
-from the last seq it saw, so subscribers stay subscribed through a backend restart.
+last one leaves. It comes from the hub's ``ChangeSource`` (``service.sources``): from a server,
+the client's ChangesFeed, which reconnects with backoff and resumes from the last seq it saw, so
+subscribers stay subscribed through a backend restart; in a test, a scripted one.
 
 Each change row is encoded to JSON once and the same bytes are offered to every subscriber.
 A subscriber that is idle (it has written all it took) is handed the rows of a read at once,
@@ -14,12 +15,15 @@ subscriber failed to take, not on how many rows one read of the upstream feed br
 Joining late: a subscriber whose ``since`` is behind the stream is registered first (live
 rows are held for it from then on), then served its backlog from ``_changes?since=…`` in
 pages, then a caught-up marker, then the held rows. A change can show up both in the backlog
-and among the held rows; it is passed on once. A held row is left out when it is the very row
-the backlog sent of its document (the same id, revisions and body: only its seq may differ), or
-came before that row in the live feed (an older state, which the backlog's supersedes). That is
-judged at the switch to live rows only, and then forgotten: a live row is never compared with
-the backlog, so a revision that wins at a lower or equal generation (a replicated conflict, a
-deleted winning branch) is passed on like any other change. Seqs are opaque: never compared.
+and from the shared feed: among the held rows, or after the switch to live rows, since the
+backlog is a read of its own and can be ahead of the shared feed. It is passed on once: held
+rows of a document up to the very change the backlog sent of it (the same revisions and
+deletion; only the seq may differ) are left out, as are, once live, the document's first row
+if it is that very change. Every other row is passed on, whatever its generation: a
+replicated conflict that wins at the same generation, the lower generation that wins when a
+winning branch is deleted, and every later row of the document. A backlog change waits for
+its repeat among the last ``queue_limit + RECENT_IDS`` documents the backlog sent.
+Seqs are opaque: never compared.
 """
 
 from __future__ import annotations
@@ -27,19 +31,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import ujson
 
-from .couch import Couch, Database
-from .couch.changes import ChangesFeed
+from .sources import ChangeSource, Following
 
 log = logging.getLogger("settee.hub")
 
 BACKLOG_PAGE = 500
-RECENT_IDS = 1_000  # backlog entries remembered after the switch to live rows
+RECENT_IDS = 1_000  # backlog changes whose repeat is awaited, beyond queue_limit
 
 
 class Encoded(bytes):
@@ -51,27 +54,33 @@ def encode(row: dict[str, Any]) -> Encoded:
     return Encoded(ujson.dumps(row, ensure_ascii=False, escape_forward_slashes=False).encode())
 
 
-def unsequenced(row: dict[str, Any]) -> dict[str, Any]:
-    """A change row without its seq: what two rows of the same change have in common."""
-    return {key: value for key, value in row.items() if key != "seq"}
+ChangeKey = tuple[tuple[str, ...], bool]
+
+
+def change_key(row: dict[str, Any]) -> ChangeKey:
+    """What two rows of the same change of a document have in common, seq aside: its
+    revisions and whether it is a deletion (a document with ``include_docs`` is the rev's)."""
+    return tuple(change["rev"] for change in row.get("changes", ())), bool(row.get("deleted"))
 
 
 Accepts = Callable[[dict[str, Any]], bool]
 Batch = list[tuple[dict[str, Any], bytes]]  # change rows with their encoded bytes
 
 
-def not_covered(held: Batch, sent: dict[str, dict[str, Any]]) -> Batch:
-    """The live rows held during a catch-up that its backlog did not cover.
+def not_covered(held: Batch, sent: dict[str, ChangeKey]) -> Batch:
+    """The live rows held during a catch-up that its backlog did not cover; the documents
+    whose backlog row was among them leave ``sent``.
 
-    ``sent`` is the backlog's last row of each document, without seqs. A held row equal to it
-    is that very change; held rows of the document before it are older states, superseded
-    by what the backlog sent. Every other row is passed on, whatever its revision.
+    ``sent`` is the backlog's last change of each document. A held row of the same change is
+    that very change; held rows of the document before it are older states, superseded by
+    what the backlog sent. Every other row is passed on, whatever its revision.
     """
     covered_until: dict[str, int] = {}
     for index, (row, _) in enumerate(held):
-        backlog_row = sent.get(row["id"])
-        if backlog_row is not None and unsequenced(row) == backlog_row:
+        if sent.get(row["id"]) == change_key(row):
             covered_until[row["id"]] = index
+    for doc_id in covered_until:
+        del sent[doc_id]
     return [
         (row, frame)
         for index, (row, frame) in enumerate(held)
@@ -105,6 +114,14 @@ class CaughtUp:
 
 
 Item = bytes | CaughtUp
+
+
+class Viewer(NamedTuple):
+    """Who a feed is read as, when it is not settee: ``identity`` tells viewers apart (their
+    credentials), ``source`` gives the changes as this one sees them."""
+
+    identity: Hashable
+    source: ChangeSource
 
 
 class HubFull(Exception):
@@ -198,7 +215,8 @@ class Subscription:
         self._room: asyncio.Future | None = None
         self._held: Batch | None = []  # None once live
         self._idle = False  # whether the subscriber takes whatever arrives, at once
-        self._sent: dict[str, dict[str, Any]] | None = None  # id → its backlog row, until live
+        # id → the backlog's change of it whose repeat the shared feed has not brought yet
+        self._sent: dict[str, ChangeKey] | None = None
 
     # -- the hub's side
 
@@ -218,7 +236,18 @@ class Subscription:
             if len(self._held) > self.queue_limit:
                 self.close(SLOW_CONSUMER)
             return []
+        if self._sent:
+            batch = [(row, frame) for row, frame in batch if not self._repeats_backlog(row)]
         return [frame for _, frame in batch]
+
+    def _repeats_backlog(self, row: dict[str, Any]) -> bool:
+        """Whether ``row`` is the backlog's change of its document, brought late by the shared
+        feed (the backlog read the database ahead of it). Only the document's first live row
+        is judged, and left out only if it is that very change: any other revision is passed
+        on, and so is every later row of the document."""
+        assert self._sent is not None
+        sent = self._sent.pop(row["id"], None)
+        return sent is not None and sent == change_key(row)
 
     def _deliver(self, items: list[Item]) -> None:
         """Queue items: an idle subscriber is told and takes them all, however many; for a
@@ -247,10 +276,11 @@ class Subscription:
     def go_live(self, last_seq: Any) -> None:
         """The backlog is sent: mark it, pass on the held rows it did not cover, go live."""
         held, self._held = self._held or [], None
-        sent, self._sent = self._sent or {}, None
         if self.closed:
+            self._sent = None
             return
-        self._deliver([CaughtUp(last_seq), *self._accept(not_covered(held, sent))])
+        live = not_covered(held, self._sent or {})
+        self._deliver([CaughtUp(last_seq), *self._accept(live)])
 
     def _remember(self, row: dict[str, Any]) -> None:
         """Keep the latest backlog rows: a held row can only repeat a change made after this
@@ -258,7 +288,7 @@ class Subscription:
         if self._sent is None:
             self._sent = {}
         self._sent.pop(row["id"], None)
-        self._sent[row["id"]] = unsequenced(row)
+        self._sent[row["id"]] = change_key(row)
         if len(self._sent) > self.queue_limit + RECENT_IDS:
             del self._sent[next(iter(self._sent))]
 
@@ -322,16 +352,20 @@ class Subscription:
 class Upstream:
     """One shared continuous feed and its subscribers."""
 
-    def __init__(self, db: Database, options: dict[str, Any], heartbeat: float) -> None:
+    def __init__(
+        self, source: ChangeSource, db: str, options: dict[str, Any], heartbeat: float
+    ) -> None:
+        self.source = source
         self.db = db
         self.options = options
         self.heartbeat = heartbeat
         self.subscribers: set[Subscription] = set()
         self.last_seq: Any = None
-        self.feed: ChangesFeed | None = None
+        self.feed: Following | None = None
         self._arrived: list[dict[str, Any]] = []
         self.ended: Closed | None = None
         self.idle_since: float | None = None
+        self.linger_timer: asyncio.TimerHandle | None = None  # one at most, however many leave
         self._started: asyncio.Future | None = None
         self._watcher: asyncio.Future | None = None
 
@@ -342,16 +376,15 @@ class Upstream:
         await asyncio.shield(self._started)
 
     async def _start(self) -> None:
-        self.last_seq = (await self.db.info())["update_seq"]
+        self.last_seq = await self.source.update_seq(self.db)
         if self.ended:
             return
-        self.feed = self.db.changes(
-            feed="continuous",
-            since=self.last_seq,
-            latency=0,
+        self.feed = self.source.follow(
+            self.db,
+            self.last_seq,
+            self.options,
             heartbeat=self.heartbeat,
-            callback=self._on_change,
-            **self.options,
+            on_changes=self._on_change,
         )
         self._watcher = asyncio.ensure_future(self._watch(self.feed))
 
@@ -371,16 +404,19 @@ class Upstream:
         for subscription in list(self.subscribers):  # a subscriber may leave as it is told
             subscription.offer(batch)
 
-    async def _watch(self, feed: ChangesFeed) -> None:
+    async def _watch(self, feed: Following) -> None:
         try:
             await feed.wait()
         except Exception as exc:
             error = getattr(exc, "error", type(exc).__name__)
-            log.warning("upstream feed of %s ended: %s", self.db.name, exc)
+            log.warning("upstream feed of %s ended: %s", self.db, exc)
             self.end(Closed(f"upstream feed ended: {error}", 1011))
 
     def end(self, reason: Closed) -> None:
         self.ended = reason
+        if self.linger_timer is not None:
+            self.linger_timer.cancel()
+            self.linger_timer = None
         if self._started is not None and not self._started.done():
             self._started.cancel()
         if self.feed is not None:
@@ -415,9 +451,17 @@ class Subscribing:
 
     __slots__ = ("args", "hub", "subscription")
 
-    def __init__(self, hub: Hub, db: str, since: Any, kind: str, options: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        db: str,
+        since: Any,
+        kind: str,
+        options: dict[str, Any],
+        viewer: Viewer | None,
+    ) -> None:
         self.hub = hub
-        self.args = (db, since, kind, options)
+        self.args = (db, since, kind, options, viewer)
         self.subscription: Subscription | None = None
 
     async def __aenter__(self) -> Subscription:
@@ -435,18 +479,19 @@ class Subscribing:
 
 
 class Hub:
-    """Subscriptions to databases' changes, sharing one upstream feed per database and filter."""
+    """Subscriptions to databases' changes, sharing one upstream feed per database and filter,
+    each from ``source``."""
 
     def __init__(
         self,
-        couch: Couch,
+        source: ChangeSource,
         *,
         queue_limit: int = 1_000,
         max_subscribers: int = 10_000,
         linger: float = 30.0,
         heartbeat: float = 10.0,
     ) -> None:
-        self.couch = couch
+        self.source = source
         self.queue_limit = queue_limit
         self.max_subscribers = max_subscribers
         self.linger = linger
@@ -460,17 +505,32 @@ class Hub:
         self._catching_up: dict[Subscription, asyncio.Future] = {}
 
     def subscribe(
-        self, db: str, *, since: Any = "now", kind: str = "websocket", **options: Any
+        self,
+        db: str,
+        *,
+        since: Any = "now",
+        kind: str = "websocket",
+        viewer: Viewer | None = None,
+        **options: Any,
     ) -> Subscribing:
         """Follow ``db``'s changes from ``since`` (a seq, 0 or ``"now"``) while inside
         ``async with hub.subscribe(…) as subscription``.
 
         ``options`` select the feed: include_docs, filter, doc_ids, selector, view, style.
+        With a ``viewer``, the feed is read as that viewer, shared only with subscribers
+        who are the same viewer (for a filter function, which may decide by ``req.userCtx``).
         Entering raises HubFull past ``max_subscribers``; leaving always unsubscribes.
         """
-        return Subscribing(self, db, since, kind, options)
+        return Subscribing(self, db, since, kind, options, viewer)
 
-    async def join(self, db: str, since: Any, kind: str, options: dict[str, Any]) -> Subscription:
+    async def join(
+        self,
+        db: str,
+        since: Any,
+        kind: str,
+        options: dict[str, Any],
+        viewer: Viewer | None = None,
+    ) -> Subscription:
         """A new subscription to ``db``'s shared feed; ``leave`` must follow."""
         if self.subscribers >= self.max_subscribers or self._closing:
             raise HubFull(f"{self.subscribers} subscribers already")
@@ -478,7 +538,7 @@ class Hub:
         subscription = Subscription(kind, self.queue_limit, self.stats, accepts)
         self._count(kind, +1)
         try:
-            upstream = await self._upstream(db, options)
+            upstream = await self._upstream(db, options, viewer)
         except BaseException:
             self._count(kind, -1)
             raise
@@ -503,11 +563,12 @@ class Hub:
             if not upstream.subscribers:
                 self._linger(upstream)
 
-    async def _upstream(self, db: str, options: dict[str, Any]) -> Upstream:
-        key = (db, ujson.dumps(sorted(options.items())))
+    async def _upstream(self, db: str, options: dict[str, Any], viewer: Viewer | None) -> Upstream:
+        key = (db, ujson.dumps(sorted(options.items())), viewer and viewer.identity)
         upstream = self.upstreams.get(key)
         if upstream is None or upstream.ended:
-            upstream = Upstream(self.couch[db], options, self.heartbeat)
+            source = viewer.source if viewer else self.source
+            upstream = Upstream(source, db, options, self.heartbeat)
             self.upstreams[key] = upstream
             self.upstreams_started += 1
         try:
@@ -529,14 +590,14 @@ class Hub:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.warning("backlog of %s since %r failed: %s", upstream.db.name, since, exc)
+            log.warning("backlog of %s since %r failed: %s", upstream.db, since, exc)
             subscription.close(Closed(f"backlog failed: {getattr(exc, 'error', exc)}", 1011))
 
     async def _send_backlog(
         self, upstream: Upstream, subscription: Subscription, since: Any
     ) -> Any:
         while not subscription.closed:
-            page = await upstream.db.changes(since=since, limit=BACKLOG_PAGE, **upstream.options)
+            page = await upstream.source.page(upstream.db, since, BACKLOG_PAGE, upstream.options)
             accepts = subscription.accepts
             rows = [row for row in page["results"] if accepts is None or accepts(row)]
             await subscription.backlog([(row, encode(row)) for row in rows])
@@ -546,17 +607,27 @@ class Hub:
         return since
 
     def _linger(self, upstream: Upstream) -> None:
+        """Its last subscriber has left: stop the feed in ``linger`` seconds unless one joins.
+
+        One timer per feed, not one per leave: subscribers that come and go by the thousand
+        would otherwise keep a timer each alive for ``linger`` seconds."""
         loop = asyncio.get_running_loop()
         upstream.idle_since = loop.time()
-        loop.call_later(self.linger, self._close_if_idle, upstream)
+        if upstream.linger_timer is None:
+            upstream.linger_timer = loop.call_later(self.linger, self._close_if_idle, upstream)
 
     def _close_if_idle(self, upstream: Upstream) -> None:
-        """Stop a feed nobody has used for ``linger`` seconds."""
+        """Stop a feed nobody has used for ``linger`` seconds; look again later if it was
+        used in the meantime and is idle again."""
+        upstream.linger_timer = None
         idle_since = upstream.idle_since
         if upstream.subscribers or idle_since is None:
             return
-        if asyncio.get_running_loop().time() - idle_since < self.linger * 0.99:
-            return  # it was used again since; a later timer will look
+        loop = asyncio.get_running_loop()
+        left = idle_since + self.linger - loop.time()
+        if left > self.linger * 0.01:  # a timer may fire a clock tick early: that is on time
+            upstream.linger_timer = loop.call_later(left, self._close_if_idle, upstream)
+            return
         upstream.end(Closed("idle", 1000))
         self._ended(upstream)
         for key, value in list(self.upstreams.items()):

@@ -43,11 +43,12 @@ def requested_rev(*, body: str | None, query: str | None, if_match: str | None) 
 
     They may be given together only if they agree (400 otherwise, as in CouchDB).
     """
-    given = {rev for rev in (body, query, if_match and unquote_etag(if_match)) if rev}
-    for rev in given:
-        if not isinstance(rev, str):
+    named = [rev for rev in (body, query, if_match and unquote_etag(if_match)) if rev]
+    for rev in named:
+        if not isinstance(rev, str):  # a body's _rev may be any JSON, a list or an object too
             raise BadRequest("bad_request", "Invalid rev format")
         checked_rev(rev)
+    given = set(named)
     if len(given) > 1:
         raise BadRequest(
             "bad_request", "Document rev from request body and query string have different values"

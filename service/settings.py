@@ -1,8 +1,8 @@
 """settee's settings: one dataclass, filled from a TOML file, then the environment, then flags.
 
 Each later source overrides the one before. Every field carries its help text and the
-environment variable that sets it, so ``python run.py --help`` lists them all with defaults.
-Only this module and ``run.py`` read the environment.
+environment variable that sets it, so ``settee serve --help`` lists them all with defaults.
+Only this module and the command that serves (``service.serving``) read the environment.
 """
 
 from __future__ import annotations
@@ -52,6 +52,9 @@ class Settings:
     couch_user: str = _setting("", "CouchDB user name", env="COUCHDB_USER")
     couch_password: str = _setting("", "CouchDB password", env="COUCHDB_PASSWORD")
     couch_timeout: float = _setting(30.0, "seconds to wait for CouchDB to answer a request")
+    couch_connections: int = _setting(
+        100, "most connections to CouchDB at once, its changes feeds aside (one each)"
+    )
     processes: int = _setting(1, "server processes sharing the port (0: one per CPU)")
     max_body_size: int = _setting(64 * 1024 * 1024, "largest request body accepted, in bytes")
     cors_origins: tuple[str, ...] = _setting(
@@ -106,6 +109,8 @@ class Settings:
             raise ValueError("processes, shutdown_grace and feed_linger must not be negative")
         if min(self.max_body_size, self.max_subscribers, self.subscriber_buffer) <= 0:
             raise ValueError("max_body_size, max_subscribers and subscriber_buffer must be > 0")
+        if self.couch_connections <= 0:
+            raise ValueError("couch_connections must be > 0")
         if self.heartbeat <= 0 or self.reauthorize_interval <= 0:
             raise ValueError("heartbeat and reauthorize_interval must be > 0")
         timeouts = (self.header_timeout, self.body_timeout, self.idle_timeout, self.write_timeout)
@@ -142,7 +147,7 @@ class Settings:
         return (self.couch_user, self.couch_password) if self.couch_user else None
 
 
-def _convert(kind: Any, value: Any, name: str) -> Any:
+def _convert(kind: str, value: Any, name: str) -> Any:
     """``value`` (from TOML, the environment or a flag) as the type of setting ``name``."""
     if kind == "tuple[str, ...]":
         if isinstance(value, str):
@@ -164,14 +169,22 @@ def _convert(kind: Any, value: Any, name: str) -> Any:
         raise ValueError(f"{name}: expected {kind}, got {value!r}") from None
 
 
-def env_name(setting: dataclasses.Field) -> str:
+def env_name(setting: dataclasses.Field[Any]) -> str:
     return setting.metadata["env"] or "SETTEE_" + setting.name.upper()
 
 
-def parser() -> argparse.ArgumentParser:
+def _kind(setting: dataclasses.Field[Any]) -> str:
+    """A setting's type as written, e.g. ``"tuple[str, ...]"``: the key of METAVARS and _convert.
+
+    ``from __future__ import annotations`` keeps every annotation of this module a string."""
+    assert isinstance(setting.type, str), setting.type
+    return setting.type
+
+
+def parser(prog: str = "settee serve") -> argparse.ArgumentParser:
     """The command line: one flag per setting, plus ``--config``."""
     cli = argparse.ArgumentParser(
-        prog="run.py",
+        prog=prog,
         description="settee: an asynchronous gateway for CouchDB. Settings come from the "
         "config file, then environment variables, then these flags.",
         argument_default=argparse.SUPPRESS,
@@ -190,16 +203,23 @@ def parser() -> argparse.ArgumentParser:
         cli.add_argument(
             flag,
             dest=setting.name,
-            metavar=METAVARS[setting.type],
+            metavar=METAVARS[_kind(setting)],
             help=f"{setting.metadata['help']} (default: {default}; env {env_name(setting)})",
         )
     return cli
 
 
-def load(argv: Sequence[str] = (), environ: Mapping[str, str] | None = None) -> Settings:
-    """Settings from the TOML file, then ``environ``, then ``argv``; ValueError if invalid."""
+def load(
+    argv: Sequence[str] = (),
+    environ: Mapping[str, str] | None = None,
+    *,
+    prog: str = "settee serve",
+) -> Settings:
+    """Settings from the TOML file, then ``environ``, then ``argv``; ValueError if invalid.
+
+    ``prog`` names the command in ``--help`` and in argparse's own errors."""
     environ = environ or {}
-    flags = vars(parser().parse_args(list(argv)))
+    flags = vars(parser(prog).parse_args(list(argv)))
     path = Path(flags.pop("config", None) or environ.get("SETTEE_CONFIG") or DEFAULT_CONFIG)
     values: dict[str, Any] = {}
     if path.exists():
@@ -220,5 +240,5 @@ def load(argv: Sequence[str] = (), environ: Mapping[str, str] | None = None) -> 
         if environ.get(env_name(setting)):
             values[name] = environ[env_name(setting)]
     values.update(flags)
-    converted = {name: _convert(fields[name].type, value, name) for name, value in values.items()}
+    converted = {name: _convert(_kind(fields[name]), value, name) for name, value in values.items()}
     return Settings(**converted)

@@ -8,6 +8,8 @@ that ``COUCHDB_HOME`` names (a release directory or its ``.tar.gz``). Without ei
 is not tested, and the run says so. ``--backend NAME`` picks one. A test whose feature the
 embedded store lacks yet is skipped there by ``@pytest.mark.skip_on("embedded", reason=…)``.
 
+The client suite's modules (marked ``through_settee``) run again with settee in between.
+
 Set-up and tear-down use the blocking client, so they need no event loop; tests then use
 whichever face they are about. Async tests run on pytest-tornado's ``io_loop``.
 """
@@ -63,6 +65,10 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "skip_on(backend, reason): a feature that backend lacks (skipped there only)",
     )
+    config.addinivalue_line(
+        "markers",
+        "through_settee: settee's own client suite, run again with a settee process between",
+    )
     url, home = os.environ.get("COUCHDB_URL"), os.environ.get("COUCHDB_HOME")
     if url:
         source = "the CouchDB at COUCHDB_URL"
@@ -86,9 +92,15 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that needs a backend runs on each chosen one; the tests of modules marked
+    ``through_settee`` (settee's own client suite) run a second time with settee between."""
     if "backend" in metafunc.fixturenames:
         backends = metafunc.config.stash[BACKENDS_KEY]
         metafunc.parametrize("backend", backends, indirect=True, scope="session")
+    if "route" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        "through_settee"
+    ):
+        metafunc.parametrize("route", ["direct", "settee"], indirect=True, scope="session")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -145,7 +157,28 @@ def couchdb_home() -> Path:
 
 
 @pytest.fixture(scope="session")
-def server_url(backend, request):
+def route(request) -> str:
+    """``direct`` to the backend, or ``settee`` in between (``through_settee`` modules)."""
+    return getattr(request, "param", "direct")
+
+
+@pytest.fixture(scope="session")
+def server_url(backend_url, route, request):
+    """The URL every test's clients talk to: the backend's, or that of a settee process in
+    front of it (on embedded: a settee process serving a store of its own)."""
+    if route == "direct":
+        yield backend_url
+        return
+    couch_url = None if backend_url.startswith("embedded:") else backend_url
+    server = SetteeServer(couch_url=couch_url).start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def backend_url(backend, request):
     """The URL of the backend's server, with credentials if it needs them."""
     if backend == "couchdb" and (url := os.environ.get("COUCHDB_URL")):
         url = url.rstrip("/")

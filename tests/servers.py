@@ -1,5 +1,6 @@
 """Real CouchDB-compatible servers for the tests and benchmarks: pouchdb-server, CouchDB, and
-settee itself serving its embedded store (the one to kill for the embedded backend).
+settee itself (``run.py``): serving its embedded store (the one to kill for the embedded
+backend), or in front of another backend (for the client suite run through settee).
 
 pouchdb-server comes from the project's pinned npm packages (scripts/setup installs them).
 CouchDB comes from a release: a release directory, or the release archive, which is unpacked
@@ -9,6 +10,7 @@ port, and is stopped by its PID.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import os
@@ -23,6 +25,9 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import quote
+
+from service.couch.transport import Endpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 POUCHDB_SERVER = ROOT / "node_modules" / ".bin" / "pouchdb-server"
@@ -35,12 +40,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until_up(url: str, timeout: float = 30.0, process: subprocess.Popen | None = None) -> None:
+def wait_until_up(
+    url: str,
+    timeout: float = 30.0,
+    process: subprocess.Popen | None = None,
+    headers: dict[str, str] | None = None,
+) -> None:
     """Wait until ``url`` answers 2xx; give up early if ``process`` has exited."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=1):
+            with urllib.request.urlopen(
+                urllib.request.Request(url, headers=headers or {}), timeout=1
+            ):
                 return
         except OSError:
             if process is not None and process.poll() is not None:
@@ -102,27 +114,34 @@ class PouchServer:
 
 
 class SetteeServer:
-    """A settee process (``run.py``) serving its embedded store from a directory of its own."""
+    """A settee process (``run.py``): serving its embedded store from a directory of its own,
+    or in front of ``couch_url``. ``url`` carries that backend's credentials, if it has any,
+    for clients to send: settee acts with each client's own."""
 
     kind = "embedded"
 
-    def __init__(self, *, port: int | None = None) -> None:
+    def __init__(self, *, port: int | None = None, couch_url: str | None = None) -> None:
         self.port = port or free_port()
+        self.couch_url = couch_url
         self.workdir = Path(tempfile.mkdtemp(prefix="settee-embedded-"))
         self.process: subprocess.Popen | None = None
+        auth = Endpoint.parse(couch_url).auth if couch_url else None
+        self.credentials = ":".join(quote(part, safe="") for part in auth) + "@" if auth else ""
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.credentials}127.0.0.1:{self.port}"
 
     def start(self) -> SetteeServer:
         args = [sys.executable, str(ROOT / "run.py"), "--port", str(self.port)]
         args += ["--data-dir", str(self.workdir / "data"), "--log-level", "warning"]
+        if self.couch_url:
+            args += ["--couch-url", self.couch_url]
         environ = {k: v for k, v in os.environ.items() if k != "COUCHDB_URL"}
         self.process = subprocess.Popen(
             args, cwd=self.workdir, env=environ, stdout=subprocess.DEVNULL, start_new_session=True
         )
-        wait_until_up(self.url + "/_up", process=self.process)
+        wait_until_up(f"http://127.0.0.1:{self.port}/_up", process=self.process)
         return self
 
     kill = PouchServer.kill
@@ -228,6 +247,14 @@ class CouchServer:
             )
         try:
             wait_until_up(f"http://127.0.0.1:{self.port}/_up", timeout=60, process=self.process)
+            # A single node makes its system databases only after it answers /_up.
+            admin = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+            wait_until_up(
+                f"http://127.0.0.1:{self.port}/_users",
+                timeout=60,
+                process=self.process,
+                headers={"Authorization": f"Basic {admin}"},
+            )
         except (OSError, RuntimeError) as exc:
             self.kill()
             tail = (self.workdir / "couchdb.log").read_text(errors="replace")[-2000:]

@@ -22,6 +22,10 @@ from service.couch import (
     View,
 )
 from tests.conftest import assert_every_change_once
+from tests.waiting import until
+
+# settee's own client suite: run on the backend, and again with settee in between.
+pytestmark = pytest.mark.through_settee
 
 DESIGN = {
     "_id": "_design/d",
@@ -221,13 +225,14 @@ async def test_save_batch_ok_defers_the_write(db, backend):
     await db.save(doc, batch="ok")
     if backend == "couchdb":  # pouchdb-server ignores batch=ok and writes at once
         assert "_rev" not in doc
-    for _ in range(100):
+
+    async def written() -> bool:
         try:
-            await db.get("batched")
-            break
+            return (await db.get("batched"))["_id"] == "batched"
         except NotFound:
-            await asyncio.sleep(0.05)
-    assert (await db.get("batched"))["_id"] == "batched"
+            return False
+
+    await until(written, what="the batched write")
 
 
 @pytest.mark.gen_test
@@ -425,7 +430,7 @@ async def test_continuous_feed_delivers_each_change_and_stops(db):
     )
     for i in range(5):
         await db.save({"_id": f"c{i}"})
-    await _until(lambda: len(received) == 5)
+    await until(lambda: len(received) == 5)
     assert all(len(rows) == 1 for rows in received)
     assert_every_change_once([rows[0] for rows in received], [f"c{i}" for i in range(5)])
     assert feed.last_seq == received[-1][0]["seq"]
@@ -437,12 +442,12 @@ async def test_continuous_feed_delivers_each_change_and_stops(db):
 @pytest.mark.gen_test
 async def test_continuous_feed_batches_by_latency(db):
     batches = []
+    since = (await db.info())["update_seq"]
     feed = db.changes(
-        feed="continuous", since="now", latency=0.4, callback=lambda seq, rows: batches.append(rows)
+        feed="continuous", since=since, latency=0.4, callback=lambda seq, rows: batches.append(rows)
     )
-    await asyncio.sleep(0.3)
     await db.save([{"_id": f"b{i}"} for i in range(20)])
-    await _until(lambda: sum(map(len, batches)) == 20)
+    await until(lambda: sum(map(len, batches)) == 20)
     assert len(batches) < 20
     feed.stop()
 
@@ -453,14 +458,6 @@ async def test_continuous_feed_on_a_missing_database_ends_with_not_found(couch):
     with pytest.raises(NotFound):
         await asyncio.wait_for(feed.wait(), 10)
     assert not feed.running
-
-
-async def _until(condition, timeout: float = 10.0) -> None:
-    """Wait until ``condition()`` holds, failing the test after ``timeout`` seconds."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "timed out waiting"
-        await asyncio.sleep(0.02)
 
 
 def test_couch_repr_and_close_without_requests():

@@ -6,6 +6,9 @@ import pytest
 
 from service.couch import Conflict, ConflictResolution
 
+# settee's own client suite: run on the backend, and again with settee in between.
+pytestmark = pytest.mark.through_settee
+
 
 @pytest.fixture
 def stale(bdb):

@@ -42,12 +42,20 @@ CASES = [
     ("GET", "/DB/doc?revs=yes", None, {}, 400, "query_parse_error"),
     ("PUT", "/DB/doc?batch=later", "{}", {}, 400, "query_parse_error"),
     ("PUT", "/DB/doc?rev=1-a", '{"_rev": "1-b"}', {}, 400, "bad_request"),
+    ("PUT", "/DB/doc", '{"_rev": [1]}', {}, 400, "bad_request"),
+    ("PUT", "/DB/_security", BAD_JSON, {}, 400, "bad_request"),
+    ("PUT", "/DB/_security", "[]", {}, 400, "bad_request"),
+    ("PUT", "/DB/doc", '{"_rev": {"a": 1}}', {}, 400, "bad_request"),
     ("GET", "/_nothing", None, {}, 404, "not_found"),
     ("GET", "/DB/_design/d/_view", None, {}, 404, "not_found"),
     ("PATCH", "/DB/doc", "{}", {}, 405, "method_not_allowed"),
     # CouchDB's form upload of attachments: multipart only (CouchDB also wants a Referer).
     ("POST", "/DB/doc", "{}", {}, 400, "bad_request"),
     ("DELETE", "/_all_dbs", None, {}, 405, "method_not_allowed"),
+    ("DELETE", "/no-such-db", None, {}, 404, "not_found"),
+    # A multipart body that does not open with its boundary: CouchDB would answer 500.
+    ("PUT", "/DB/doc", "{", {"Content-Type": "multipart/related; boundary=x"}, 400, "bad_request"),
+    ("PUT", "/DB/doc", "", {"Content-Type": "multipart/related; boundary=x"}, 400, "bad_request"),
 ]
 
 

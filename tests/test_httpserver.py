@@ -12,6 +12,7 @@ from tornado import iostream, web
 from tornado.testing import bind_unused_port
 
 from service.httpserver import HEAD_LIMIT, Server, Timeouts
+from tests.waiting import never_within, until
 
 
 async def open_to(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -124,11 +125,7 @@ async def test_a_chunked_body_over_the_limit_ends_the_connection(start_settee, d
     assert (status, json.loads(answer)["error"]) == (413, "too_large")
     assert await closed_by_server(reader)
     writer.close()
-    for _ in range(100):
-        if settee.in_flight.count == 0:
-            break
-        await asyncio.sleep(0.05)
-    assert settee.in_flight.count == 0
+    await until(lambda: settee.in_flight.count == 0, what="no request in flight")
     assert bdb.get(["big"]) == [None]
 
 
@@ -189,28 +186,36 @@ class Slow(web.RequestHandler):
 
 
 class Download(web.RequestHandler):
-    """A 640 KiB answer of declared length, flushed in pieces; what happened to it."""
+    """A 640 KiB answer of declared length, flushed in pieces, the rest once ``left`` is set
+    (the client has gone); what happened to it."""
 
     events: list[str] = []
+    left = asyncio.Event()
 
     async def get(self) -> None:
         self.set_header("Content-Length", str(10 * 65536))
-        for _ in range(10):
+        for piece in range(10):
             self.write(b"x" * 65536)
             try:
                 await self.flush()
             except iostream.StreamClosedError:
                 self.events.append("flush failed")
                 return
-            await asyncio.sleep(0.02)
+            if piece == 0:
+                await self.left.wait()
 
     def on_finish(self) -> None:
         self.events.append("finished")
 
 
 class Big(web.RequestHandler):
+    """20 MB at once; ``writing`` is set once they are written."""
+
+    writing = asyncio.Event()
+
     async def get(self) -> None:
         self.write(b"x" * 20_000_000)
+        self.writing.set()
         with contextlib.suppress(iostream.StreamClosedError):
             await self.flush()
 
@@ -260,15 +265,13 @@ async def test_a_bad_request_after_a_good_one_is_refused_after_its_answer(tiny):
 
 @pytest.mark.gen_test(timeout=30)
 async def test_a_client_that_leaves_a_download_fails_its_flush_and_finishes_it(tiny, caplog):
-    Download.events = []
+    Download.events, Download.left = [], asyncio.Event()
     reader, writer = await open_to(tiny()[1])
     writer.write(b"GET /download HTTP/1.1\r\nHost: x\r\n\r\n")
     await reader.readexactly(1000)
     writer.transport.abort()
-    for _ in range(50):
-        if "finished" in Download.events:
-            break
-        await asyncio.sleep(0.05)
+    Download.left.set()
+    await until(lambda: "finished" in Download.events, what="the download to finish")
     assert Download.events == ["flush failed", "finished"]
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
@@ -276,9 +279,10 @@ async def test_a_client_that_leaves_a_download_fails_its_flush_and_finishes_it(t
 @pytest.mark.gen_test(timeout=30)
 async def test_shutdown_does_not_wait_for_a_client_that_does_not_read(tiny):
     server, url = tiny()
+    Big.writing = asyncio.Event()
     _, writer = await open_to(url)
     writer.write(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")  # and never read
-    await asyncio.sleep(0.3)
+    await asyncio.wait_for(Big.writing.wait(), 10)
     server.stop()
     await asyncio.wait_for(server.close_all_connections(), 5)
     assert not server.connections
@@ -291,8 +295,9 @@ async def test_a_client_that_reads_slowly_holds_the_writer_back(tiny):
     buffers and the transport's high-water mark, not by what the handler has to send."""
     reader, writer = await open_to(tiny()[1])
     writer.write(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
-    await asyncio.sleep(0.5)
-    assert Stream.written < 32  # the socket buffers hold a few MiB, not 64
+    await until(lambda: Stream.written > 0, what="the writer to start")
+    # The socket buffers hold a few MiB, not 64.
+    await never_within(0.5, lambda: Stream.written >= 32, what="the writer outrunning the reader")
     status, _, body = await read_response(reader)
     assert (status, len(body), Stream.written) == (200, 64 * 2**20, 64)
     writer.close()

@@ -13,38 +13,15 @@ server's port, by local port.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from urllib.parse import urlsplit
 
 import pytest
 
 from service.couch import Couch, ServerUnavailable, blocking
+from tests.sockets import ESTABLISHED, connections_to
 
 pytestmark = pytest.mark.skip_on("embedded", reason="embedded: in-process, no connection to expire")
-
-ESTABLISHED = "01"
-
-
-def _connections_to(port: int) -> dict[int, str]:
-    """This process's TCP connections to ``port``: local port → state (hex, as /proc has it)."""
-    inodes = set()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[len("socket:[") : -1])
-    found = {}
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with open(table) as lines:
-            for line in list(lines)[1:]:
-                fields = line.split()
-                local, remote, state, inode = fields[1], fields[2], fields[3], fields[9]
-                if inode in inodes and int(remote.rpartition(":")[2], 16) == port:
-                    found[int(local.rpartition(":")[2], 16)] = state
-    return found
 
 
 @pytest.fixture
@@ -54,18 +31,18 @@ def server_port(server_url) -> int:
 
 @pytest.mark.gen_test(timeout=15)
 async def test_async_idle_connections_are_closed_after_idle_timeout(server_url, server_port):
-    before = set(_connections_to(server_port))
+    before = set(connections_to(server_port))
     async with Couch(server_url, idle_timeout=0.3) as couch:
         await asyncio.gather(*(couch.info() for _ in range(3)))  # three at once: three made
-        ours = set(_connections_to(server_port)) - before
+        ours = set(connections_to(server_port)) - before
         assert len(ours) == 3
-        assert {_connections_to(server_port)[port] for port in ours} == {ESTABLISHED}
+        assert {connections_to(server_port)[port] for port in ours} == {ESTABLISHED}
         deadline = asyncio.get_running_loop().time() + 3  # well before pouchdb-server's 6 s
-        while ours & set(_connections_to(server_port)):
+        while ours & set(connections_to(server_port)):
             assert asyncio.get_running_loop().time() < deadline, "idle connections stayed"
             await asyncio.sleep(0.05)
         assert (await couch.info()).version
-        assert len(set(_connections_to(server_port)) - before - ours) == 1
+        assert len(set(connections_to(server_port)) - before - ours) == 1
 
 
 def test_async_post_after_an_idle_longer_than_the_servers_keep_alive(server_url, db_name, io_loop):
@@ -85,16 +62,16 @@ def test_async_post_after_an_idle_longer_than_the_servers_keep_alive(server_url,
 
 
 def test_blocking_idle_connection_is_replaced_after_idle_timeout(server_url, server_port):
-    before = set(_connections_to(server_port))
+    before = set(connections_to(server_port))
     with blocking.Couch(server_url, idle_timeout=0.3) as couch:
         couch.info()
-        first = set(_connections_to(server_port)) - before
+        first = set(connections_to(server_port)) - before
         assert len(first) == 1
         couch.info()
-        assert set(_connections_to(server_port)) - before == first  # kept alive meanwhile
+        assert set(connections_to(server_port)) - before == first  # kept alive meanwhile
         time.sleep(0.5)
         couch.info()
-        now = set(_connections_to(server_port)) - before
+        now = set(connections_to(server_port)) - before
         assert len(now) == 1 and now != first  # the old one closed, a new one made
 
 

@@ -12,6 +12,7 @@ import pytest
 from tornado import gen
 
 from service.couch import relax
+from tests.waiting import until
 
 
 async def answer(value, delay=0.01):
@@ -50,6 +51,7 @@ class Handler:
 
     @relax
     def cancelled(self):
+        self.seen.append("waiting")
         try:
             yield answer(None, 10)
         finally:
@@ -88,11 +90,11 @@ async def test_a_failed_call_raises_at_its_yield():
 async def test_cancelling_lets_the_generator_clean_up():
     handler = Handler()
     task = asyncio.ensure_future(handler.cancelled())
-    await asyncio.sleep(0.05)
+    await until(lambda: handler.seen == ["waiting"], what="the generator to wait")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert handler.seen == ["cleaned up"]
+    assert handler.seen == ["waiting", "cleaned up"]
 
 
 def test_methods_that_are_not_generators_are_left_as_they_are():

@@ -1,4 +1,5 @@
-"""``python run.py``: settings from file, environment and flags; a graceful SIGTERM."""
+"""``python run.py`` (``settee serve``): settings from file, environment and flags; a graceful
+SIGTERM."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-import run
 from service.couch.transport import Endpoint
+from service.serving import YOUNG_GENERATION_THRESHOLD, tune_garbage_collector
 from service.settings import Settings, load
 from tests.servers import ROOT, free_port, wait_until_up
 
@@ -74,9 +75,9 @@ def test_the_password_is_never_shown():
 def test_serving_freezes_what_was_loaded_and_collects_young_objects_less_often():
     threshold = gc.get_threshold()
     try:
-        run.tune_garbage_collector()
+        tune_garbage_collector()
         assert gc.get_freeze_count() > 0
-        assert gc.get_threshold() == (run.YOUNG_GENERATION_THRESHOLD, *threshold[1:])
+        assert gc.get_threshold() == (YOUNG_GENERATION_THRESHOLD, *threshold[1:])
     finally:
         gc.unfreeze()
         gc.set_threshold(*threshold)

@@ -19,6 +19,7 @@ from service.couch.protocol import Request
 from service.couch.runner import AsyncRunner
 from service.couch.transport import Endpoint
 from tests.test_http1 import answers_ok, reply, scripted
+from tests.waiting import until
 
 UNENCODABLE = "\udc80"  # a lone surrogate: no URL can carry it
 
@@ -138,7 +139,7 @@ def test_a_failed_callback_call_made_before_the_loop_runs_is_heard_once():
         couch = Couch("http://127.0.0.1:9", timeout=5)  # nothing is sent: refused before
         told: list = []
         couch["db"].get("a", rev=UNENCODABLE, callback=lambda data, status: told.append(status))
-        loop.run_until_complete(asyncio.sleep(0.05))
+        loop.run_until_complete(until(lambda: told, what="the callback"))
         assert [status.error for status in told] == [BadRequest]
         gc.collect()
         assert unheard == []  # no "Task exception was never retrieved"

@@ -15,6 +15,11 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.waiting import until
+
+# settee's own client suite: run on the backend, and again with settee in between.
+pytestmark = pytest.mark.through_settee
+
 ROWS = 40_000
 GROWTH_ALLOWED = 1_000_000  # bytes of extra peak for 4x the rows
 
@@ -132,10 +137,7 @@ def test_a_client_that_leaves_mid_relay_ends_it_quietly(big, start_settee, io_lo
         )
         assert (await reader.read(100)).startswith(b"HTTP/1.1 200")
         writer.close()
-        for _ in range(100):
-            if settee.in_flight.count == 0:
-                return
-            await asyncio.sleep(0.05)
+        await until(lambda: settee.in_flight.count == 0, what="no request in flight")
 
     caplog.set_level(logging.WARNING)
     io_loop.run_sync(leave_after_the_first_bytes)

@@ -11,7 +11,7 @@ from . import client
 from .runner import BlockingRunner
 
 
-class Couch(client.Couch):
+class Couch(client.Blocking, client.Couch):
     __doc__ = client.Couch.__doc__
     runner_class = BlockingRunner
 
@@ -22,7 +22,7 @@ class Couch(client.Couch):
         self.close()
 
 
-class Database(client.Database):
+class Database(client.Blocking, client.Database):
     __doc__ = client.Database.__doc__
     couch_class = Couch
 

@@ -210,7 +210,9 @@ class ChangesFeed(_FeedBase):
     async def _follow(self, read_timeout: float) -> None:
         request = self.state.request()
         describe = self._transport.describe(request)
-        async with self._transport.stream(request, read_timeout=read_timeout) as response:
+        async with self._transport.stream(
+            request, read_timeout=read_timeout, feed=True
+        ) as response:
             if response.status >= 400:
                 body = await response.read_all()
                 self._check(response.status, response.headers, body, describe)
@@ -288,7 +290,7 @@ class ThreadedChangesFeed(_FeedBase):
         request = self.state.request()
         describe = self._transport.describe(request)
         read_timeout = self.state.heartbeat * 3
-        with self._transport.stream(request, read_timeout=read_timeout) as response:
+        with self._transport.stream(request, read_timeout=read_timeout, feed=True) as response:
             if response.status >= 400:
                 self._check(response.status, response.headers, response.read_all(), describe)
             self._abort = response.abort

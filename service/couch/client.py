@@ -8,14 +8,15 @@ result itself. Every method also takes ``callback=fn(data, status)``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import functools
 import mimetypes
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, TypeVar, cast, overload
 from urllib.parse import unquote, urlencode
 
 from .changes import FeedState
@@ -55,7 +56,35 @@ JSON_HEADERS = {"Content-Type": JSON_TYPE}
 MILLISECOND_OPTIONS = ("heartbeat", "timeout")
 
 
-def operation(flow: Callable[..., Flow]) -> Callable[..., Any]:
+R = TypeVar("R")
+
+
+class Blocking:
+    """What the blocking face's classes are, for the type checker: their operations return
+    results, where the async face's return futures (see ``Operation``)."""
+
+
+class Operation(Protocol[R]):
+    """The type of an ``@operation`` method: the generator it wraps (``__wrapped__``), and,
+    bound, a call returning a future of ``R``, or ``R`` itself on a ``Blocking`` object.
+
+    The arguments are not checked through it: every call also takes ``callback=``, which a
+    ParamSpec cannot add.
+    """
+
+    __wrapped__: Callable[..., Flow[R]]
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> Operation[R]: ...
+    @overload
+    def __get__(self, obj: Blocking, owner: type | None = None) -> Callable[..., R]: ...
+    @overload
+    def __get__(
+        self, obj: object, owner: type | None = None
+    ) -> Callable[..., asyncio.Future[R]]: ...
+
+
+def operation(flow: Callable[..., Flow[R]]) -> Operation[R]:
     """Make a generator method a client call: run by the object's runner, with ``callback=``."""
 
     @functools.wraps(flow)
@@ -64,7 +93,7 @@ def operation(flow: Callable[..., Flow]) -> Callable[..., Any]:
             raise TypeError(f"callback must be callable, not {callback!r}")
         return self._runner.run(flow(self, *args, **kwargs), callback)
 
-    return call
+    return cast(Operation[R], call)  # a function binds as Operation says
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,28 +228,28 @@ class Couch:
         return self["_replicator"]
 
     @operation
-    def all_dbs(self) -> Flow:
+    def all_dbs(self) -> Flow[list[str]]:
         """The names of the server's databases."""
         return (yield Request("GET", "/_all_dbs")).json()
 
     @operation
-    def info(self) -> Flow:
+    def info(self) -> Flow[Document]:
         """The server's welcome document: its name, version and vendor."""
         return (yield Request("GET", "/")).json()
 
     @operation
-    def version(self) -> Flow:
+    def version(self) -> Flow[str | None]:
         """The server's version string."""
-        return (yield from self.info.__wrapped__(self)).get("version")
+        return (yield from Couch.info.__wrapped__(self)).get("version")
 
     @operation
-    def create(self, name: str) -> Flow:
+    def create(self, name: str) -> Flow[Database]:
         """Create database ``name``; PreconditionFailed if it exists."""
         yield Request("PUT", db_path(name))
         return self[name]
 
     @operation
-    def db(self, name: str, create_if_missing: bool = False) -> Flow:
+    def db(self, name: str, create_if_missing: bool = False) -> Flow[Database]:
         """The Database ``name``, after checking it exists (or creating it if asked to)."""
         path = db_path(name)
         try:
@@ -232,26 +261,26 @@ class Couch:
         return self[name]
 
     @operation
-    def delete(self, name: str) -> Flow:
+    def delete(self, name: str) -> Flow[Document]:
         """Delete database ``name``; NotFound if there is none."""
         return (yield Request("DELETE", db_path(name))).json()
 
     @operation
-    def session(self) -> Flow:
+    def session(self) -> Flow[Document]:
         """Who the server takes this client for: ``{"ok", "userCtx": {"name", "roles"}}``."""
         return (yield Request("GET", "/_session")).json()
 
     @operation
-    def tasks(self) -> Flow:
+    def tasks(self) -> Flow[list[Document]]:
         """The tasks the server is running (``_active_tasks``)."""
         return (yield Request("GET", "/_active_tasks")).json()
 
     @operation
-    def uuids(self, count: int = 1) -> Flow:
+    def uuids(self, count: int = 1) -> Flow[list[str]]:
         """``count`` fresh UUIDs from the server."""
         return (yield Request("GET", "/_uuids", {"count": str(int(count))})).json()["uuids"]
 
-    def _node(self, section: str, name: str | None) -> Flow:
+    def _node(self, section: str, name: str | None) -> Flow[str]:
         """The path of ``section`` (``_config``, ``_stats``) on this node.
 
         CouchDB 2+ serves them under ``/_node/_local/``; CouchDB 1 and pouchdb-server at the
@@ -267,7 +296,7 @@ class Couch:
         return self._node_api + section + suffix
 
     @operation
-    def config(self, name: str | None = None, value: Any = None, delete: bool = False) -> Flow:
+    def config(self, name: str | None = None, value: Any = None, delete: bool = False) -> Flow[Any]:
         """Read the server's configuration (or the part at ``name``, e.g. ``"httpd/port"``).
 
         With ``value``, set it (returns None); with ``delete=True``, remove it and return the
@@ -283,7 +312,7 @@ class Couch:
         return (yield Request("GET", path)).json()
 
     @operation
-    def stats(self, name: str | None = None) -> Flow:
+    def stats(self, name: str | None = None) -> Flow[Document]:
         """Server statistics, or the ones at ``name`` (e.g. ``"couchdb/request_time"``)."""
         path = yield from self._node("_stats", name)
         return (yield Request("GET", path)).json()
@@ -301,7 +330,9 @@ class Couch:
         return db.url
 
     @operation
-    def replicate(self, source: str | Database, target: str | Database, **options: Any) -> Flow:
+    def replicate(
+        self, source: str | Database, target: str | Database, **options: Any
+    ) -> Flow[Document]:
         """Replicate ``source`` to ``target`` (URLs, Databases or names of this server's).
 
         Options: ``continuous``, ``create_target``, ``doc_ids``, ``proxy``, ``cancel``. With
@@ -366,7 +397,7 @@ class Database:
     # -- the database itself
 
     @operation
-    def exists(self) -> Flow:
+    def exists(self) -> Flow[bool]:
         """Whether the database exists on the server."""
         try:
             yield Request("HEAD", db_path(self.name))
@@ -375,29 +406,29 @@ class Database:
         return True
 
     @operation
-    def info(self, ddoc: str | None = None) -> Flow:
+    def info(self, ddoc: str | None = None) -> Flow[Document]:
         """The database's info, or a design document's (``ddoc`` names it)."""
         path = doc_path(self.name, "_design/" + ddoc, "_info") if ddoc else db_path(self.name)
         return (yield Request("GET", path)).json()
 
     @operation
-    def compact(self, ddoc: str | None = None) -> Flow:
+    def compact(self, ddoc: str | None = None) -> Flow[Document]:
         """Compact the database, or the index of design document ``ddoc``."""
         parts = ("_compact", ddoc) if ddoc else ("_compact",)
         return (yield _json("POST", db_path(self.name, *parts), {})).json()
 
     @operation
-    def cleanup(self) -> Flow:
+    def cleanup(self) -> Flow[Document]:
         """Remove index files no design document uses any more."""
         return (yield _json("POST", db_path(self.name, "_view_cleanup"), {})).json()
 
     @operation
-    def commit(self) -> Flow:
+    def commit(self) -> Flow[Document]:
         """Ask the server to commit what it holds in memory to disk."""
         return (yield _json("POST", db_path(self.name, "_ensure_full_commit"), {})).json()
 
     @operation
-    def security(self, value: Mapping[str, Any] | None = None) -> Flow:
+    def security(self, value: Mapping[str, Any] | None = None) -> Flow[Document]:
         """The ``_security`` object; with ``value``, replace it first."""
         path = db_path(self.name, "_security")
         if value is not None:
@@ -407,7 +438,9 @@ class Database:
     # -- documents
 
     @operation
-    def get(self, id_or_ids: str | list[str], **options: Any) -> Flow:
+    def get(
+        self, id_or_ids: str | list[str], **options: Any
+    ) -> Flow[Document | list[Document | None]]:
         """A Document by id (NotFound if none), or a list of them by ids (None where missing).
 
         Options for one id: ``rev``, ``revs``, ``revs_info``, ``conflicts``, ``attachments``
@@ -421,7 +454,7 @@ class Database:
         return [row.doc for row in view]
 
     @operation
-    def rev(self, id: str) -> Flow:
+    def rev(self, id: str) -> Flow[str]:
         """The current rev of document ``id`` (NotFound if none), from a HEAD request.
 
         CouchDB's ETag is the quoted rev; a server whose ETag is something else
@@ -434,7 +467,7 @@ class Database:
         return (yield Request("GET", path)).json()["_rev"]
 
     @operation
-    def bulk_get(self, docs: list[Mapping[str, Any]], **options: Any) -> Flow:
+    def bulk_get(self, docs: list[Mapping[str, Any]], **options: Any) -> Flow[list[Document]]:
         """Fetch many documents or revisions at once (``_bulk_get``).
 
         ``docs`` is a list of ``{"id": ..., "rev": ...}`` (rev optional). Returns CouchDB's
@@ -447,7 +480,7 @@ class Database:
         return response.json()["results"]
 
     @operation
-    def revisions(self, id: str, **options: Any) -> Flow:
+    def revisions(self, id: str, **options: Any) -> Flow[list[str]]:
         """The rev strings of document ``id``, newest first."""
         query = encode_options({**options, "revs": True})
         return revisions_of((yield Request("GET", doc_path(self.name, id), query)).json())
@@ -459,7 +492,7 @@ class Database:
         merge: Callable | None = None,
         force: bool = False,
         **options: Any,
-    ) -> Flow:
+    ) -> Flow[ConflictResolution]:
         """Create or update one document (a dict) or many (a list) and return a
         ConflictResolution.
 
@@ -483,7 +516,7 @@ class Database:
 
     def _save_one(self, doc: Any, options: Mapping[str, Any], *, settle: bool) -> Flow:
         """Save one document; a conflict raises unless it is to be settled (then pending)."""
-        if not isinstance(doc, Mapping):
+        if not isinstance(doc, MutableMapping):  # it gets its _id and _rev
             raise TypeError(f"a document must be a dict, not {type(doc).__name__}")
         query = {"batch": options["batch"]} if options.get("batch") else {}
         body, headers = json_body(doc)
@@ -503,7 +536,7 @@ class Database:
         return {result["id"]: doc}, {}
 
     @operation
-    def bulk_docs(self, docs: list[Mapping[str, Any]], **options: Any) -> Flow:
+    def bulk_docs(self, docs: list[Mapping[str, Any]], **options: Any) -> Flow[list[Document]]:
         """Write ``docs`` in one request and return CouchDB's answer as it is.
 
         That is one ``{"ok", "id", "rev"}`` or ``{"id", "error", "reason"}`` per document
@@ -515,14 +548,16 @@ class Database:
         return (yield request).json()
 
     @operation
-    def delete(self, doc: Mapping[str, Any]) -> Flow:
+    def delete(self, doc: Mapping[str, Any]) -> Flow[Document]:
         """Delete the document ``doc`` (a dict with ``_id`` and ``_rev``)."""
         path = doc_path(self.name, doc["_id"])
         query = {"rev": doc["_rev"]} if doc.get("_rev") else {}
         return (yield Request("DELETE", path, query)).json()
 
     @operation
-    def copy(self, source: str | Mapping[str, Any], dest: str | Mapping[str, Any]) -> Flow:
+    def copy(
+        self, source: str | Mapping[str, Any], dest: str | Mapping[str, Any]
+    ) -> Flow[Document]:
         """Copy a document to ``dest`` (an id, or a dict with ``_id`` and ``_rev`` to overwrite).
 
         Returns ``{"id": ..., "rev": ...}`` of the copy; Conflict if ``dest`` exists and no
@@ -539,11 +574,11 @@ class Database:
         query = {"rev": src_rev} if src_rev else {}
         request = Request("COPY", doc_path(self.name, src_id), query, {"Destination": destination})
         answer = (yield request).json()
-        rev = answer.get("rev") or (yield from self.rev.__wrapped__(self, dest_id))
+        rev = answer.get("rev") or (yield from Database.rev.__wrapped__(self, dest_id))
         return Document(id=answer.get("id", dest_id), rev=rev)
 
     @operation
-    def purge(self, docs: list[Mapping[str, Any]]) -> Flow:
+    def purge(self, docs: list[Mapping[str, Any]]) -> Flow[Document]:
         """Remove ``docs`` (dicts with ``_id`` and ``_rev``) and all trace of them."""
         revs: dict[str, list[str]] = {}
         for doc in docs:
@@ -555,7 +590,7 @@ class Database:
     @operation
     def get_attachment(
         self, id_or_doc: str | Mapping[str, Any], filename: str, rev: str | None = None
-    ) -> Flow:
+    ) -> Flow[bytes]:
         """The bytes of attachment ``filename`` of a document (an id or a dict): of its
         current revision, or of revision ``rev`` (a conflict's, an older one's)."""
         return (yield self._attachment_request(id_or_doc, filename, rev)).body
@@ -584,7 +619,7 @@ class Database:
         content: bytes | str | Any,
         filename: str | None = None,
         content_type: str | None = None,
-    ) -> Flow:
+    ) -> Flow[Document]:
         """Add or replace an attachment of ``doc`` (a dict with ``_id``; ``_rev`` if it exists).
 
         ``content`` is bytes, text, a file (which gives its own name) or, in the async face,
@@ -614,7 +649,7 @@ class Database:
         return result
 
     @operation
-    def delete_attachment(self, doc: Any, filename: str) -> Flow:
+    def delete_attachment(self, doc: Any, filename: str) -> Flow[Document]:
         """Delete attachment ``filename`` of ``doc``; ``doc["_rev"]`` is updated."""
         path = doc_path(self.name, doc["_id"], filename)
         query = {"rev": doc["_rev"]} if doc.get("_rev") else {}
@@ -633,12 +668,12 @@ class Database:
             return Request("GET", path, query)
         return _json("POST", path, {"keys": keys}, query)
 
-    def _view(self, name: str, options: Mapping[str, Any]) -> Flow:
+    def _view(self, name: str, options: Mapping[str, Any]) -> Flow[View]:
         response = yield self._view_request(name, options)
         return View(response.json(), options)
 
     @operation
-    def view(self, name: str, **options: Any) -> Flow:
+    def view(self, name: str, **options: Any) -> Flow[View]:
         """Query view ``name`` (``"ddoc/view"`` or ``"_all_docs"``) and return a View.
 
         Every CouchDB view option is a keyword: key, keys, startkey, endkey, startkey_docid,
@@ -665,7 +700,7 @@ class Database:
         return self._runner.open(self._view_request(name, options))
 
     @operation
-    def query(self, map_src: str, reduce_src: str | None = None, **options: Any) -> Flow:
+    def query(self, map_src: str, reduce_src: str | None = None, **options: Any) -> Flow[View]:
         """Run a temporary view (``_temp_view``).
 
         CouchDB 2+ removed temporary views (3.4 answers 410 ``gone``); pouchdb-server
@@ -680,7 +715,7 @@ class Database:
         return View(response.json(), options)
 
     @operation
-    def show(self, name: str, id: str | None = None, **options: Any) -> Flow:
+    def show(self, name: str, id: str | None = None, **options: Any) -> Flow[FunctionResult]:
         """Run show function ``name`` (``"ddoc/fn"``), on document ``id`` if given."""
         path = design_path(self.name, name, "_show")
         if id is not None:
@@ -690,7 +725,7 @@ class Database:
         )
 
     @operation
-    def list(self, name: str, view: str, **options: Any) -> Flow:
+    def list(self, name: str, view: str, **options: Any) -> Flow[FunctionResult]:
         """Run list function ``name`` (``"ddoc/fn"``) over ``view`` (``"v"`` or ``"ddoc2/v"``)."""
         path = design_path(self.name, name, "_list") + "/" + view
         return _function_result(
@@ -704,7 +739,7 @@ class Database:
         id: str | None = None,
         body: Mapping[str, Any] | str | None = None,
         **options: Any,
-    ) -> Flow:
+    ) -> Flow[FunctionResult]:
         """Call update handler ``name`` (``"ddoc/fn"``), on document ``id`` if given.
 
         A dict body is form-encoded, a string sent as is; other keywords go in the query string
@@ -755,7 +790,7 @@ class Database:
         return self._runner.follow(state, callback)
 
     @operation
-    def _changes(self, **options: Any) -> Flow:
+    def _changes(self, **options: Any) -> Flow[Document]:
         request = changes_request(db_path(self.name, "_changes"), _seconds_to_ms(options))
         return (yield request).json()
 

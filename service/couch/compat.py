@@ -29,7 +29,7 @@ from .runner import Status
 # The corduroy release whose API this is.
 CORDUROY_VERSION = "0.9.1"
 
-_MODULES = {
+_MODULES: dict[str, dict[str, object]] = {
     "couchdb": {"Couch": Couch, "Database": Database},
     "exceptions": {
         "HTTPError": HTTPError,
@@ -65,13 +65,11 @@ def install_as_corduroy() -> None:
     """Make ``import corduroy`` (and its submodules) import settee's client."""
     package = types.ModuleType("corduroy", __doc__)
     package.__path__ = []  # a package: its submodules are the ones put in sys.modules here
-    package.__version__ = CORDUROY_VERSION
-    package.__all__ = list(_ALL)
-    package.relax = relax
+    # A module's attributes set through its __dict__, which a type checker lets hold anything.
+    package.__dict__.update(__version__=CORDUROY_VERSION, __all__=list(_ALL), relax=relax)
     for name, contents in _MODULES.items():
         module = types.ModuleType(f"corduroy.{name}")
-        module.__dict__.update(contents)
-        module.__all__ = list(contents)
+        module.__dict__.update(contents, __all__=list(contents))
         sys.modules[module.__name__] = module
         setattr(package, name, module)
         package.__dict__.update(contents)

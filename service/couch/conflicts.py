@@ -8,7 +8,7 @@ result, and it can settle what is pending by merging with the server's copy or o
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterable, Mapping, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .documents import as_document
 from .errors import HTTPError
@@ -19,10 +19,12 @@ if TYPE_CHECKING:
 
 Doc = MutableMapping[str, Any]
 Merge = Callable[[Doc, "Doc | None"], "Doc | None"]
-Flow = Generator[Request, Response, Any]
+T = TypeVar("T")
+Flow = Generator[Request, Response, T]
+"""An operation: yields requests, is sent their responses, returns a ``T``."""
 
 
-def bulk_body(docs: Iterable[Doc], options: Mapping[str, Any]) -> bytes:
+def bulk_body(docs: Iterable[Mapping[str, Any]], options: Mapping[str, Any]) -> bytes:
     """The JSON body of ``_bulk_docs``; raises BadRequest before any request for bad input."""
     docs = list(docs)
     for doc in docs:
@@ -66,7 +68,9 @@ def save_bulk(db: str, docs: list[Doc], options: Mapping[str, Any]) -> Flow:
     pending: dict[str, dict[str, Any]] = {}
     for doc, result in zip(docs, results, strict=True):
         if "error" in result:
-            pending[result.get("id") or doc.get("_id")] = {
+            # CouchDB, pouchdb-server and the embedded store name the document in every
+            # result; should a server not, the document's own _id stands in for it.
+            pending[result.get("id") or doc["_id"]] = {
                 "doc": doc,
                 "error": result["error"],
                 "reason": result.get("reason", ""),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import re
 import ssl
 from collections.abc import AsyncIterable, Callable, Mapping
@@ -88,54 +89,31 @@ class Connection(asyncio.Protocol):
         head_only: bool,
         stream: bool,
         timeout: float | None,
-    ) -> asyncio.Future[None]:
-        """Write a request whose body is in memory; the future resolves when the response has
-        come whole (or, with ``stream``, when its headers have), or fails after ``timeout``."""
-        self._begin(head_only=head_only, stream=stream)
-        waiter = self._waiter = self._loop.create_future()
-        self._transport.write(head + body if body else head)
-        self.time_out_after(timeout)
-        return waiter
-
-    def send_then(
-        self,
-        head: bytes,
-        body: bytes | None,
-        *,
-        head_only: bool,
-        timeout: float | None,
         then: Callable[[], None],
     ) -> None:
-        """``send()`` for a caller that would rather be called back: ``then()`` runs once
-        the response is whole (``complete``) or the exchange has failed (``error``), from the
-        callback that saw it and not a turn of the loop later."""
-        self._begin(head_only=head_only, stream=False)
-        self._then = then
-        self._transport.write(head + body if body else head)
-        self.time_out_after(timeout)
+        """Start an exchange: write the request's head and, if it is in memory, its body
+        (a streamed body follows with ``upload()``).
 
-    async def send_streamed(
-        self,
-        head: bytes,
-        body: AsyncIterable[bytes],
-        *,
-        length: int | None,
-        stream: bool,
-        timeout: float | None,
-    ) -> asyncio.Future[None]:
-        """Write a request whose body comes from an async iterable, honouring back-pressure:
-        chunked, or as it comes when its ``length`` is given. ``timeout`` covers the upload
-        too, and an answer (or a failure) before the body is all sent ends the upload."""
-        self._begin(head_only=False, stream=stream)
-        waiter = self._waiter = self._loop.create_future()
+        ``then()`` runs once: when the response is whole, or with ``stream`` when its head is
+        in (the body is then ``read()``), or when the exchange has failed (``error``); from
+        the callback that saw it, not a turn of the loop later, and after the parser is done
+        with the bytes at hand, so that ``then`` may start the next exchange. ``timeout``
+        covers the upload too."""
+        self._begin(head_only=head_only, stream=stream)
+        self._then = then
         self.time_out_after(timeout)
-        self._transport.write(head)
+        self._transport.write(head + body if body else head)
+
+    async def upload(self, body: AsyncIterable[bytes], length: int | None) -> None:
+        """Write a request body that comes from an async iterable, after ``send()`` wrote the
+        head, honouring back-pressure: chunked, or as it comes when its ``length`` is given.
+        An answer (or a failure) before the body is all sent ends the upload, and the
+        connection is not kept: the server has not read the whole request."""
         if not await self._upload(body, length):
-            self._cut_short = True  # the server has not read the whole request
+            self._cut_short = True
             self.keep_alive = False
             if (close := getattr(body, "aclose", None)) is not None:
                 await close()
-        return waiter
 
     async def _upload(self, body: AsyncIterable[bytes], length: int | None) -> bool:
         """Send ``body``; whether all of it went before the exchange ended."""
@@ -314,12 +292,8 @@ class Connection(asyncio.Protocol):
 
     def _exchanging(self) -> bool:
         """Whether an exchange is under way and has not failed yet."""
-        unfinished = (
-            self._waiter is not None
-            or self._then is not None
-            or (self._stream and not self.complete)
-        )
-        return unfinished and self._error is None
+        started = self._waiter is not None or self._then is not None or self._stream
+        return started and not self.complete and self._error is None
 
     def _delimited_by_close(self) -> bool:
         headers = self.headers
@@ -447,8 +421,13 @@ class Fetch:
             self._task.add_done_callback(self._fetched)
             return
         self._connection = connection
-        connection.send_then(
-            head, body, head_only=method == "HEAD", timeout=self._timeout, then=self._answered
+        connection.send(
+            head,
+            body,
+            head_only=method == "HEAD",
+            stream=False,
+            timeout=self._timeout,
+            then=self._answered,
         )
 
     def abandon(self) -> None:
@@ -633,16 +612,21 @@ class Pool:
         retry = retry and not streamed
         while True:
             connection = await self._acquire(timeout)
+            answered = self.loop.create_future()
             try:
+                connection.send(
+                    head,
+                    None if streamed else body,
+                    head_only=method == "HEAD",
+                    stream=stream,
+                    timeout=timeout,
+                    then=functools.partial(_resolve, answered),
+                )
                 if streamed:
-                    waiter = await connection.send_streamed(
-                        head, body, length=length, stream=stream, timeout=timeout
-                    )
-                else:
-                    waiter = connection.send(
-                        head, body, head_only=method == "HEAD", stream=stream, timeout=timeout
-                    )
-                await waiter
+                    await connection.upload(body, length)
+                await answered
+                if connection.error is not None and not connection.complete:
+                    raise connection.error
                 return connection
             except StaleConnection:
                 self.release(connection)
@@ -827,6 +811,11 @@ class Pool:
         for connection in list(self._open):
             connection.close()
         self._idle.clear()
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def parser(connection: Connection) -> httptools.HttpResponseParser:

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import ijson
 import ujson
@@ -26,6 +26,7 @@ URL_SAFE = re.compile(r"[A-Za-z0-9_.~-]+\Z")  # what quote() leaves as it is
 MAX_DB_NAME = 238  # CouchDB's limit: a shard's file name must fit in 255 bytes
 SYSTEM_DBS = frozenset({"_users", "_replicator", "_global_changes"})
 RESERVED_ID_PREFIXES = ("_design/", "_local/")
+LIVE_FEEDS = frozenset({"continuous", "longpoll", "eventsource", "live"})
 
 # Options whose values CouchDB reads as JSON in the query string, even when they are strings
 # (``key="a"`` goes out as ``key=%22a%22``). Any other option given a list, tuple or dict
@@ -47,6 +48,14 @@ class Request:
     def target(self) -> str:
         """Path and query string, as sent on the request line."""
         return f"{self.path}?{urlencode(self.query, quote_via=quote)}" if self.query else self.path
+
+    @property
+    def is_feed(self) -> bool:
+        """Whether the answer is a feed that stays open while the server has news to send
+        (``feed=continuous``, ``longpoll``, ``eventsource``; ``_changes`` or ``_db_updates``):
+        such a request holds its connection for as long as it runs, not for one answer."""
+        query = self.query or dict(parse_qsl(urlsplit(self.path).query))
+        return query.get("feed") in LIVE_FEEDS
 
 
 @dataclass(slots=True)
@@ -102,7 +111,7 @@ def validate_db_name(name: str) -> str:
     )
 
 
-def validate_doc_id(doc_id: str) -> str:
+def validate_doc_id(doc_id: object) -> str:
     """Return ``doc_id`` if CouchDB accepts it as a document id, else raise BadRequest."""
     if not isinstance(doc_id, str):
         raise BadRequest("illegal_docid", f"Document id must be a string, not {doc_id!r}")

@@ -204,8 +204,9 @@ class AsyncRunner:
     def relay(self, request: Request) -> asyncio.Future[AsyncBody]:
         """Send ``request`` as it is; resolve to its response whatever the status, with the
         body still to be read: for relaying an exchange the client has no operation for."""
+        timeout = self.transport.endpoint.timeout
         return asyncio.ensure_future(
-            self.transport.open(request, read_timeout=self.transport.endpoint.timeout)
+            self.transport.open(request, read_timeout=timeout, feed=request.is_feed)
         )
 
     async def rows(self, request: Request) -> AsyncIterator[Row]:
@@ -270,7 +271,8 @@ class BlockingRunner:
     def relay(self, request: Request) -> BlockingBody:
         """Send ``request`` as it is; return its response whatever the status, with the body
         still to be read."""
-        return self.transport.open(request, read_timeout=self.transport.endpoint.timeout)
+        timeout = self.transport.endpoint.timeout
+        return self.transport.open(request, read_timeout=timeout, feed=request.is_feed)
 
     def rows(self, request: Request) -> Iterator[Row]:
         """Stream the rows of a view response as they arrive."""

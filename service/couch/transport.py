@@ -182,8 +182,6 @@ class AsyncTransport:
         self._feeds: http1.Pool | None = None
 
     def _open_pool(self, *, feeds: bool) -> http1.Pool:
-        # Feeds hold their connection for as long as they run, so they get a pool of their own
-        # with no limit, and their waits are bounded per read, not per request.
         host, port = self._address
         return http1.Pool(
             host,
@@ -195,6 +193,17 @@ class AsyncTransport:
             idle_timeout=self.endpoint.idle_timeout,
         )
 
+    def _pool_for(self, *, feed: bool) -> http1.Pool:
+        """The feeds' pool, or the bounded one every other request shares (created on first
+        use: a pool belongs to the loop that runs it)."""
+        if feed:
+            if self._feeds is None:
+                self._feeds = self._open_pool(feeds=True)
+            return self._feeds
+        if self._pool is None:
+            self._pool = self._open_pool(feeds=False)
+        return self._pool
+
     def describe(self, request: Request) -> str:
         return f"{request.method} {self.endpoint.url}{request.path}"
 
@@ -204,8 +213,7 @@ class AsyncTransport:
         """Send ``request``; ``then`` receives its response, or the client's exception for a
         failure, from the callback that saw the response whole. Returns what abandons it; a
         request that cannot be written raises its client exception here."""
-        if self._pool is None:
-            self._pool = self._open_pool(feeds=False)
+        pool = self._pool_for(feed=False)
 
         def answered(outcome: http1.Whole | BaseException) -> None:
             if isinstance(outcome, BaseException):
@@ -214,7 +222,7 @@ class AsyncTransport:
                 then(Response(*outcome))
 
         try:
-            fetching = self._pool.fetch_then(
+            fetching = pool.fetch_then(
                 request.method,
                 self._prefix + request.target,
                 request.headers,
@@ -226,16 +234,21 @@ class AsyncTransport:
             raise self._failure(exc) from exc
         return fetching.abandon
 
-    async def open(self, request: Request, *, read_timeout: float | None = None) -> AsyncBody:
+    async def open(
+        self, request: Request, *, read_timeout: float | None = None, feed: bool = False
+    ) -> AsyncBody:
         """Send ``request`` and return its response with the body still to be read.
 
-        Streams use a pool of their own with no limit and no total timeout: a feed holds its
-        connection for as long as it runs. ``read_timeout`` bounds the wait for each chunk.
+        ``read_timeout`` bounds the wait for a connection, then for the head, then for each
+        chunk. A response read as it comes holds its connection until closed, so it counts
+        against ``max_connections`` like any other: views, ``_all_docs`` and relays are
+        bounded with the rest. A ``feed`` (a continuous ``_changes``, say) holds its
+        connection for as long as it runs instead, and has a pool of its own, with no limit:
+        the feeds that are open must never keep a request from being answered.
         """
-        if self._feeds is None:
-            self._feeds = self._open_pool(feeds=True)
+        pool = self._pool_for(feed=feed)
         try:
-            reply = await self._feeds.open(
+            reply = await pool.open(
                 request.method,
                 self._prefix + request.target,
                 request.headers,
@@ -248,10 +261,10 @@ class AsyncTransport:
 
     @contextlib.asynccontextmanager
     async def stream(
-        self, request: Request, *, read_timeout: float | None = None
+        self, request: Request, *, read_timeout: float | None = None, feed: bool = False
     ) -> AsyncIterator[AsyncBody]:
         """``open()`` as a context manager that closes the response on the way out."""
-        body = await self.open(request, read_timeout=read_timeout)
+        body = await self.open(request, read_timeout=read_timeout, feed=feed)
         try:
             yield body
         finally:
@@ -357,17 +370,21 @@ class BlockingTransport:
         response = self._call(request)
         return Response(response.status, _headers(response.headers), response.data)
 
-    def open(self, request: Request, *, read_timeout: float | None = None) -> BlockingBody:
-        """Send ``request`` and return its response with the body still to be read."""
+    def open(
+        self, request: Request, *, read_timeout: float | None = None, feed: bool = False
+    ) -> BlockingBody:
+        """Send ``request`` and return its response with the body still to be read. A
+        ``feed`` needs no pool of its own here: urllib3 connects afresh past ``maxsize``
+        rather than wait, and keeps no more than ``maxsize`` idle."""
         timeout = urllib3.Timeout(connect=self.endpoint.connect_timeout, read=read_timeout)
         return BlockingBody(self._call(request, preload_content=False, timeout=timeout), self)
 
     @contextlib.contextmanager
     def stream(
-        self, request: Request, *, read_timeout: float | None = None
+        self, request: Request, *, read_timeout: float | None = None, feed: bool = False
     ) -> Iterator[BlockingBody]:
         """``open()`` as a context manager that closes the response on the way out."""
-        body = self.open(request, read_timeout=read_timeout)
+        body = self.open(request, read_timeout=read_timeout, feed=feed)
         try:
             yield body
         finally:

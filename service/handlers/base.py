@@ -8,7 +8,7 @@ reaches the client never holds a traceback, a backend URL or a credential.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,7 +144,7 @@ class ApiHandler(web.RequestHandler):
         "own_couch",
     )
 
-    def initialize(
+    def _take_collaborators(
         self,
         *,
         couch: Couch,
@@ -153,6 +153,7 @@ class ApiHandler(web.RequestHandler):
         metrics: Metrics,
         in_flight: InFlight,
     ) -> None:
+        """What every handler is given (``make_app``): ``initialize`` on this class."""
         self.credentials = credentials_of(self.request.headers)
         self.couch_for_clients = couch
         self.couch = couch.acting_for(self.credentials)
@@ -166,6 +167,12 @@ class ApiHandler(web.RequestHandler):
         self._counted = False
         self._piped: BodyPipe | None = None
         self._relaying: Any = None
+
+    # Tornado calls ``initialize`` with the keyword arguments of the handler's route, and types
+    # it ``Callable[..., None]`` so that each handler takes what its route gives it. A handler
+    # that needs more (the hub, the tokens) takes those as keyword arguments of its own and
+    # passes the rest to ``super().initialize``: a narrower signature here would refuse them.
+    initialize: Callable[..., None] = _take_collaborators
 
     get = head = post = put = delete = patch = copy = pass_through
 

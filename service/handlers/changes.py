@@ -30,8 +30,10 @@ from ..hub import (
     Item,
     Subscribing,
     Subscription,
+    Viewer,
 )
 from ..reauthorize import Key, Reauthorizer
+from ..sources import CouchSource
 from ..tokens import SubscriberTokens
 from .base import ApiHandler, json_text
 from .frames import FramePump
@@ -127,10 +129,11 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
         if feed == "normal":
             self.write_json(await self.database(db).changes(**query))
             return
+        # The backend judges the client's right to this feed, and its seqs, before any feed:
+        # as CouchDB answers the client's own _changes (_users: 401 for all but admins).
+        since = query.get("since", 0)
+        await self.database(db).changes(since="now" if since == 0 else since, limit=1)
         await self._check_filter(db, query)
-        if query.get("since", 0) not in (0, "now"):
-            # The backend judges its own seqs, with the client's rights, before any feed.
-            await self.database(db).changes(since=query["since"], limit=1)
         if self.hub.subscribers >= self.hub.max_subscribers:
             raise HubFull(f"{self.hub.subscribers} subscribers already")
         if feed == "websocket":
@@ -156,7 +159,6 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
         """400 for a filter that cannot work, 404 for a database or filter that is missing."""
         name = query.get("filter")
         database = self.database(db)
-        await database.info()
         if name is None or name == "_design":
             return
         if name == "_doc_ids":
@@ -202,7 +204,13 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
 
     def _subscription(self, db: str, query: dict[str, Any], kind: str) -> Reauthorized:
         feed_options = {name: query[name] for name in FEED_OPTIONS if name in query}
-        subscribing = self.hub.subscribe(db, since=query.get("since", 0), kind=kind, **feed_options)
+        viewer = None
+        if feed_options.get("filter", "_doc_ids") not in BUILTIN_FILTERS:
+            # A filter function sees req.userCtx: it must run as this client, not settee.
+            viewer = Viewer(frozenset(self.credentials.items()), CouchSource(self.couch))
+        subscribing = self.hub.subscribe(
+            db, since=query.get("since", 0), kind=kind, viewer=viewer, **feed_options
+        )
         return Reauthorized(subscribing, self.reauthorizer, db, self.credentials)
 
     # -- WebSocket

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Awaitable, Generator
 from typing import Any
 from urllib.parse import quote
 
 from .. import options, preconditions
-from ..backend import COUCHDB, kind_of
+from ..backend import COUCHDB, POUCHDB, kind_of
 from ..couch import relax
 from ..couch.errors import BadRequest, Conflict, NotFound, PreconditionFailed
 from ..couch.protocol import validate_doc_id
 from .base import ApiHandler, pass_through
+from .upload import MultipartOpening
 
 
 class DocumentWriter(ApiHandler):
@@ -49,6 +50,11 @@ class DatabaseHandler(DocumentWriter):
 
     @relax
     def delete(self, db: str) -> Any:
+        """404 for a database that does not exist, as CouchDB answers: pouchdb-server
+        answers 200 (PouchDB destroys a database whether or not there is one)."""
+        database = self.database(db)
+        if (yield kind_of(self.own_couch)) == POUCHDB and not (yield database.exists()):
+            raise NotFound("not_found", "Database does not exist.")
         yield self.couch.delete(db)
         self.write_json({"ok": True})
 
@@ -69,23 +75,55 @@ class DocumentHandler(DocumentWriter):
 
     async def prepare(self) -> None:
         """An id no document can have is missing, as CouchDB says, except to a write. A
-        multipart write is refused before it reaches pouchdb-server, which it kills."""
+        multipart write is refused before any of it reaches pouchdb-server or the embedded
+        store (pouchdb-server dies of one); on CouchDB, its opening is checked on the way
+        (``MultipartOpening``)."""
         doc_id = self.path_kwargs.get("doc_id", "")
         method = self.request.method
+        self._opening: MultipartOpening | None = None
+        self._refused: BadRequest | None = None
         if method in ("GET", "HEAD", "DELETE") and not is_document_id(doc_id):
             super().prepare()  # counted in flight, as every request that is answered
             raise NotFound("not_found", "missing")
-        multipart = self.request.headers.get("Content-Type", "").startswith("multipart/")
-        if method == "PUT" and multipart and await kind_of(self.own_couch) != COUCHDB:
-            super().prepare()
-            raise BadRequest("bad_request", "multipart writes need CouchDB as the backend")
+        content_type = self.request.headers.get("Content-Type", "")
+        if method == "PUT" and content_type.startswith("multipart/"):
+            if await kind_of(self.own_couch) != COUCHDB:
+                self._refused = BadRequest(
+                    "bad_request", "multipart writes need CouchDB as the backend"
+                )
+            self._opening = MultipartOpening.of(content_type)
+            length = self.request.headers.get("Content-Length", "")
+            if length in ("", "0") and "Transfer-Encoding" not in self.request.headers:
+                self._opened(None)  # no body: refused before a relay starts
         super().prepare()
+
+    def _opened(self, chunk: bytes | None) -> bytes:
+        """What of ``chunk`` may go on to the backend (None: the body has ended). A multipart
+        body that does not open with its boundary stops the relay, and its refusal is kept
+        for the answer, once the body is in."""
+        if self._refused is not None:
+            return b""
+        if self._opening is None:
+            return chunk or b""
+        try:
+            return self._opening.feed(chunk) if chunk is not None else self._opening.end()
+        except BadRequest as refusal:
+            self._refused = refusal
+            self._stop_relaying()
+            return b""
+
+    def data_received(self, chunk: bytes) -> Awaitable[None] | None:
+        if chunk := self._opened(chunk):
+            return super().data_received(chunk)
+        return None
 
     def relayed_as_is(self) -> bool:
         """What settee has nothing to add to: reads of several revisions (``open_revs``: a
         list, or multipart) or asked as multipart, and writes as a replicator makes them
         (``new_edits=false``, or multipart/related: a document with its attachments)."""
         request = self.request
+        if self._refused is not None:
+            return False  # refused before it could be relayed
         if request.method == "GET":
             return "open_revs" in request.arguments or "multipart/" in request.headers.get(
                 "Accept", ""
@@ -118,6 +156,9 @@ class DocumentHandler(DocumentWriter):
 
     @relax
     def put(self, db: str, doc_id: str) -> Any:
+        self._opened(None)
+        if self._refused is not None:
+            raise self._refused
         if self.relayed_as_is():
             return (yield pass_through(self, db, doc_id))
         doc = self.json_body()

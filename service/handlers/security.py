@@ -21,6 +21,9 @@ class SecurityHandler(PassThroughHandler):
 
     @relax
     def put(self, db: str) -> Any:
+        """A body that is not a JSON object is 400, as CouchDB answers: pouchdb-server takes
+        anything there."""
+        self.json_body()
         yield pass_through(self, db)
         if self.get_status() < 300:
             self.reauthorizer.security_changed(db)

@@ -1,14 +1,16 @@
-"""Server-wide endpoints: welcome, liveness, readiness, metrics and the list of databases."""
+"""Server-wide endpoints: welcome, liveness, readiness, metrics, the list of databases, and
+the OpenAPI document of settee's own routes."""
 
 from __future__ import annotations
 
 from importlib.metadata import version
 from typing import Any
 
+from .. import openapi
 from ..backend import backend_of
 from ..couch import relax
 from ..couch.errors import HTTPError, ServerUnavailable
-from .base import RETRY_AFTER_SECONDS, ApiHandler
+from .base import RETRY_AFTER_SECONDS, ApiHandler, json_text
 
 SETTEE_VERSION = version("settee")
 
@@ -90,3 +92,15 @@ class AllDbsHandler(ApiHandler):
     @relax
     def get(self) -> Any:
         self.write_json(self.config.policy.visible((yield self.couch.all_dbs())))
+
+
+class OpenAPIHandler(ApiHandler):
+    """``GET /_settee/openapi.json``: the OpenAPI document of settee's own routes."""
+
+    route = "openapi"
+    couchdb_methods = "GET,HEAD"
+
+    def get(self) -> None:
+        self.finish(json_text(openapi.document()))
+
+    head = get

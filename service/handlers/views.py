@@ -17,19 +17,10 @@ from . import docid_range
 from .base import JSON_TYPE, ApiHandler, json_text
 
 
-class ViewHandler(ApiHandler):
-    """``GET/POST /{db}/_design/{ddoc}/_view/{view}``: rows streamed to the client."""
+class RowsHandler(ApiHandler):
+    """What a view and ``_all_docs`` share: their query, rows relayed as they come."""
 
-    route = "view"
     couchdb_methods = "GET,HEAD,POST"
-
-    @relax
-    def get(self, db: str, ddoc: str, view: str) -> Any:
-        yield from self.relay(db, f"{ddoc}/{view}", {})
-
-    @relax
-    def post(self, db: str, ddoc: str, view: str) -> Any:
-        yield from self.relay(db, f"{ddoc}/{view}", self.keys_body())
 
     def keys_body(self) -> dict[str, Any]:
         """The ``{"keys": [...]}`` body of a POST query (keys optional)."""
@@ -44,7 +35,11 @@ class ViewHandler(ApiHandler):
         bounded = name != "_all_docs" and "keys" not in query and docid_range.applies(query)
         # pouchdb-server ignores the doc-id bounds, which every pager relies on.
         if bounded and (yield kind_of(self.own_couch)) != COUCHDB:
-            yield self.relay_docid_range(db, name, query)
+            if (yield from self.reduces(db, name, query)):  # reduced rows have no doc ids
+                body = yield self.database(db).stream_view(name, **query)
+                yield from self.relay_body(body, {"Content-Type": JSON_TYPE})
+            else:
+                yield self.relay_docid_range(db, name, query)
             return
         body = yield self.database(db).stream_view(name, **query)
         headers = {"Content-Type": body.headers.get("content-type", "application/json")}
@@ -52,16 +47,16 @@ class ViewHandler(ApiHandler):
             headers["ETag"] = body.headers["etag"]
         yield from self.relay_body(body, headers)
 
+    def reduces(self, db: str, name: str, query: dict[str, Any]) -> Generator[Any, Any, bool]:
+        """Whether view ``name`` answers ``query`` with reduced rows."""
+        ddoc, _, view = name.partition("/")
+        design = yield self.database(db).get("_design/" + ddoc)
+        reduces = "reduce" in ((design.get("views") or {}).get(view) or {})
+        return reduces and query.get("reduce") is not False
+
     async def relay_docid_range(self, db: str, name: str, query: dict[str, Any]) -> None:
         """The rows of a map view between doc-id bounds, trimmed by settee (docid_range)."""
         database = self.database(db)
-        ddoc, _, view = name.partition("/")
-        design = await database.get("_design/" + ddoc)
-        reduces = "reduce" in ((design.get("views") or {}).get(view) or {})
-        if reduces and query.get("reduce") is not False:
-            body = await database.stream_view(name, **query)  # reduced rows have no doc ids
-            await relax(self.relay_body)(body, {"Content-Type": JSON_TYPE})
-            return
         bounds = docid_range.DocIdRange(query)
         asked = docid_range.backend_query(query)
         head = await database.view(name, **{**asked, "limit": 0})
@@ -117,11 +112,24 @@ class ViewHandler(ApiHandler):
         raise BadRequest("query_parse_error", "Invalid use of grouping on a map view.")
 
 
-class AllDocsHandler(ViewHandler):
+class ViewHandler(RowsHandler):
+    """``GET/POST /{db}/_design/{ddoc}/_view/{view}``: rows streamed to the client."""
+
+    route = "view"
+
+    @relax
+    def get(self, db: str, ddoc: str, view: str) -> Any:
+        yield from self.relay(db, f"{ddoc}/{view}", {})
+
+    @relax
+    def post(self, db: str, ddoc: str, view: str) -> Any:
+        yield from self.relay(db, f"{ddoc}/{view}", self.keys_body())
+
+
+class AllDocsHandler(RowsHandler):
     """``GET/POST /{db}/_all_docs``: rows streamed to the client."""
 
     route = "all_docs"
-    couchdb_methods = "GET,HEAD,POST"
 
     @relax
     def get(self, db: str) -> Any:

@@ -40,21 +40,20 @@ def bulk_docs(call: Call) -> Reply:
 
 def _write_one(txn: edits.Txn, doc: dict[str, Any], new_edits: bool) -> dict[str, Any]:
     """One document of a bulk write, in a savepoint of its own: its failure is its alone."""
-    doc_id = doc.get("_id")
+    given = doc.get("_id")
     txn.conn.execute("SAVEPOINT doc")
     try:
-        validate_doc_id(doc_id)
+        doc_id = validate_doc_id(given)
         if doc_id.startswith("_local/"):
             rev = edits.put_local(txn.conn, doc_id, doc, doc.get("_rev"))
         elif new_edits:
             rev = edits.edit(txn, doc_id, doc, doc.get("_rev"))
         else:
-            edits.graft(txn, doc_id, doc)
-            rev = doc.get("_rev")
+            rev = edits.graft(txn, doc_id, doc)
     except HTTPError as exc:
         txn.conn.execute("ROLLBACK TO doc")
         txn.conn.execute("RELEASE doc")
-        return {"id": doc_id, "error": exc.error, "reason": exc.reason}
+        return {"id": given, "error": exc.error, "reason": exc.reason}
     txn.conn.execute("RELEASE doc")
     return {"ok": True, "id": doc_id, "rev": rev}
 

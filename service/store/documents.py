@@ -103,8 +103,7 @@ def save(
     """Write one document, interactively or (``new_edits=false``) as replicated."""
     if not flag(call.query, "new_edits", True):
         doc = {**doc, "_rev": doc.get("_rev", rev)}
-        call.store.write(call.db, lambda txn: edits.graft(txn, doc_id, doc)).result()
-        new_rev = doc["_rev"]
+        new_rev = call.store.write(call.db, lambda txn: edits.graft(txn, doc_id, doc)).result()
     else:
         new_rev = call.store.write(call.db, lambda txn: edits.edit(txn, doc_id, doc, rev)).result()
     if call.query.get("batch") == "ok":
@@ -169,7 +168,7 @@ def attachment(call: Call, doc_id: str, name: str) -> Reply:
         if rev is not None and rev in known:
             current = tree.body(txn.conn, doc_id, rev) or {}
         atts = current.get("_attachments", {})
-        stubs = {n: {"stub": True} for n in atts}
+        stubs: dict[str, dict[str, Any]] = {n: {"stub": True} for n in atts}
         if call.method == "DELETE":
             if name not in stubs:
                 raise NotFound("not_found", "Document is missing attachment")
@@ -193,7 +192,9 @@ def _attachment_content(call: Call, doc_id: str, name: str) -> Reply:
 
     def find(conn: Any) -> tuple[dict[str, Any], bytes]:
         doc = reads.document(conn, doc_id, rev, reads.DocOptions())
-        att = tree.body(conn, doc_id, doc["_rev"]).get("_attachments", {}).get(name)
+        body = tree.body(conn, doc_id, doc["_rev"])
+        assert body is not None  # reads.document has just shown it, in this transaction
+        att = body.get("_attachments", {}).get(name)
         if att is None:
             raise NotFound("not_found", "Document is missing attachment")
         return att, attachments.content(conn, att["digest"]) or b""

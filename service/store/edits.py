@@ -109,9 +109,9 @@ def edit(
     return rev
 
 
-def graft(txn: Txn, doc_id: str, doc: Mapping[str, Any]) -> None:
+def graft(txn: Txn, doc_id: str, doc: Mapping[str, Any]) -> str:
     """Store a replicated revision as given (``new_edits=false``), with the ancestors its
-    ``_revisions`` names; nothing happens if the tree already has it."""
+    ``_revisions`` names, and return its rev; nothing happens if the tree already has it."""
     if "_revisions" in doc:
         path = revs.history(doc["_revisions"])
     elif isinstance(doc.get("_rev"), str):
@@ -121,7 +121,7 @@ def graft(txn: Txn, doc_id: str, doc: Mapping[str, Any]) -> None:
         raise BadRequest("bad_request", "Document must have a _rev when new_edits is false")
     known = tree.load(txn.conn, doc_id)
     if path[0] in known:
-        return
+        return path[0]
     meets = next((i for i, rev in enumerate(path) if rev in known), len(path))
     parent = path[meets] if meets < len(path) else None
     deleted = bool(doc.get("_deleted"))
@@ -141,6 +141,7 @@ def graft(txn: Txn, doc_id: str, doc: Mapping[str, Any]) -> None:
         parent = ancestor
     _insert(txn.conn, doc_id, path[0], parent, deleted, seq, stored)
     tree.settle(txn.conn, doc_id, seq, txn.revs_limit)
+    return path[0]
 
 
 def _insert(

@@ -113,7 +113,8 @@ class Changes:
 def changes(conn: sqlite3.Connection, query: Changes, batch: int | None = None) -> list[dict]:
     """The change rows after ``query.since`` (before it, descending), at most ``batch`` or
     ``query.limit`` of them: one row per document, at the seq of its last write."""
-    where, params = ["seq < ?" if query.descending else "seq > ?"], [query.since]
+    where: list[str] = ["seq < ?" if query.descending else "seq > ?"]
+    params: list[int | str] = [query.since]
     if query.descending and query.since == 0:
         where, params = [], []
     if query.doc_ids is not None:

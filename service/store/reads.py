@@ -75,9 +75,9 @@ def open_revs(
             else:
                 chosen.append(known[rev])
     results = []
-    for rev in chosen:
-        shown = None if isinstance(rev, str) else show(conn, doc_id, known, rev, options)
-        name = rev if isinstance(rev, str) else rev.rev
+    for asked in chosen:
+        shown = None if isinstance(asked, str) else show(conn, doc_id, known, asked, options)
+        name = asked if isinstance(asked, str) else asked.rev
         results.append({"ok": shown} if shown is not None else {"missing": name})
     return results
 

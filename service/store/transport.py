@@ -158,15 +158,21 @@ class AsyncStoreTransport(_Base):
                 then(finished.result())
 
         task.add_done_callback(done)
-        return task.cancel
 
-    async def open(self, request: Request, *, read_timeout: float | None = None) -> AsyncStoreBody:
+        def abandon() -> None:
+            task.cancel()
+
+        return abandon
+
+    async def open(
+        self, request: Request, *, read_timeout: float | None = None, feed: bool = False
+    ) -> AsyncStoreBody:
         """Answer ``request``, its body to be read in chunks (a feed's as changes commit)."""
         return await self._reply(request, _target(request))
 
     @contextlib.asynccontextmanager
     async def stream(
-        self, request: Request, *, read_timeout: float | None = None
+        self, request: Request, *, read_timeout: float | None = None, feed: bool = False
     ) -> AsyncIterator[AsyncStoreBody]:
         body = await self.open(request)
         try:
@@ -239,12 +245,14 @@ class BlockingStoreTransport(_Base):
         body = self._reply(request)
         return Response(body.status, body.headers, body.read_all())
 
-    def open(self, request: Request, *, read_timeout: float | None = None) -> BlockingStoreBody:
+    def open(
+        self, request: Request, *, read_timeout: float | None = None, feed: bool = False
+    ) -> BlockingStoreBody:
         return self._reply(request)
 
     @contextlib.contextmanager
     def stream(
-        self, request: Request, *, read_timeout: float | None = None
+        self, request: Request, *, read_timeout: float | None = None, feed: bool = False
     ) -> Iterator[BlockingStoreBody]:
         body = self.open(request)
         try:
