@@ -658,7 +658,9 @@ class Exchange(httputil.HTTPConnection):
 
     def finish(self) -> None:
         connection = self.connection
-        gone = connection is None or connection.gone
+        # Gone as a write sees it: a stream closed under a failed flush, before the paused
+        # read loop has noticed.
+        gone = connection is None or connection.gone or connection.stream.closed()
         if self.remaining and not gone:
             self.close()
             raise httputil.HTTPOutputError(
