@@ -125,7 +125,6 @@ async def test_stats(couch, backend):
         assert "value" in await couch.stats("couchdb/request_time")
 
 
-@pytest.mark.skip_on("embedded", reason="_replicate: not in the embedded store yet")
 @pytest.mark.gen_test(timeout=60)  # CouchDB takes seconds over each one-off replication
 async def test_replicate_push_and_pull(couch, filled, server_url):
     source = couch[filled.name]

@@ -319,7 +319,7 @@ class Couch:
 
     def _replication_source(self, db: str | Database) -> Any:
         if isinstance(db, str):
-            if "://" in db:
+            if "://" in db or db.startswith(EMBEDDED):
                 return db
             # A bare name is a database of this server, as CouchDB 1 read it; CouchDB 3 takes
             # only URLs, so it goes as one (with this client's credentials).
@@ -478,6 +478,12 @@ class Database:
         path = db_path(self.name, "_bulk_get")
         response = yield _json("POST", path, {"docs": docs}, encode_options(options))
         return response.json()["results"]
+
+    @operation
+    def revs_diff(self, revs: Mapping[str, list[str]]) -> Flow[Document]:
+        """Which of ``revs`` (id → rev strings) this database lacks (``_revs_diff``): per id
+        lacking any, ``{"missing": [...]}`` and, where it has some, ``possible_ancestors``."""
+        return (yield _json("POST", db_path(self.name, "_revs_diff"), dict(revs))).json()
 
     @operation
     def revisions(self, id: str, **options: Any) -> Flow[list[str]]:

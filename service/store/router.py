@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ..couch.errors import HTTPError, NotFound
-from . import bulk, changes, databases, documents
+from . import bulk, changes, databases, documents, replication
 from .call import Call
 from .reply import Reply, error_reply, json_reply
 from .store import Store
@@ -27,6 +27,7 @@ SERVER_ROUTES: dict[str, Endpoint] = {
     "_uuids": databases.uuids,
     "_session": databases.session,
     "_active_tasks": databases.active_tasks,
+    "_replicate": replication.replicate,
 }
 DB_ROUTES: dict[str, Endpoint] = {
     "_all_docs": bulk.all_docs,
