@@ -202,7 +202,6 @@ async def test_a_replicated_write_answers_the_rev_its_revisions_name(settee, bdb
     assert bdb.get("copied")["_rev"] == "2-bbb"
 
 
-@pytest.mark.skip_on("embedded", reason="multipart/related writes: not in the embedded store yet")
 @pytest.mark.gen_test
 async def test_a_replicators_writes_keep_their_revisions(settee, backend, bdb):
     """``new_edits=false`` keeps the rev given, as CouchDB's replicator needs; a multipart

@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .. import options, preconditions
-from ..backend import COUCHDB, POUCHDB, kind_of
+from ..backend import POUCHDB, kind_of
 from ..couch import relax
 from ..couch.errors import BadRequest, Conflict, NotFound, PreconditionFailed
 from ..couch.protocol import validate_doc_id
@@ -75,8 +75,8 @@ class DocumentHandler(DocumentWriter):
 
     async def prepare(self) -> None:
         """An id no document can have is missing, as CouchDB says, except to a write. A
-        multipart write is refused before any of it reaches pouchdb-server or the embedded
-        store (pouchdb-server dies of one); on CouchDB, its opening is checked on the way
+        multipart write is refused before any of it reaches pouchdb-server (it dies of one); on
+        CouchDB and the embedded store, its opening is checked on the way
         (``MultipartOpening``)."""
         doc_id = self.path_kwargs.get("doc_id", "")
         method = self.request.method
@@ -87,9 +87,9 @@ class DocumentHandler(DocumentWriter):
             raise NotFound("not_found", "missing")
         content_type = self.request.headers.get("Content-Type", "")
         if method == "PUT" and content_type.startswith("multipart/"):
-            if await kind_of(self.own_couch) != COUCHDB:
+            if await kind_of(self.own_couch) == POUCHDB:
                 self._refused = BadRequest(
-                    "bad_request", "multipart writes need CouchDB as the backend"
+                    "bad_request", "pouchdb-server takes no multipart writes: it dies of one"
                 )
             self._opening = MultipartOpening.of(content_type)
             length = self.request.headers.get("Content-Length", "")

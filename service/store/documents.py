@@ -8,7 +8,7 @@ from typing import Any
 
 from ..couch.errors import BadRequest, Conflict, NotFound
 from ..couch.protocol import validate_doc_id
-from . import attachments, edits, reads, tree
+from . import attachments, edits, reads, related, tree
 from .call import Call, MethodNotAllowed
 from .params import body_json, doc_options, flag, json_value
 from .reply import SERVER, Reply, json_reply
@@ -31,7 +31,11 @@ def document(call: Call, doc_id: str) -> Reply:
     if call.method == "GET":
         return _get(call, doc_id)
     if call.method == "PUT":
-        doc = body_json(call.body, want_object=False)
+        content_type = call.headers.get("content-type", "")
+        if related.is_related(content_type):
+            doc = related.document_of(content_type, call.body)
+        else:
+            doc = body_json(call.body, want_object=False)
         if not isinstance(doc, dict):
             raise BadRequest("bad_request", "Document must be a JSON object")
         return save(call, doc_id, doc, _rev_asked(call, doc.get("_rev")))
@@ -128,6 +132,14 @@ def _get(call: Call, doc_id: str) -> Reply:
     etag = f'"{doc["_rev"]}"'
     if call.headers.get("if-none-match") == etag:
         return Reply(304, {"etag": etag, "server": SERVER})
+    if (
+        options.attachments
+        and doc.get("_attachments")
+        and "multipart/related" in call.headers.get("accept", "")
+    ):
+        content_type, body = related.encode(doc)
+        headers = {"content-type": content_type, "content-length": str(len(body))}
+        return Reply(200, {**headers, "etag": etag, "server": SERVER}, body)
     return json_reply(200, doc, {"etag": etag})
 
 
