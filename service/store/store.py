@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 from ..couch.errors import BadRequest, NotFound, PreconditionFailed
 from ..couch.protocol import validate_db_name
 from . import files
+from .neighbours import Neighbours
 from .wakeup import Signal
 from .writer import Work, Writer
 
@@ -88,9 +89,10 @@ class Store:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         self.uuid = _server_uuid(directory)
-        self.writer = Writer()
         self._dbs: dict[str, Database] = {}
         self._lock = threading.Lock()
+        self.neighbours = Neighbours(directory, self._committed_elsewhere)
+        self.writer = Writer(self._committed)
 
     @classmethod
     def acquire(cls, directory: str | os.PathLike) -> Store:
@@ -112,10 +114,23 @@ class Store:
                 return
             del self._open[self.directory]
         self.writer.close()
+        self.neighbours.close()
         with self._lock:
             dbs, self._dbs = self._dbs, {}
         for db in dbs.values():
             db.close()
+
+    def _committed(self, db: Database) -> None:
+        """A commit of this process's writer: wake this process's feeds, tell the others."""
+        db.signal.fire()
+        self.neighbours.tell(db.name)
+
+    def _committed_elsewhere(self, name: str) -> None:
+        """Another process committed to database ``name``: wake the feeds waiting on it."""
+        with self._lock:
+            db = self._dbs.get(name)
+        if db is not None:
+            db.signal.fire()
 
     def names(self) -> list[str]:
         return files.names_in(self.directory)

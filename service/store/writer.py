@@ -41,7 +41,8 @@ class Job:
 class Writer:
     """The thread that runs every write job, grouping concurrent ones into one commit."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_commit: Callable[[Database], None]) -> None:
+        self._on_commit = on_commit
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="settee-store-writer", daemon=True)
         self._thread.start()
@@ -91,8 +92,7 @@ class Writer:
             if stopping:
                 return
 
-    @staticmethod
-    def _commit(jobs: list[Job]) -> None:
+    def _commit(self, jobs: list[Job]) -> None:
         db = jobs[0].db
         outcomes: list[tuple[Job, Any, BaseException | None]] = []
         try:
@@ -123,7 +123,7 @@ class Writer:
             for job in jobs:
                 job.future.set_exception(exc)
             return
-        db.signal.fire()
+        self._on_commit(db)
         for job, result, error in outcomes:
             if error is None:
                 job.future.set_result(result)
