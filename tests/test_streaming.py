@@ -123,6 +123,36 @@ def test_the_service_relays_a_view_with_flat_memory(big, start_settee, io_loop):
     assert full < received, (full, received)  # less than the response: it was never whole
 
 
+def test_the_service_relays_a_normal_changes_feed_with_flat_memory(big, start_settee, io_loop):
+    """A normal ``_changes`` of every row, relayed by settee (in this process) to a client
+    that counts and drops the bytes: twice the rows must not raise the peak. On the embedded
+    store, in this process too, that covers the store's reading of the feed."""
+    settee = start_settee()
+
+    def relay(limit: int) -> Callable[[], int]:
+        async def count() -> int:
+            rows, tail = 0, b""
+
+            def drop(chunk: bytes) -> None:
+                nonlocal rows, tail
+                text = tail + chunk
+                rows += text.count(b'"seq":')
+                tail = text[-5:]
+
+            response = await settee.fetch(
+                "GET", f"/{big.name}/_changes?limit={limit}", streaming_callback=drop
+            )
+            assert response.code == 200
+            return rows
+
+        return lambda: io_loop.run_sync(count)
+
+    peak_while(relay(10), 10)
+    half = peak_while(relay(ROWS // 2), ROWS // 2)
+    full = peak_while(relay(ROWS), ROWS)
+    assert full < half + GROWTH_ALLOWED, (half, full)
+
+
 def test_a_client_that_leaves_mid_relay_ends_it_quietly(big, start_settee, io_loop, caplog):
     """The relay stops at the first write that fails: no error is logged, the request stops
     counting as in flight, and the service answers the next request."""

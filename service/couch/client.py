@@ -800,6 +800,14 @@ class Database:
         request = changes_request(db_path(self.name, "_changes"), _seconds_to_ms(options))
         return (yield request).json()
 
+    def stream_changes(self, **options: Any) -> Any:
+        """Open a normal ``_changes`` response for reading as it arrives, in CouchDB's own
+        format: for relaying a feed of any length without holding it (the service does).
+        Resolves to a body with ``headers`` and ``read()`` (next chunk, ``b""`` at the end);
+        ``close()`` it when done. Takes changes()'s options but ``feed``."""
+        path = db_path(self.name, "_changes")
+        return self._runner.open(changes_request(path, _seconds_to_ms(options)))
+
     def pull(self, source: str | Database, callback: Callable | None = None, **options: Any) -> Any:
         """Replicate ``source`` into this database (options as Couch.replicate)."""
         return self.couch.replicate(source, self, callback=callback, **options)

@@ -35,7 +35,7 @@ from ..hub import (
 from ..reauthorize import Key, Reauthorizer
 from ..sources import CouchSource
 from ..tokens import SubscriberTokens
-from .base import ApiHandler, json_text
+from .base import JSON_TYPE, ApiHandler, json_text
 from .frames import FramePump
 from .keepalive import Pinger
 
@@ -127,7 +127,8 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
         if feed in ("websocket", "eventsource"):  # a browser can set no header on either
             self._redeem_token()
         if feed == "normal":
-            self.write_json(await self.database(db).changes(**query))
+            body = await self.database(db).stream_changes(**query)
+            await relax(self.relay_body)(body, {"Content-Type": JSON_TYPE})
             return
         # The backend judges the client's right to this feed, and its seqs, before any feed:
         # as CouchDB answers the client's own _changes (_users: 401 for all but admins).

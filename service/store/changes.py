@@ -1,4 +1,5 @@
-"""``/{db}/_changes``: the normal feed answered whole, the others as a ``Feed``."""
+"""``/{db}/_changes``: every feed as a ``Feed`` read in steps, but a descending one, answered
+whole."""
 
 from __future__ import annotations
 
@@ -27,12 +28,12 @@ def changes(call: Call) -> Reply:
         )
     kind = "continuous" if kind == "live" else kind
     request = _read(call, query)
-    if kind == "normal":
-        return _normal(call, request)
+    if kind == "normal" and request.descending:
+        return _descending(call, request)
     heartbeat_ms = _heartbeat(query)
     timeout_ms = integer(query, "timeout")
     timeout = timeout_ms / 1000 if timeout_ms is not None else None
-    if timeout is None and heartbeat_ms is None:
+    if timeout is None and heartbeat_ms is None and kind != "normal":
         timeout = DEFAULT_TIMEOUT
     feed = Feed(
         kind,
@@ -93,18 +94,9 @@ def _read(call: Call, query: Any) -> queries.Changes:
     )
 
 
-def _normal(call: Call, request: queries.Changes) -> Reply:
+def _descending(call: Call, request: queries.Changes) -> Reply:
     def answer(conn: Any) -> dict[str, Any]:
         rows = queries.changes(conn, request)
-        if request.descending:
-            last = rows[-1]["seq"] if rows else 0
-        elif request.limit is not None and len(rows) >= request.limit and rows:
-            last = rows[-1]["seq"]
-        else:
-            last = queries.update_seq(conn)
-        return {"results": rows, "last_seq": last, "pending": queries.pending(conn, last)}
+        return {"results": rows, "last_seq": rows[-1]["seq"] if rows else 0, "pending": 0}
 
-    result = call.store.read(call.db, answer)
-    if request.descending:
-        result["pending"] = 0
-    return json_reply(200, result)
+    return json_reply(200, call.store.read(call.db, answer))

@@ -1,4 +1,6 @@
-"""``_changes`` answers that take time: continuous, longpoll and eventsource feeds.
+"""``_changes`` answers read in steps: the normal feed, streamed in batches so that a feed of
+a million rows costs a batch's memory, and the feeds that take time: continuous, longpoll and
+eventsource.
 
 A ``Feed`` does no waiting of its own: ``step(now)`` reads what has been committed since the
 last step and says what to send now and how long to wait before the next step at most.
@@ -22,7 +24,8 @@ Read = Callable[[Callable[..., Any]], Any]
 
 
 class Feed:
-    """One ``_changes`` feed of kind ``continuous``, ``longpoll`` or ``eventsource``."""
+    """One ``_changes`` feed of kind ``normal``, ``continuous``, ``longpoll`` or
+    ``eventsource``."""
 
     def __init__(
         self,
@@ -43,6 +46,7 @@ class Feed:
         self._timeout = timeout
         self._started = self._beat = now
         self._sent = 0
+        self._opened = False
         self._ended = False
 
     def step(self, now: float) -> tuple[bytes | None, float | None]:
@@ -53,6 +57,8 @@ class Feed:
         remaining = None if self.query.limit is None else self.query.limit - self._sent
         batch = BATCH if remaining is None else min(BATCH, remaining)
         rows = self._read(lambda conn: queries.changes(conn, self.query, batch))
+        if self.kind == "normal":
+            return self._normal(rows), 0
         if rows:
             return self._deliver(rows), 0
         if self._timeout is not None and now - self._started >= self._timeout:
@@ -67,6 +73,28 @@ class Feed:
                 return self._heartbeat_line(), 0
             waits.append(self._beat + self._heartbeat - now)
         return b"", min(waits) if waits else None
+
+    def _normal(self, rows: list[dict[str, Any]]) -> bytes:
+        """The next piece of a normal feed's one JSON object, laid out as CouchDB's: a row
+        a line, and its last words once the rows are done or ``limit`` is reached."""
+        chunk = b'{"results":[\n' if self._sent == 0 and not self._opened else b""
+        self._opened = True
+        if rows:
+            chunk += b",\n" if self._sent else b""
+            chunk += b",\n".join(encode_json(row) for row in rows)
+            self.query = dataclasses.replace(self.query, since=rows[-1]["seq"])
+            self._sent += len(rows)
+        limited = self.query.limit is not None and self._sent >= self.query.limit
+        if rows and not limited:
+            return chunk
+        self._ended = True
+
+        def last_words(conn: Any) -> tuple[int, int]:
+            last = self.query.since if limited else queries.update_seq(conn)
+            return last, queries.pending(conn, last)
+
+        last, pending = self._read(last_words)
+        return chunk + b"\n],\n" + encode_json({"last_seq": last, "pending": pending})[1:] + b"\n"
 
     def _deliver(self, rows: list[dict[str, Any]]) -> bytes:
         self.query = dataclasses.replace(self.query, since=rows[-1]["seq"])
