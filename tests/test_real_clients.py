@@ -12,19 +12,18 @@ import base64
 import json
 import os
 import signal
+import time
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 
 from service.couch.transport import Endpoint
-from tests.servers import ROOT
-
-pytestmark = pytest.mark.skip_on(
-    "embedded",
-    reason="embedded: PouchDB and nano fail there yet (issue 19)",
-)
+from service.store.router import Server as StoreServer
+from service.store.store import Store
+from tests.servers import ROOT, SetteeServer
 
 SCRIPTS = ROOT / "tests" / "js"
 NODE_TIMEOUT = 240  # seconds for one script: its own waits are bounded well below this
@@ -62,16 +61,30 @@ def with_credentials(url: str, auth: tuple[str, str] | None) -> str:
 
 
 class Backend:
-    """The backend read directly, with urllib: the oracle settee's answers are checked by."""
+    """The backend read directly, with no settee in between: the oracle settee's answers are
+    checked by. Over HTTP with urllib; the embedded store's own request handler, in-process."""
 
     def __init__(self, server_url: str) -> None:
-        endpoint = Endpoint.parse(server_url)
-        self.url, self.headers = endpoint.url, {"Accept": "application/json"}
-        if endpoint.auth:
-            token = base64.b64encode(":".join(endpoint.auth).encode()).decode()
+        self.endpoint = Endpoint.parse(server_url)
+        self.url, self.headers = self.endpoint.url, {"Accept": "application/json"}
+        if self.endpoint.auth:
+            token = base64.b64encode(":".join(self.endpoint.auth).encode()).decode()
             self.headers["Authorization"] = f"Basic {token}"
 
     def read(self, path: str) -> bytes:
+        if self.endpoint.embedded:
+            store = Store.acquire(self.endpoint.path)
+            try:
+                reply = StoreServer(store).handle("GET", path, self.headers, b"")
+            finally:
+                store.release()
+            assert reply.status == 200, (path, reply)
+            if reply.stream is None:
+                return reply.body
+            pieces = []  # a feed (the normal _changes is one), read step by step to its end
+            while (piece := reply.stream.step(time.monotonic())[0]) is not None:
+                pieces.append(piece)
+            return b"".join(pieces)
         request = urllib.request.Request(self.url + path, headers=self.headers)
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.read()
@@ -161,11 +174,24 @@ async def test_pouchdb_replicates_to_settee_and_back_without_loss(settee, db_nam
     assert len(source) == 39
 
 
+@pytest.fixture
+def behind(server_url, db_name) -> Iterator[str]:
+    """The test's database reached without the settee under test: the backend's own URL (with
+    its credentials, if any). The embedded store has no URL of its own: there, a second settee
+    process serving the same files, whose writes the first one's feeds hear of as another
+    process's commits."""
+    if not Endpoint.parse(server_url).embedded:
+        yield f"{server_url}/{quote(db_name, safe='')}"
+        return
+    other = SetteeServer(couch_url=server_url).start()
+    try:
+        yield f"{other.url}/{quote(db_name, safe='')}"
+    finally:
+        other.stop()
+
+
 @pytest.mark.gen_test(timeout=NODE_TIMEOUT + 30)
-async def test_pouchdb_live_sync_carries_writes_from_each_side(
-    settee, server_url, db_name, backend_db
-):
-    behind = f"{server_url}/{quote(db_name, safe='')}"  # with its credentials, if any
+async def test_pouchdb_live_sync_carries_writes_from_each_side(settee, db_name, behind, backend_db):
     result = await run_node("replicate.mjs", "live", settee_db_url(settee, db_name), behind)
     events = result["events"]
     assert events["errors"] == [] and events["denied"] == [], events
@@ -187,8 +213,9 @@ async def test_pouchdb_live_sync_carries_writes_from_each_side(
 @pytest.mark.gen_test(timeout=NODE_TIMEOUT + 30)
 async def test_nano_crud_views_attachments_bulk_and_list(settee, db_name, backend, backend_db):
     # pouchdb-server crashes on a multipart/related PUT (its parser reads the attachment part
-    # as JSON), settee or not: that step runs on CouchDB only.
-    skip = "multipart" if backend == "pouchdb" else ""
+    # as JSON), settee or not: that step is left out there. The embedded store has no views
+    # yet (issue 20): the view step writes its documents but queries nothing there.
+    skip = {"pouchdb": "multipart", "embedded": "queries"}.get(backend, "")
     root = with_credentials(settee.url, settee.auth)
     result = await run_node("nano.mjs", root, db_name, skip)
     failed = {step: outcome["failed"] for step, outcome in result.items() if "failed" in outcome}
@@ -221,30 +248,32 @@ async def test_nano_crud_views_attachments_bulk_and_list(settee, db_name, backen
     assert backend_db.get(f"/{db_name}/kind-of-blue?rev={second}")["label"] == "Columbia"
 
     views = result["views"]
-    assert views["keys"] == [
-        [1965, "a4", "A Love Supreme"],
-        [1965, "a7", "Maiden Voyage"],
-        [1959, "a1", "Kind of Blue"],
-        [1959, "a3", "Mingus Ah Um"],
-        [1959, "a6", "Time Out"],
-    ]
-    assert views["key"] == [[1960, "a2", "Giant Steps"]]
-    assert views["range"] == [
-        [1960, "a2", "Giant Steps"],
-        [1965, "a4", "A Love Supreme"],
-        [1965, "a7", "Maiden Voyage"],
-    ]
-    assert [row[1] for row in views["descending"]] == ["a7", "a4", "a2", "a6", "a3", "a1"]
-    assert views["grouped"] == [
-        [1959, None, 3],
-        [1960, None, 1],
-        [1965, None, 2],
-        [1970, None, 1],
-        [1973, None, 1],
-    ]
-    assert views["total"] == [[None, None, 8]]
-    assert views["docs"] == ["Head Hunters"]
-    assert failure(views["missingView"]) == (404, "not_found")
+    assert views["design"]["ok"]
+    if backend != "embedded":  # the view step queried nothing there (issue 20)
+        assert views["keys"] == [
+            [1965, "a4", "A Love Supreme"],
+            [1965, "a7", "Maiden Voyage"],
+            [1959, "a1", "Kind of Blue"],
+            [1959, "a3", "Mingus Ah Um"],
+            [1959, "a6", "Time Out"],
+        ]
+        assert views["key"] == [[1960, "a2", "Giant Steps"]]
+        assert views["range"] == [
+            [1960, "a2", "Giant Steps"],
+            [1965, "a4", "A Love Supreme"],
+            [1965, "a7", "Maiden Voyage"],
+        ]
+        assert [row[1] for row in views["descending"]] == ["a7", "a4", "a2", "a6", "a3", "a1"]
+        assert views["grouped"] == [
+            [1959, None, 3],
+            [1960, None, 1],
+            [1965, None, 2],
+            [1970, None, 1],
+            [1973, None, 1],
+        ]
+        assert views["total"] == [[None, None, 8]]
+        assert views["docs"] == ["Head Hunters"]
+        assert failure(views["missingView"]) == (404, "not_found")
 
     atts = result["attachments"]
     sent = base64.b64decode(atts["sent"])
@@ -259,7 +288,7 @@ async def test_nano_crud_views_attachments_bulk_and_list(settee, db_name, backen
     assert atts["withDoc"]["_attachments"]["cover.bin"]["data"] == atts["sent"]
     assert list(atts["withDoc"]["_attachments"]) == ["cover.bin"]
 
-    if backend == "couchdb":
+    if backend != "pouchdb":
         multipart = result["multipart"]
         sent = base64.b64decode(multipart["sent"])
         assert multipart["inserted"]["ok"] and multipart["inserted"]["id"] == "multipart"
@@ -287,7 +316,7 @@ async def test_nano_crud_views_attachments_bulk_and_list(settee, db_name, backen
     assert backend_db.get(f"/{db_name}/b4")["n"] == 4
 
     listed = result["list"]
-    expected_count = 15 if backend == "couchdb" else 14  # couchdb: + the multipart document
+    expected_count = 14 if backend == "pouchdb" else 15  # pouchdb: no multipart document
     assert listed["page"]["rows"] == [
         ["a2", "Giant Steps"],
         ["a3", "Mingus Ah Um"],
