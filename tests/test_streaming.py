@@ -44,9 +44,6 @@ def peak_while(consume: Callable[[], int], expected: int) -> int:
         tracemalloc.stop()
 
 
-@pytest.mark.skip_on(
-    "embedded", reason="the embedded store builds each answer whole: streamed answers not yet"
-)
 def test_blocking_iterview_memory_is_flat(big):
     def stream(limit: int) -> Callable[[], int]:
         return lambda: sum(1 for _ in big.iterview("_all_docs", limit=limit))
@@ -58,9 +55,6 @@ def test_blocking_iterview_memory_is_flat(big):
     assert full * 4 < whole, (full, whole)
 
 
-@pytest.mark.skip_on(
-    "embedded", reason="the embedded store builds each answer whole: streamed answers not yet"
-)
 def test_async_iterview_memory_is_flat(big, couch, io_loop):
     db = couch[big.name]
 
@@ -82,7 +76,6 @@ def test_iterview_rows_match_the_whole_view(big):
     assert streamed == whole and len(streamed) == 500
 
 
-@pytest.mark.skip_on("embedded", reason="views: issue 20")
 def test_the_service_relays_a_view_with_flat_memory(big, start_settee, io_loop):
     """settee (in this process) relays _all_docs to a client that counts and drops the bytes.
 

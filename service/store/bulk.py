@@ -6,11 +6,12 @@ import uuid
 from typing import Any
 
 from ..couch.errors import BadRequest, HTTPError
-from ..couch.protocol import validate_doc_id
+from ..couch.protocol import JSON_TYPE, validate_doc_id
 from . import edits, queries, reads
 from .call import Call, MethodNotAllowed
+from .pages import AllDocsPages
 from .params import body_json, doc_options, flag, integer, json_value
-from .reply import Reply, json_reply
+from .reply import SERVER, Reply, json_reply
 
 
 def bulk_docs(call: Call) -> Reply:
@@ -144,7 +145,17 @@ def all_docs(call: Call) -> Reply:
         include_docs=flag(query, "include_docs"),
         doc=doc_options(query),
     )
+    update_seq = flag(query, "update_seq")
+    if keys is None:
+        pages = AllDocsPages(
+            options,
+            lambda read: call.store.read(call.db, read),
+            call.store.database(call.db).signal,
+            update_seq=update_seq,
+        )
+        headers = {"content-type": JSON_TYPE, "cache-control": "must-revalidate"}
+        return Reply(200, {**headers, "server": SERVER}, stream=pages)
     answer = call.store.read(call.db, lambda conn: queries.all_docs(conn, options))
-    if flag(query, "update_seq"):
+    if update_seq:
         answer["update_seq"] = call.store.read(call.db, queries.update_seq)
     return json_reply(200, answer)

@@ -43,34 +43,50 @@ def update_seq(conn: sqlite3.Connection) -> int:
 
 
 def all_docs(conn: sqlite3.Connection, query: AllDocs) -> dict[str, Any]:
-    """The whole ``_all_docs`` answer: ``total_rows``, ``offset``, ``rows``."""
-    total = counts(conn)[0]
-    if query.keys is not None:
-        keys = query.keys[::-1] if query.descending else query.keys
-        rows = [_keyed_row(conn, key, query) for key in keys]
-        rows = rows[query.skip :]
-        if query.limit is not None:
-            rows = rows[: query.limit]
-        return {"total_rows": total, "offset": None, "rows": rows}
-    before, after = (">", "<") if query.descending else ("<", ">")
-    where, params = ["deleted = 0"], []
-    if query.start is not UNBOUNDED:
-        where.append(f"id {after}= ?")
-        params.append(query.start)
-    if query.end is not UNBOUNDED:
-        where.append(f"id {before}{'=' if query.inclusive_end else ''} ?")
-        params.append(query.end)
+    """The whole ``_all_docs`` answer of ``keys``: ``total_rows``, ``offset``, ``rows``.
+    A range is read in pages instead (``all_docs_head``, then ``all_docs_rows``)."""
+    keys = query.keys or []
+    rows = [_keyed_row(conn, key, query) for key in (keys[::-1] if query.descending else keys)]
+    rows = rows[query.skip :]
+    if query.limit is not None:
+        rows = rows[: query.limit]
+    return {"total_rows": counts(conn)[0], "offset": None, "rows": rows}
+
+
+def all_docs_head(conn: sqlite3.Connection, query: AllDocs) -> tuple[int, int]:
+    """A range's ``total_rows`` and ``offset``."""
     offset = 0
     if query.start is not UNBOUNDED:
+        before = ">" if query.descending else "<"
         offset = conn.execute(
             f"SELECT COUNT(*) FROM docs WHERE deleted = 0 AND id {before} ?", (query.start,)
         ).fetchone()[0]
+    return counts(conn)[0], offset + query.skip
+
+
+def all_docs_rows(
+    conn: sqlite3.Connection, query: AllDocs, after: Any, count: int
+) -> list[dict[str, Any]]:
+    """At most ``count`` rows of a range, those past the id ``after`` (UNBOUNDED: from the
+    range's start, ``skip`` applied)."""
+    before_op, after_op = (">", "<") if query.descending else ("<", ">")
+    where, params = ["deleted = 0"], []
+    if query.start is not UNBOUNDED:
+        where.append(f"id {after_op}= ?")
+        params.append(query.start)
+    if query.end is not UNBOUNDED:
+        where.append(f"id {before_op}{'=' if query.inclusive_end else ''} ?")
+        params.append(query.end)
+    skip = query.skip
+    if after is not UNBOUNDED:
+        where.append(f"id {after_op} ?")
+        params.append(after)
+        skip = 0
     order = "DESC" if query.descending else "ASC"
-    limit = -1 if query.limit is None else query.limit
     found = conn.execute(
         f"SELECT id, rev FROM docs WHERE {' AND '.join(where)} ORDER BY id {order} "
         "LIMIT ? OFFSET ?",
-        (*params, limit, query.skip),
+        (*params, count, skip),
     ).fetchall()
     rows = []
     for doc_id, rev in found:
@@ -78,7 +94,7 @@ def all_docs(conn: sqlite3.Connection, query: AllDocs) -> dict[str, Any]:
         if query.include_docs:
             row["doc"] = reads.document(conn, doc_id, rev, query.doc)
         rows.append(row)
-    return {"total_rows": total, "offset": offset + query.skip, "rows": rows}
+    return rows
 
 
 def _keyed_row(conn: sqlite3.Connection, key: Any, query: AllDocs) -> dict[str, Any]:
