@@ -23,7 +23,7 @@ import json
 import logging
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,7 +89,7 @@ class Server(tcpserver.TCPServer):
         self.connections: set[Connection] = set()
         self._sweeper: asyncio.TimerHandle | None = None
 
-    def add_sockets(self, sockets: list[socket.socket]) -> None:
+    def add_sockets(self, sockets: Iterable[socket.socket]) -> None:
         """Serve on these listening sockets."""
         super().add_sockets(sockets)
         if self._sweeper is None:
@@ -308,7 +308,7 @@ class Connection:
 
     # -- for exchanges
 
-    def send(self, data: bytes) -> Awaitable[None]:
+    def send(self, data: bytes) -> asyncio.Future[None]:
         """Write ``data``; what resolves once the client has taken it, or fails with
         StreamClosedError once the connection is closed."""
         stream = self.stream
@@ -335,7 +335,12 @@ class Connection:
         if not self.stream.writing():
             callback()
             return
-        self.send(b"").add_done_callback(lambda written: (self._taken(written), callback()))
+
+        def taken_then_callback(written: asyncio.Future) -> None:
+            self._taken(written)
+            callback()
+
+        self.send(b"").add_done_callback(taken_then_callback)
 
     def answered(self, exchange: Exchange) -> None:
         """``exchange``'s response is whole: on to the next request, or close."""
@@ -621,7 +626,7 @@ class Exchange(httputil.HTTPConnection):
         start_line: httputil.ResponseStartLine,  # type: ignore[override]
         headers: httputil.HTTPHeaders,
         chunk: bytes | None = None,
-    ) -> Awaitable[None]:
+    ) -> asyncio.Future[None]:
         code, head_request = start_line.code, self.method == "HEAD"
         self.responding = True
         self.chunking = (
@@ -653,7 +658,7 @@ class Exchange(httputil.HTTPConnection):
             return self._send(b"")
         return self._send(data)
 
-    def write(self, chunk: bytes) -> Awaitable[None]:
+    def write(self, chunk: bytes) -> asyncio.Future[None]:
         return self._send(self._frame(chunk) if chunk else b"")
 
     def finish(self) -> None:
@@ -696,7 +701,7 @@ class Exchange(httputil.HTTPConnection):
         if self.connection is not None:
             self.connection.abort()
 
-    def _send(self, data: bytes) -> Awaitable[None]:
+    def _send(self, data: bytes) -> asyncio.Future[None]:
         if self.connection is None:
             return failed(asyncio.get_event_loop().create_future())
         return self.connection.send(data)

@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -64,7 +64,7 @@ def change_key(row: dict[str, Any]) -> ChangeKey:
 
 
 Accepts = Callable[[dict[str, Any]], bool]
-Batch = list[tuple[dict[str, Any], bytes]]  # change rows with their encoded bytes
+Batch = Sequence[tuple[dict[str, Any], bytes]]  # change rows with their encoded bytes
 
 
 def not_covered(held: Batch, sent: dict[str, ChangeKey]) -> Batch:
@@ -213,7 +213,7 @@ class Subscription:
         self._stats = stats
         self._waiter: asyncio.Future | None = None
         self._room: asyncio.Future | None = None
-        self._held: Batch | None = []  # None once live
+        self._held: list[tuple[dict[str, Any], bytes]] | None = []  # None once live
         self._idle = False  # whether the subscriber takes whatever arrives, at once
         # id → the backlog's change of it whose repeat the shared feed has not brought yet
         self._sent: dict[str, ChangeKey] | None = None
@@ -232,7 +232,7 @@ class Subscription:
         if self.accepts is not None:
             batch = [(row, frame) for row, frame in batch if self.accepts(row)]
         if self._held is not None:
-            self._held += batch
+            self._held.extend(batch)
             if len(self._held) > self.queue_limit:
                 self.close(SLOW_CONSUMER)
             return []
@@ -497,7 +497,7 @@ class Hub:
         self.linger = linger
         self.heartbeat = heartbeat
         self.stats = HubStats()
-        self.upstreams: dict[tuple[str, str], Upstream] = {}
+        self.upstreams: dict[tuple[str, str, Hashable], Upstream] = {}
         self.subscribers = 0
         self.upstreams_started = 0
         self._closing = False
