@@ -374,7 +374,7 @@ def main() -> int:
     parser.add_argument("--every", type=float, default=10.0, help="seconds per window")
     parser.add_argument("--warmup", type=float, help="seconds left out (default: a tenth)")
     parser.add_argument("--load", type=float, default=0.8, help="share of capacity offered")
-    parser.add_argument("--ramp-seconds", type=float, default=5.0, help="per ramp step")
+    parser.add_argument("--ramp-seconds", type=float, default=15.0, help="per ramp step")
     parser.add_argument("--idle", type=int, default=1_000, help="idle WebSockets")
     parser.add_argument("--active", type=int, default=100, help="WebSockets getting the writes")
     backend = parser.add_mutually_exclusive_group()
