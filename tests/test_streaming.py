@@ -76,74 +76,61 @@ def test_iterview_rows_match_the_whole_view(big):
     assert streamed == whole and len(streamed) == 500
 
 
+class CountingRelay:
+    """Reads ``path`` (``{}`` becomes the limit) from settee as a client that counts
+    ``marker`` in the bytes as they arrive and drops them; ``received`` is the size of the
+    last answer, which must be one whole JSON object."""
+
+    def __init__(self, settee, io_loop, path: str, marker: bytes) -> None:
+        self.settee, self.io_loop, self.path, self.marker = settee, io_loop, path, marker
+        self.received = 0
+
+    def __call__(self, limit: int) -> Callable[[], int]:
+        async def count() -> int:
+            rows, tail, self.received = 0, b"", 0  # tail: a marker may straddle two chunks
+
+            def drop(chunk: bytes) -> None:
+                nonlocal rows, tail
+                self.received += len(chunk)
+                text = tail + chunk
+                rows += text.count(self.marker)
+                tail = text[-len(self.marker) + 1 :]
+
+            path = self.path.format(limit)
+            response = await self.settee.fetch("GET", path, streaming_callback=drop)
+            assert response.code == 200
+            assert tail.rstrip().endswith(b"}")
+            return rows
+
+        return lambda: self.io_loop.run_sync(count)
+
+
 def test_the_service_relays_a_view_with_flat_memory(big, start_settee, io_loop):
     """settee (in this process) relays _all_docs to a client that counts and drops the bytes.
 
     The response is 3.7 MB; the peak stays near 2.4 MB however many rows there are.
     """
-    settee = start_settee()
-
-    received = 0  # bytes of the last response
-
-    def relay(limit: int) -> Callable[[], int]:
-        async def count() -> int:
-            nonlocal received
-            rows, received = 0, 0
-            tail = b""  # the end of the previous chunk: a pattern may straddle two chunks
-
-            def drop(chunk: bytes) -> None:
-                nonlocal rows, tail, received
-                received += len(chunk)
-                text = tail + chunk
-                rows += text.count(b'"id":')
-                tail = text[-4:]
-
-            response = await settee.fetch(
-                "GET", f"/{big.name}/_all_docs?limit={limit}", streaming_callback=drop
-            )
-            assert response.code == 200
-            assert tail.rstrip().endswith(b"}")
-            return rows
-
-        return lambda: io_loop.run_sync(count)
-
+    relay = CountingRelay(start_settee(), io_loop, f"/{big.name}/_all_docs?limit={{}}", b'"id":')
     # The first rows fill fixed-size buffers (the client's, the sockets', the test client's);
     # past them, twice the rows must not raise the peak.
     peak_while(relay(10), 10)  # open the connection pools outside the measurement
     half = peak_while(relay(ROWS // 2), ROWS // 2)
     full = peak_while(relay(ROWS), ROWS)
     assert full < half + GROWTH_ALLOWED, (half, full)
-    assert full < received, (full, received)  # less than the response: it was never whole
+    assert full < relay.received, (full, relay.received)  # less than the response: never whole
 
 
 def test_the_service_relays_a_normal_changes_feed_with_flat_memory(big, start_settee, io_loop):
     """A normal ``_changes`` of every row, relayed by settee (in this process) to a client
     that counts and drops the bytes: twice the rows must not raise the peak. On the embedded
     store, in this process too, that covers the store's reading of the feed."""
-    settee = start_settee()
-
-    def relay(limit: int) -> Callable[[], int]:
-        async def count() -> int:
-            rows, tail = 0, b""
-
-            def drop(chunk: bytes) -> None:
-                nonlocal rows, tail
-                text = tail + chunk
-                rows += text.count(b'"seq":')
-                tail = text[-5:]
-
-            response = await settee.fetch(
-                "GET", f"/{big.name}/_changes?limit={limit}", streaming_callback=drop
-            )
-            assert response.code == 200
-            return rows
-
-        return lambda: io_loop.run_sync(count)
-
+    path = f"/{big.name}/_changes?limit={{}}"
+    relay = CountingRelay(start_settee(), io_loop, path, b'"seq":')
     peak_while(relay(10), 10)
     half = peak_while(relay(ROWS // 2), ROWS // 2)
     full = peak_while(relay(ROWS), ROWS)
     assert full < half + GROWTH_ALLOWED, (half, full)
+    assert full < relay.received, (full, relay.received)
 
 
 def test_a_client_that_leaves_mid_relay_ends_it_quietly(big, start_settee, io_loop, caplog):
