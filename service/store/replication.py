@@ -10,7 +10,7 @@ cannot be opened is a 500 ``db_not_found``).
 
 Each round reads a batch of the source's ``_changes`` (``style=all_docs``), asks the target
 which of those revisions it lacks (``_revs_diff``), reads them with their history and
-attachments (``_bulk_get``, or ``open_revs`` where there is none) and writes them with
+attachments (``_bulk_get``, which CouchDB has had since 2.0) and writes them with
 ``new_edits=false``. A checkpoint in a ``_local`` document on both ends after each round
 lets the next replication between them start where this one stopped.
 """
@@ -278,21 +278,13 @@ class _Session:
         where one was superseded meanwhile), each once."""
         if not wanted:
             return []
-        options = {"revs": True, "attachments": True, "latest": True}
-        try:
-            results = self.source.bulk_get(
-                [{"id": doc_id, "rev": rev} for doc_id, missing in wanted for rev in missing],
-                **options,
-            )
-            answers = [entry for result in results for entry in result["docs"]]
-        except (NotFound, BadRequest) as exc:  # a source without _bulk_get
-            if isinstance(exc, BadRequest) and exc.error != "bad_request":
-                raise
-            answers = [
-                entry
-                for doc_id, missing in wanted
-                for entry in self.source.get(doc_id, open_revs=missing, **options)
-            ]
+        results = self.source.bulk_get(
+            [{"id": doc_id, "rev": rev} for doc_id, missing in wanted for rev in missing],
+            revs=True,
+            attachments=True,
+            latest=True,
+        )
+        answers = [entry for result in results for entry in result["docs"]]
         docs: dict[tuple[str, str], dict[str, Any]] = {}
         for entry in answers:
             doc = entry.get("ok")
