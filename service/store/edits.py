@@ -81,16 +81,16 @@ def edit(
 
     ``kept_attachments``: ``doc["_attachments"]`` is stored metadata already (a copy's),
     not what a client sends."""
-    known = tree.load(txn.conn, doc_id)
     if base is None:
-        if known:
-            won = revs.winner(tree.leaves(known))
-            if not won.deleted:
+        won = txn.conn.execute("SELECT rev, deleted FROM docs WHERE id = ?", (doc_id,)).fetchone()
+        if won is not None:
+            if not won[1]:
                 raise Conflict("conflict", "Document update conflict.")
-            base = won.rev
+            base = won[0]
     else:
         revs.parse(base)
-        if base not in known or not known[base].leaf:
+        found = tree.one(txn.conn, doc_id, base)
+        if found is None or not found.leaf:
             raise Conflict("conflict", "Document update conflict.")
     deleted = bool(doc.get("_deleted"))
     stored = user_body(doc)

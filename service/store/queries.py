@@ -152,15 +152,15 @@ def _change(
 ) -> dict[str, Any]:
     row: dict[str, Any] = {"seq": seq, "id": doc_id}
     if query.all_leaves:
-        leaves = revs.ranked(tree.leaves(tree.load(conn, doc_id)))
+        leaves = revs.ranked(tree.leaves_of(conn, doc_id))
         row["changes"] = [{"rev": leaf.rev} for leaf in leaves]
     else:
         row["changes"] = [{"rev": rev}]
     if deleted:
         row["deleted"] = True
     if query.include_docs:
-        known = tree.load(conn, doc_id)
-        row["doc"] = reads.show(conn, doc_id, known, known[rev], query.doc)
+        chosen = tree.one(conn, doc_id, rev)
+        row["doc"] = None if chosen is None else reads.show(conn, doc_id, None, chosen, query.doc)
     return row
 
 

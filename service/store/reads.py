@@ -35,20 +35,22 @@ def document(
 ) -> dict[str, Any]:
     """One revision of a document (the winner when ``rev`` is None); NotFound with CouchDB's
     reason (``missing``, ``deleted``) when there is none to show."""
-    known = tree.load(conn, doc_id)
-    if not known:
-        raise NotFound("not_found", "missing")
     if rev is None:
-        chosen = revs.winner(tree.leaves(known))
-        if chosen.deleted:
+        won = conn.execute("SELECT rev, deleted FROM docs WHERE id = ?", (doc_id,)).fetchone()
+        if won is None:
+            raise NotFound("not_found", "missing")
+        if won[1]:
             raise NotFound("not_found", "deleted")
+        rev = won[0]
     else:
         revs.parse(rev)
-        if rev not in known:
-            raise NotFound("not_found", "missing")
-        chosen = known[rev]
-        if options.latest and not chosen.leaf:
-            chosen = revs.winner(_leaves_below(known, rev))
+    found = tree.one(conn, doc_id, rev)
+    if found is None:
+        raise NotFound("not_found", "missing")
+    chosen, known = found, None
+    if options.latest and not chosen.leaf:
+        known = tree.load(conn, doc_id)
+        chosen = revs.winner(_leaves_below(known, rev))
     shown = show(conn, doc_id, known, chosen, options)
     if shown is None:
         raise NotFound("not_found", "missing")
@@ -87,10 +89,14 @@ def _leaves_below(known: tree.Tree, rev: str) -> list[Rev]:
 
 
 def show(
-    conn: sqlite3.Connection, doc_id: str, known: tree.Tree, rev: Rev, options: DocOptions
+    conn: sqlite3.Connection,
+    doc_id: str,
+    known: tree.Tree | None,
+    rev: Rev,
+    options: DocOptions,
 ) -> dict[str, Any] | None:
     """Revision ``rev`` as a document, with what ``options`` ask for; None if its body is
-    not kept."""
+    not kept. ``known`` is the document's whole tree, if the caller has read it already."""
     body = tree.body(conn, doc_id, rev.rev)
     if body is None:
         return None
@@ -101,14 +107,20 @@ def show(
     doc.update(body)
     if stored_atts:
         doc["_attachments"] = attachments.for_reply(conn, stored_atts, inline=options.attachments)
-    winner = revs.winner(tree.leaves(known))
-    others = [leaf for leaf in revs.ranked(tree.leaves(known)) if leaf.rev != winner.rev]
-    if options.conflicts and (live := [r.rev for r in others if not r.deleted]):
-        doc["_conflicts"] = live
-    if options.deleted_conflicts and (dead := [r.rev for r in others if r.deleted]):
-        doc["_deleted_conflicts"] = dead
+    if options.conflicts or options.deleted_conflicts:
+        leaves = tree.leaves(known) if known is not None else tree.leaves_of(conn, doc_id)
+        winner = revs.winner(leaves)
+        others = [leaf for leaf in revs.ranked(leaves) if leaf.rev != winner.rev]
+        if options.conflicts and (live := [r.rev for r in others if not r.deleted]):
+            doc["_conflicts"] = live
+        if options.deleted_conflicts and (dead := [r.rev for r in others if r.deleted]):
+            doc["_deleted_conflicts"] = dead
     if options.local_seq:
         doc["_local_seq"] = seq_of(conn, doc_id, rev.rev)
+    if not (options.revs_info or options.revs):
+        return doc
+    if known is None:
+        known = tree.load(conn, doc_id)
     path = revs.path_of(known, rev.rev)
     if options.revs_info:
         doc["_revs_info"] = [{"rev": r, "status": _status(known[r])} for r in path]
