@@ -59,6 +59,7 @@ Needs wrk (Debian's package: ``apt-get install -y wrk``) and, for part 3, py-spy
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import os
@@ -71,6 +72,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -203,12 +205,22 @@ def start_relay(backend_port: int, workdir: Path) -> Served:
     return Served("relay", args, f"http://127.0.0.1:{port}", "/", workdir / "relay.log")
 
 
-def call(method: str, url: str, body: object = None) -> object:
+def call(method: str, url: str, body: object = None, *, timeout: float = 30) -> object:
+    """One JSON request; credentials in ``url`` (``http://user:pw@host``) go as Basic auth."""
+    parts = urllib.parse.urlsplit(url)
+    headers = {"Content-Type": "application/json"}
+    if parts.username is not None:
+        headers |= basic_auth(parts.username, parts.password or "")
+        url = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method)
-    request.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(request, timeout=30) as response:
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.loads(response.read())
+
+
+def basic_auth(user: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
 
 
 def fill(pouch_url: str, docs: int) -> None:

@@ -34,7 +34,7 @@ def _json(text: str) -> Any:
     try:
         return ujson.loads(text)
     except ValueError:
-        raise ValueError("expected a JSON value") from None
+        raise BadRequest("bad_request", "invalid UTF-8 JSON") from None  # CouchDB's words
 
 
 def _json_list(text: str) -> list[Any]:

@@ -81,7 +81,6 @@ async def test_since_now_answers_a_seq_the_backend_issued(settee, bdb, feed):
     assert bdb.changes(since=last_seq)["results"] == []
 
 
-@pytest.mark.skip_on("embedded", reason="views: issue 20")
 @pytest.mark.gen_test
 async def test_reduce_or_grouping_on_a_map_only_view_is_400(settee, bdb):
     bdb.save({"_id": "_design/m", **MAP_ONLY})
@@ -142,7 +141,6 @@ async def test_feed_websocket_without_an_upgrade_is_a_json_400(settee, db_name):
 PAGED = {"views": {"by_k": {"map": "function (doc) { if (doc.k) emit(doc.k, null); }"}}}
 
 
-@pytest.mark.skip_on("embedded", reason="views: issue 20")
 @pytest.mark.gen_test
 @pytest.mark.parametrize(
     ("query", "ids", "offset"),

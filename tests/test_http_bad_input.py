@@ -34,7 +34,7 @@ CASES = [
     ("PUT", "/UPPER/doc", "{}", {}, 400, "illegal_database_name"),
     ("GET", "/DB/_all_docs?limit=abc", None, {}, 400, "query_parse_error"),
     ("GET", "/DB/_all_docs?limit=-1", None, {}, 400, "query_parse_error"),
-    ("GET", "/DB/_all_docs?key=not-json", None, {}, 400, "query_parse_error"),
+    ("GET", "/DB/_all_docs?key=not-json", None, {}, 400, "bad_request"),
     ("GET", "/DB/_all_docs?keys=%7B%7D", None, {}, 400, "query_parse_error"),
     ("GET", "/DB/_all_docs?descending=maybe", None, {}, 400, "query_parse_error"),
     ("GET", "/DB/_design/d/_view/v?group_level=x", None, {}, 400, "query_parse_error"),

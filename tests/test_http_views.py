@@ -53,7 +53,6 @@ async def test_all_docs_get_and_post_keys(settee, db_name, filled):
     assert [row["id"] for row in get_keys["rows"]] == ["doc2"]
 
 
-@pytest.mark.skip_on("embedded", reason="views: issue 20")
 @pytest.mark.gen_test
 async def test_view_options(settee, db_name, filled):
     view = f"/{db_name}/_design/app/_view/by_n"
@@ -81,7 +80,6 @@ async def test_view_options(settee, db_name, filled):
     assert [row["value"] for row in posted["rows"]] == ["odd", "odd"]
 
 
-@pytest.mark.skip_on("embedded", reason="views: issue 20")
 @pytest.mark.gen_test
 async def test_reduce_and_grouping(settee, db_name, filled):
     view = f"/{db_name}/_design/app/_view/count"
@@ -95,7 +93,6 @@ async def test_reduce_and_grouping(settee, db_name, filled):
     assert unreduced["rows"][0]["id"] == "doc0"
 
 
-@pytest.mark.skip_on("embedded", reason="views: issue 20")
 @pytest.mark.gen_test
 async def test_reduce_with_doc_id_bounds(settee, db_name, filled):
     """Reduced rows have no doc ids: settee, which trims a map view's rows by doc id where
@@ -163,7 +160,6 @@ async def test_bulk_get(settee, db_name, bdb, backend):
         assert results[2]["docs"][0]["error"]["error"] == "not_found"
 
 
-@pytest.mark.skip_on("embedded", reason="views: issue 20")
 @pytest.mark.gen_test(timeout=240)
 async def test_a_100000_row_view_streams_whole_and_in_order(settee, db_name, bdb):
     """10,000 documents that emit 10 rows each: the view is read whole, every row checked."""

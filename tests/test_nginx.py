@@ -371,7 +371,6 @@ async def test_crud_through_nginx(deployment, db_name):
     assert [row["id"] for row in all_docs["rows"]] == ["a/b", "x", "y"]
 
 
-@pytest.mark.skip_on("embedded", reason="views: issue 20")
 @pytest.mark.gen_test(timeout=60)
 async def test_view_through_nginx(deployment, db_name, bdb):
     bdb.save([{"_id": f"d{i}", "n": i} for i in range(20)])

@@ -35,13 +35,19 @@ def test_unknown_options_are_ignored_and_the_last_value_wins():
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("limit", "abc"), ("skip", "-1"), ("key", "not-json"), ("keys", "{}"), ("reduce", "yes")],
+    [("limit", "abc"), ("skip", "-1"), ("keys", "{}"), ("reduce", "yes")],
 )
 def test_bad_values_name_the_option(name, value):
     with pytest.raises(BadRequest) as raised:
         options.parse(args(**{name: value}), options.VIEW)
     assert raised.value.error == "query_parse_error"
     assert f"`{name}`" in raised.value.reason
+
+
+def test_json_that_does_not_parse_is_couchdbs_bad_request():
+    with pytest.raises(BadRequest) as raised:
+        options.parse(args(key="not-json"), options.VIEW)
+    assert (raised.value.error, raised.value.reason) == ("bad_request", "invalid UTF-8 JSON")
 
 
 def test_changes_times_are_milliseconds_in_and_seconds_out():

@@ -213,9 +213,8 @@ async def test_pouchdb_live_sync_carries_writes_from_each_side(settee, db_name, 
 @pytest.mark.gen_test(timeout=NODE_TIMEOUT + 30)
 async def test_nano_crud_views_attachments_bulk_and_list(settee, db_name, backend, backend_db):
     # pouchdb-server crashes on a multipart/related PUT (its parser reads the attachment part
-    # as JSON), settee or not: that step is left out there. The embedded store has no views
-    # yet (issue 20): the view step writes its documents but queries nothing there.
-    skip = {"pouchdb": "multipart", "embedded": "queries"}.get(backend, "")
+    # as JSON), settee or not: that step is left out there.
+    skip = "multipart" if backend == "pouchdb" else ""
     root = with_credentials(settee.url, settee.auth)
     result = await run_node("nano.mjs", root, db_name, skip)
     failed = {step: outcome["failed"] for step, outcome in result.items() if "failed" in outcome}
@@ -249,31 +248,30 @@ async def test_nano_crud_views_attachments_bulk_and_list(settee, db_name, backen
 
     views = result["views"]
     assert views["design"]["ok"]
-    if backend != "embedded":  # the view step queried nothing there (issue 20)
-        assert views["keys"] == [
-            [1965, "a4", "A Love Supreme"],
-            [1965, "a7", "Maiden Voyage"],
-            [1959, "a1", "Kind of Blue"],
-            [1959, "a3", "Mingus Ah Um"],
-            [1959, "a6", "Time Out"],
-        ]
-        assert views["key"] == [[1960, "a2", "Giant Steps"]]
-        assert views["range"] == [
-            [1960, "a2", "Giant Steps"],
-            [1965, "a4", "A Love Supreme"],
-            [1965, "a7", "Maiden Voyage"],
-        ]
-        assert [row[1] for row in views["descending"]] == ["a7", "a4", "a2", "a6", "a3", "a1"]
-        assert views["grouped"] == [
-            [1959, None, 3],
-            [1960, None, 1],
-            [1965, None, 2],
-            [1970, None, 1],
-            [1973, None, 1],
-        ]
-        assert views["total"] == [[None, None, 8]]
-        assert views["docs"] == ["Head Hunters"]
-        assert failure(views["missingView"]) == (404, "not_found")
+    assert views["keys"] == [
+        [1965, "a4", "A Love Supreme"],
+        [1965, "a7", "Maiden Voyage"],
+        [1959, "a1", "Kind of Blue"],
+        [1959, "a3", "Mingus Ah Um"],
+        [1959, "a6", "Time Out"],
+    ]
+    assert views["key"] == [[1960, "a2", "Giant Steps"]]
+    assert views["range"] == [
+        [1960, "a2", "Giant Steps"],
+        [1965, "a4", "A Love Supreme"],
+        [1965, "a7", "Maiden Voyage"],
+    ]
+    assert [row[1] for row in views["descending"]] == ["a7", "a4", "a2", "a6", "a3", "a1"]
+    assert views["grouped"] == [
+        [1959, None, 3],
+        [1960, None, 1],
+        [1965, None, 2],
+        [1970, None, 1],
+        [1973, None, 1],
+    ]
+    assert views["total"] == [[None, None, 8]]
+    assert views["docs"] == ["Head Hunters"]
+    assert failure(views["missingView"]) == (404, "not_found")
 
     atts = result["attachments"]
     sent = base64.b64decode(atts["sent"])

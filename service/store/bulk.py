@@ -7,7 +7,7 @@ from typing import Any
 
 from ..couch.errors import BadRequest, HTTPError
 from ..couch.protocol import JSON_TYPE, validate_doc_id
-from . import edits, queries, reads
+from . import edits, queries, reads, views
 from .call import Call, MethodNotAllowed
 from .pages import AllDocsPages
 from .params import body_json, doc_options, flag, integer, json_value
@@ -30,13 +30,27 @@ def bulk_docs(call: Call) -> Reply:
         if new_edits and "_id" not in doc:
             doc["_id"] = uuid.uuid4().hex
 
+    refused = {i: _refusal(doc) for i, doc in enumerate(docs)}
+
     def work(txn: edits.Txn) -> list[dict[str, Any]]:
-        return [_write_one(txn, doc, new_edits) for doc in docs]
+        return [refused[i] or _write_one(txn, doc, new_edits) for i, doc in enumerate(docs)]
 
     results = call.store.write(call.db, work).result()
     if not new_edits:
         results = [result for result in results if "error" in result]
     return json_reply(201, results)
+
+
+def _refusal(doc: dict[str, Any]) -> dict[str, Any] | None:
+    """The result of a design document CouchDB would refuse to save, else None."""
+    doc_id = doc.get("_id")
+    if not isinstance(doc_id, str):
+        return None
+    try:
+        views.validate(doc_id, doc)
+    except HTTPError as exc:
+        return {"id": doc_id, "error": exc.error, "reason": exc.reason}
+    return None
 
 
 def _write_one(txn: edits.Txn, doc: dict[str, Any], new_edits: bool) -> dict[str, Any]:

@@ -34,3 +34,15 @@ class MethodNotAllowed(HTTPError):
 
     def __init__(self, allowed: str) -> None:
         super().__init__("method_not_allowed", f"Only {allowed} allowed")
+
+
+class NotImplementedYet(HTTPError):
+    """501: a CouchDB feature the embedded store does not have."""
+
+    status = 501
+
+
+class Gone(HTTPError):
+    """410: what CouchDB 3 no longer serves."""
+
+    status = 410

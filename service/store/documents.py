@@ -8,7 +8,7 @@ from typing import Any
 
 from ..couch.errors import BadRequest, Conflict, NotFound
 from ..couch.protocol import validate_doc_id
-from . import attachments, edits, reads, related, tree
+from . import attachments, edits, reads, related, tree, views
 from .call import Call, MethodNotAllowed
 from .params import body_json, doc_options, flag, json_value
 from .reply import SERVER, Reply, json_reply
@@ -105,6 +105,7 @@ def save(
     call: Call, doc_id: str, doc: dict[str, Any], rev: str | None, *, status: int = 201
 ) -> Reply:
     """Write one document, interactively or (``new_edits=false``) as replicated."""
+    views.validate(doc_id, doc)
     if not flag(call.query, "new_edits", True):
         doc = {**doc, "_rev": doc.get("_rev", rev)}
         new_rev = call.store.write(call.db, lambda txn: edits.graft(txn, doc_id, doc)).result()

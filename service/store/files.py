@@ -59,10 +59,11 @@ def names_in(directory: Path) -> list[str]:
     return sorted(found)
 
 
-def connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
+def connect(path: Path, *, create: bool = False, schema: str = SCHEMA) -> sqlite3.Connection:
     """A connection to a database file, in autocommit mode (transactions are explicit).
 
-    FileNotFoundError if the file is missing and ``create`` is false.
+    FileNotFoundError if the file is missing and ``create`` is false; ``schema`` is run on
+    a connection that may create the file.
     """
     if not create and not path.exists():
         raise FileNotFoundError(path)
@@ -71,8 +72,8 @@ def connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA busy_timeout=10000")
     conn.execute(f"PRAGMA soft_heap_limit={HEAP_LIMIT}")  # the process's, set again harmlessly
-    if create:
-        conn.executescript(SCHEMA)
+    if create and schema:
+        conn.executescript(schema)
     return conn
 
 

@@ -38,7 +38,7 @@ def json_value(query: Query, name: str) -> Any:
     try:
         return decode_json(query[name])
     except ValueError:
-        raise BadRequest("bad_request", f"invalid JSON in {name}") from None
+        raise BadRequest("bad_request", "invalid UTF-8 JSON") from None
 
 
 def body_json(body: bytes, *, want_object: bool = True) -> Any:

@@ -39,17 +39,13 @@ from ..couch.errors import (
     ServerError,
 )
 from ..couch.transport import EMBEDDED, Endpoint
-from .call import Call, MethodNotAllowed
+from .call import Call, MethodNotAllowed, NotImplementedYet
 from .params import body_json
 from .reply import Reply, json_reply
 
 BATCH = 500  # changes read, compared and written per round, then a checkpoint
 HISTORY = 50  # sessions a checkpoint remembers, as CouchDB's
 VERSION = 4  # CouchDB 3's replication_id_version
-
-
-class NotImplementedYet(HTTPError):
-    status = 501
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ..couch.errors import HTTPError, NotFound
-from . import bulk, changes, databases, documents, replication
-from .call import Call
+from . import bulk, changes, compaction, databases, design, documents, replication
+from .call import Call, Gone
 from .reply import Reply, error_reply, json_reply
 from .store import Store
 
@@ -38,8 +38,9 @@ DB_ROUTES: dict[str, Endpoint] = {
     "_ensure_full_commit": databases.ensure_full_commit,
     "_revs_limit": databases.revs_limit,
     "_security": databases.security,
+    "_view_cleanup": design.cleanup,
 }
-NOT_YET = {"_design_docs", "_find", "_index", "_explain", "_purge", "_temp_view", "_compact"}
+NOT_YET = {"_design_docs", "_find", "_index", "_explain", "_purge"}
 
 
 class Server:
@@ -88,6 +89,10 @@ class Server:
         first = rest[0]
         if first in DB_ROUTES and len(rest) == 1:
             return DB_ROUTES[first](call)
+        if first == "_compact" and len(rest) <= 2:
+            return compaction.compact(call)
+        if first == "_temp_view":
+            raise Gone("gone", "Temporary views are not supported in CouchDB")
         if first in NOT_YET:
             raise NotFound("not_found", f"{first} is not in the embedded store yet")
         if first in ("_design", "_local"):
@@ -95,7 +100,7 @@ class Server:
                 raise NotFound("not_found", "missing")
             doc_id, attachment = f"{first}/{rest[1]}", rest[2:]
             if first == "_design" and attachment and attachment[0].startswith("_"):
-                raise NotFound("not_found", "views: issue 20")
+                return design.route(call, doc_id, attachment)
         else:
             doc_id, attachment = first, rest[1:]
         if attachment:

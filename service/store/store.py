@@ -22,6 +22,7 @@ from ..couch.errors import BadRequest, NotFound, PreconditionFailed
 from ..couch.protocol import validate_db_name
 from . import files
 from .neighbours import Neighbours
+from .views import Design, Index, index_directory, remove_indexes
 from .wakeup import Signal
 from .writer import Work, Writer
 
@@ -39,6 +40,7 @@ class Database:
         self._idle: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._writer: sqlite3.Connection | None = None
+        self.indexes: dict[str, Index] = {}  # by signature
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
@@ -68,12 +70,31 @@ class Database:
             self._writer = files.connect(self.path)
         return self._writer
 
+    def index(self, design: Design, directory: Path) -> Index:
+        """The open index of ``design`` (its file in ``directory``), opened on first use."""
+        with self._lock:
+            index = self.indexes.get(design.signature)
+            if index is None:
+                path = directory / f"{design.signature}.sqlite"
+                index = self.indexes[design.signature] = Index(path, design)
+            return index
+
+    def forget_indexes(self, keep: set[str]) -> None:
+        """Close the open indexes whose signature is not in ``keep``."""
+        with self._lock:
+            gone = [self.indexes.pop(sig) for sig in list(self.indexes) if sig not in keep]
+        for index in gone:
+            index.close()
+
     def close(self) -> None:
         with self._lock:
             self.dropped = True
             idle, self._idle = self._idle, []
+            indexes, self.indexes = self.indexes, {}
         for conn in idle:
             conn.close()
+        for index in indexes.values():
+            index.close()
         if self._writer is not None:
             self._writer.close()
             self._writer = None
@@ -156,6 +177,7 @@ class Store:
                     "file_exists",
                     "The database could not be created, the file already exists.",
                 )
+            remove_indexes(self.directory, name)  # left by a database of this name before
             try:
                 files.connect(path, create=True).close()
             except sqlite3.OperationalError:
@@ -174,8 +196,20 @@ class Store:
                 self._dbs.pop(name, None)
             db.close()
             files.remove(db.path)
+            remove_indexes(self.directory, name)
 
         self.writer.submit_bare(db, drop).result()
+
+    def index(self, name: str, design: Design) -> Index:
+        """The index of ``design``'s views in database ``name``, opened once."""
+        return self.database(name).index(design, index_directory(self.directory, name))
+
+    def drop_indexes(self, name: str, keep: set[str]) -> None:
+        """Close and delete the indexes of database ``name`` whose signature is not kept."""
+        self.database(name).forget_indexes(keep)
+        for path in index_directory(self.directory, name).glob("*.sqlite"):
+            if path.stem not in keep:
+                files.remove(path)
 
     def read(self, name: str, query: Callable[[sqlite3.Connection], Any]) -> Any:
         """``query(conn)`` on one snapshot of database ``name``."""

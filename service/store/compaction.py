@@ -1,0 +1,49 @@
+"""``_compact``: what CouchDB's compaction drops, dropped from the store's file.
+
+CouchDB keeps the bodies of a document's earlier revisions until the database is compacted;
+then only the leaves keep theirs (older revisions stay in the tree, by id), and attachment
+contents no leaf holds are gone. The store does the same in one write, and SQLite reuses the
+space. A design document's index (``_compact/{ddoc}``) has nothing to drop: SQLite keeps it
+compact as it goes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..couch.errors import HTTPError
+from ..couch.protocol import decode_json
+from .call import Call, MethodNotAllowed
+from .edits import Txn
+from .reply import Reply, json_reply
+
+
+class UnsupportedMediaType(HTTPError):
+    status = 415
+
+    def __init__(self) -> None:
+        super().__init__("bad_content_type", "Content-Type must be application/json")
+
+
+def compact(call: Call) -> Reply:
+    """``POST /{db}/_compact[/{ddoc}]``: 202 once done (CouchDB answers at once and
+    compacts in the background; here the work is one write)."""
+    if call.method != "POST":
+        raise MethodNotAllowed("POST")
+    if not call.headers.get("content-type", "").startswith("application/json"):
+        raise UnsupportedMediaType()
+    if len(call.rest) == 1:
+        call.store.write(call.db, _drop_old_bodies).result()
+    return json_reply(202, {"ok": True})
+
+
+def _drop_old_bodies(txn: Txn) -> None:
+    conn = txn.conn
+    conn.execute("UPDATE revs SET body = NULL WHERE leaf = 0 AND body IS NOT NULL")
+    held: set[str] = set()
+    for (body,) in conn.execute("SELECT body FROM revs WHERE body LIKE '%\"_attachments\"%'"):
+        atts: dict[str, Any] = decode_json(body).get("_attachments") or {}
+        held.update(att["digest"] for att in atts.values() if "digest" in att)
+    for (digest,) in conn.execute("SELECT digest FROM blobs").fetchall():
+        if digest not in held:
+            conn.execute("DELETE FROM blobs WHERE digest = ?", (digest,))
