@@ -402,7 +402,6 @@ async def test_show_list_update_functions(db, filled, backend):
 # -- changes
 
 
-@pytest.mark.skip_on("embedded", reason="filter functions: issue 20")
 @pytest.mark.gen_test
 async def test_changes_normal_feed_with_options(db, filled):
     changes = await db.changes()

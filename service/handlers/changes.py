@@ -18,7 +18,7 @@ import ujson
 from tornado import iostream, websocket
 
 from .. import options
-from ..backend import COUCHDB, kind_of
+from ..backend import COUCHDB, EMBEDDED, kind_of
 from ..couch import relax
 from ..couch.errors import BadRequest, NotFound, Unauthorized
 from ..hub import (
@@ -41,6 +41,7 @@ from .keepalive import Pinger
 
 # The options that choose an upstream feed; the others shape what one subscriber receives.
 FEED_OPTIONS = ("include_docs", "filter", "doc_ids", "selector", "view", "style", "conflicts")
+OWN_ARGUMENTS = ("token",)  # settee's, never a filter's
 BUILTIN_FILTERS = ("_doc_ids", "_selector", "_design", "_view")
 DEFAULT_HEARTBEAT = 60.0
 DEFAULT_TIMEOUT = 60.0
@@ -116,6 +117,7 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
         # A coroutine, not a generator: the WebSocket lives inside this call, within the
         # subscription's ``async with``.
         query = options.parse(self.request.arguments, options.CHANGES)
+        query.update(self._filter_arguments(query.get("filter")))
         feed = query.pop("feed", "normal")
         if feed == "live":
             feed = "continuous"
@@ -190,8 +192,10 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
             raise BadRequest("bad_request", "Malformed sequence supplied in 'since' parameter.")
 
     async def _check_backend_has(self, name: str) -> None:
-        """pouchdb-server lacks ``_selector`` and ``_view`` (the latter crashes it)."""
-        if await kind_of(self.own_couch) != COUCHDB:
+        """pouchdb-server lacks ``_selector`` and ``_view`` (the latter crashes it); the
+        embedded store has ``_view`` and not yet ``_selector`` (issue 20)."""
+        having = (COUCHDB, EMBEDDED) if name == "_view" else (COUCHDB,)
+        if await kind_of(self.own_couch) not in having:
             raise BadRequest("bad_request", f"filter={name} needs CouchDB as the backend")
 
     @staticmethod
@@ -203,8 +207,24 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
         if function not in (design.get(kind) or {}):
             raise NotFound("not_found", f"missing json key: {function}")
 
+    def _filter_arguments(self, name: str | None) -> dict[str, str]:
+        """The request's other arguments, for a filter function: CouchDB hands it the whole
+        query (``req.query``), and a filter such as ``doc.type === req.query.type`` needs
+        them. They go upstream with the feed, and a feed is shared only with the same ones."""
+        if name is None or name.startswith("_"):
+            return {}
+        return {
+            argument: values[-1].decode("utf-8", "replace")
+            for argument, values in self.request.query_arguments.items()
+            if argument not in options.CHANGES and argument not in OWN_ARGUMENTS
+        }
+
     def _subscription(self, db: str, query: dict[str, Any], kind: str) -> Reauthorized:
-        feed_options = {name: query[name] for name in FEED_OPTIONS if name in query}
+        feed_options = {
+            name: value
+            for name, value in query.items()
+            if name in FEED_OPTIONS or name not in options.CHANGES
+        }
         viewer = None
         if feed_options.get("filter", "_doc_ids") not in BUILTIN_FILTERS:
             # A filter function sees req.userCtx: it must run as this client, not settee.

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..couch.errors import BadRequest
-from . import queries
+from . import filters, queries
 from .call import Call, MethodNotAllowed
 from .feeds import Feed
 from .params import body_json, doc_options, flag, integer, json_value
@@ -59,6 +59,7 @@ def _read(call: Call, query: Any) -> queries.Changes:
     """The options of the read, ``since=now`` made the current seq."""
     filter_name = query.get("filter")
     doc_ids = None
+    keep = None
     if filter_name == "_doc_ids":
         ids = json_value(query, "doc_ids") if "doc_ids" in query else None
         if call.method == "POST" and call.body:
@@ -66,8 +67,10 @@ def _read(call: Call, query: Any) -> queries.Changes:
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             raise BadRequest("bad_request", "`doc_ids` filter parameter is not a list of doc ids.")
         doc_ids = frozenset(ids)
+    elif filter_name == "_selector":
+        raise BadRequest("bad_request", "filter=_selector needs Mango (issue 20)")
     elif filter_name not in (None, "_design"):
-        raise BadRequest("bad_request", f"filter={filter_name} needs views (issue 20)")
+        keep = filters.keep_for(call, filter_name, query)
     since_text = query.get("since", "0")
     if since_text == "now":
         since = call.store.read(call.db, queries.update_seq)
@@ -91,12 +94,15 @@ def _read(call: Call, query: Any) -> queries.Changes:
         all_leaves=style == "all_docs",
         include_docs=flag(query, "include_docs"),
         doc=doc_options(query),
+        keep=keep,
     )
 
 
 def _descending(call: Call, request: queries.Changes) -> Reply:
     def answer(conn: Any) -> dict[str, Any]:
         rows = queries.changes(conn, request)
+        if request.keep is not None:
+            rows = [row for row, ok in zip(rows, request.keep(conn, rows), strict=True) if ok]
         return {"results": rows, "last_seq": rows[-1]["seq"] if rows else 0, "pending": 0}
 
     return json_reply(200, call.store.read(call.db, answer))

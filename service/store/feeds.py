@@ -56,11 +56,12 @@ class Feed:
             return None, None
         remaining = None if self.query.limit is None else self.query.limit - self._sent
         batch = BATCH if remaining is None else min(BATCH, remaining)
-        rows = self._read(lambda conn: queries.changes(conn, self.query, batch))
+        rows, scanned = self._read(lambda conn: queries.changes_page(conn, self.query, batch))
         if self.kind == "normal":
-            return self._normal(rows), 0
+            return self._normal(rows, scanned), 0
         if rows:
-            return self._deliver(rows), 0
+            return self._deliver(rows, scanned), 0
+        self.query = dataclasses.replace(self.query, since=scanned)  # past what a filter dropped
         if self._timeout is not None and now - self._started >= self._timeout:
             self._ended = True
             return self._last(), None
@@ -74,7 +75,7 @@ class Feed:
             waits.append(self._beat + self._heartbeat - now)
         return b"", min(waits) if waits else None
 
-    def _normal(self, rows: list[dict[str, Any]]) -> bytes:
+    def _normal(self, rows: list[dict[str, Any]], scanned: int) -> bytes:
         """The next piece of a normal feed's one JSON object, laid out as CouchDB's: a row
         a line, and its last words once the rows are done or ``limit`` is reached."""
         chunk = b'{"results":[\n' if self._sent == 0 and not self._opened else b""
@@ -82,8 +83,8 @@ class Feed:
         if rows:
             chunk += b",\n" if self._sent else b""
             chunk += b",\n".join(encode_json(row) for row in rows)
-            self.query = dataclasses.replace(self.query, since=rows[-1]["seq"])
             self._sent += len(rows)
+        self.query = dataclasses.replace(self.query, since=scanned)
         limited = self.query.limit is not None and self._sent >= self.query.limit
         if rows and not limited:
             return chunk
@@ -96,8 +97,8 @@ class Feed:
         last, pending = self._read(last_words)
         return chunk + b"\n],\n" + encode_json({"last_seq": last, "pending": pending})[1:] + b"\n"
 
-    def _deliver(self, rows: list[dict[str, Any]]) -> bytes:
-        self.query = dataclasses.replace(self.query, since=rows[-1]["seq"])
+    def _deliver(self, rows: list[dict[str, Any]], scanned: int) -> bytes:
+        self.query = dataclasses.replace(self.query, since=scanned)
         self._sent += len(rows)
         if self.kind == "longpoll":
             self._ended = True

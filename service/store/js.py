@@ -1,12 +1,12 @@
 """Design documents' JavaScript, run as CouchDB's query server runs it, in V8 (``mini-racer``).
 
-``Functions`` holds one design document's map and reduce functions in a V8 context of its
-own. Documents are mapped in batches (one call into V8 per batch, JSON both ways), each one
-deep-frozen as couchjs seals it, with couchjs's helpers: ``emit``, ``log``, ``sum``,
-``isArray``, ``toJSON``. A function that throws for a document skips that document, as
-CouchDB does; one that runs past ``TIMEOUT`` or beyond ``MEMORY`` fails the call with
-``os_process_error`` and its context is thrown away: a bad function costs its view an error,
-never the process.
+``Functions`` holds one design document's map and reduce functions (or a ``_changes`` filter
+function) in a V8 context of its own. Documents go in batches (one call into V8 per batch,
+JSON both ways), each one deep-frozen as couchjs seals it, with couchjs's helpers: ``emit``,
+``log``, ``sum``, ``isArray``, ``toJSON``. A function that throws for a document skips
+that document, as CouchDB does; one that runs past ``TIMEOUT`` or beyond ``MEMORY`` fails
+the call with ``os_process_error`` and its context is thrown away: a bad function costs its
+view an error, never the process.
 """
 
 from __future__ import annotations
@@ -53,15 +53,16 @@ function __seal(value) {
   }
   return value;
 }
-var __maps = [], __reduces = [];
+var __maps = [], __reduces = [], __filters = [];
 function __compile(source) {
   var fn = (0, eval)("(" + source.trim().replace(/;+$/, "") + ")");
   if (typeof fn !== "function") throw new TypeError("not a function: " + source.slice(0, 60));
   return fn;
 }
-function __define(maps, reduces) {
+function __define(maps, reduces, filters) {
   __maps = maps.map(__compile);
   __reduces = reduces.map(function (s) { return s === null ? null : __compile(s); });
+  __filters = filters.map(__compile);
   return true;
 }
 function __map(docs) {
@@ -77,6 +78,13 @@ function __map(docs) {
   }
   __rows = null;
   return JSON.stringify([out, errors]);
+}
+function __filter(index, docs, req) {
+  var out = [];
+  for (var d = 0; d < docs.length; d++) {
+    out.push(!!__filters[index](__seal(docs[d]), req));
+  }
+  return JSON.stringify(out);
 }
 function __reduce(index, keys, values, rereduce) {
   var value = __reduces[index](keys, values, rereduce);
@@ -134,8 +142,15 @@ class QueryServerError(HTTPError):
 class Functions:
     """The map and reduce functions of one design document, compiled in one V8 context."""
 
-    def __init__(self, maps: list[str], reduces: list[str | None], names: list[str]) -> None:
+    def __init__(
+        self,
+        maps: list[str],
+        reduces: list[str | None],
+        names: list[str],
+        filters: list[str] | None = None,
+    ) -> None:
         self._maps, self._reduces, self._names = maps, reduces, names
+        self._filters = filters or []
         self._lock = threading.Lock()
         self._context: MiniRacer | None = None
         self._stack = contextlib.ExitStack()
@@ -146,7 +161,8 @@ class Functions:
             context.eval(RUNTIME)
             try:
                 context.eval(
-                    _invocation("__define", self._maps, self._reduces), timeout_sec=TIMEOUT
+                    _invocation("__define", self._maps, self._reduces, self._filters),
+                    timeout_sec=TIMEOUT,
                 )
             except JSTimeoutException:
                 self._stack.close()
@@ -179,6 +195,14 @@ class Functions:
         for doc_id, index, message in errors:
             log.info("map of view %s failed for %s: %s", self._names[index], doc_id, message)
         return out
+
+    def filter(self, index: int, docs: list[dict[str, Any]], req: dict[str, Any]) -> list[bool]:
+        """Whether filter function ``index`` passes each document; one that throws fails
+        the whole request, as in CouchDB (500)."""
+        try:
+            return self._call("__filter", index, docs, req)
+        except JSEvalException as exc:
+            raise QueryServerError(f"filter function failed: {exc}") from None
 
     def reduce(self, index: int, keys: list[Any] | None, values: list[Any], rereduce: bool) -> Any:
         """The reduce function of view ``index`` on ``values`` (``keys`` are ``[key, id]``

@@ -6,7 +6,9 @@ collation of UTF-8). Seqs are integers, one per document write, in commit order.
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,6 +126,31 @@ class Changes:
     all_leaves: bool = False
     include_docs: bool = False
     doc: reads.DocOptions = field(default_factory=reads.DocOptions)
+    # A filter function: which of these rows (read in this connection) pass it
+    keep: Callable[[sqlite3.Connection, list[dict[str, Any]]], list[bool]] | None = None
+
+
+def changes_page(
+    conn: sqlite3.Connection, query: Changes, batch: int
+) -> tuple[list[dict[str, Any]], int]:
+    """At most ``batch`` change rows after ``query.since`` that pass its filter, and the seq
+    read up to: past the rows a filter dropped, so that a feed moves on from them."""
+    if query.keep is None:
+        rows = changes(conn, query, batch)
+        return rows, rows[-1]["seq"] if rows else query.since
+    kept: list[dict[str, Any]] = []
+    since = query.since
+    while len(kept) < batch:
+        rows = changes(conn, dataclasses.replace(query, since=since, limit=None), batch)
+        if not rows:
+            break
+        for row, passes in zip(rows, query.keep(conn, rows), strict=True):
+            since = row["seq"]
+            if passes:
+                kept.append(row)
+                if len(kept) == batch:
+                    break
+    return kept, since
 
 
 def changes(conn: sqlite3.Connection, query: Changes, batch: int | None = None) -> list[dict]:

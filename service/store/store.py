@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 from ..couch.errors import BadRequest, NotFound, PreconditionFailed
 from ..couch.protocol import validate_db_name
 from . import files
+from .js import Functions
 from .neighbours import Neighbours
 from .views import Design, Index, index_directory, remove_indexes
 from .wakeup import Signal
@@ -41,6 +42,7 @@ class Database:
         self._lock = threading.Lock()
         self._writer: sqlite3.Connection | None = None
         self.indexes: dict[str, Index] = {}  # by signature
+        self.functions: dict[str, Functions] = {}  # _changes filters, by their source's md5
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
@@ -79,6 +81,13 @@ class Database:
                 index = self.indexes[design.signature] = Index(path, design)
             return index
 
+    def function(self, key: str, make: Callable[[], Functions]) -> Functions:
+        """The compiled filter of this key, made (``make()``) on first use."""
+        with self._lock:
+            if key not in self.functions:
+                self.functions[key] = make()
+            return self.functions[key]
+
     def forget_indexes(self, keep: set[str]) -> None:
         """Close the open indexes whose signature is not in ``keep``."""
         with self._lock:
@@ -91,10 +100,13 @@ class Database:
             self.dropped = True
             idle, self._idle = self._idle, []
             indexes, self.indexes = self.indexes, {}
+            functions, self.functions = self.functions, {}
         for conn in idle:
             conn.close()
         for index in indexes.values():
             index.close()
+        for compiled in functions.values():
+            compiled.close()
         if self._writer is not None:
             self._writer.close()
             self._writer = None
