@@ -21,7 +21,7 @@ def route(call: Call, ddoc_id: str, rest: list[str]) -> Reply:
     if kind == "_view" and len(rest) in (2, 3):
         if len(rest) == 3 and rest[2] != "queries":
             raise NotFound("not_found", "missing")
-        design = call.store.read(call.db, lambda conn: views.read_design(conn, ddoc_id))
+        design = call.store.design(call.db, ddoc_id)
         view = design.view(rest[1])
         index = call.store.index(call.db, design)
         answer = viewquery.query_views if len(rest) == 3 else viewquery.query_view

@@ -23,7 +23,7 @@ from ..couch.protocol import validate_db_name
 from . import files
 from .js import Functions
 from .neighbours import Neighbours
-from .views import Design, Index, index_directory, remove_indexes
+from .views import Design, Designs, Index, index_directory, remove_indexes
 from .wakeup import Signal
 from .writer import Work, Writer
 
@@ -43,6 +43,7 @@ class Database:
         self._writer: sqlite3.Connection | None = None
         self.indexes: dict[str, Index] = {}  # by signature
         self.functions: dict[str, Functions] = {}  # _changes filters, by their source's md5
+        self.designs = Designs()
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
@@ -211,6 +212,12 @@ class Store:
             remove_indexes(self.directory, name)
 
         self.writer.submit_bare(db, drop).result()
+
+    def design(self, name: str, ddoc_id: str) -> Design:
+        """The views of design document ``ddoc_id`` of database ``name`` as they are now."""
+        db = self.database(name)
+        with db.reading() as conn:
+            return db.designs.get(conn, ddoc_id)
 
     def index(self, name: str, design: Design) -> Index:
         """The index of ``design``'s views in database ``name``, opened once."""

@@ -28,6 +28,7 @@ UNBOUNDED: Any = object()
 PAGE = 500  # rows read per step of a map query
 REDUCE_CHUNK = 200  # rows given to a JavaScript reduce at once; more are rereduced
 UPDATES = ("true", "false", "lazy")
+SQL_REDUCES = ("_count", "_sum", "_stats")
 DOC, KEY, VALUE = 1, 4, 5  # columns of an index row as read: sort, doc, vsort, n, key, value
 
 
@@ -205,14 +206,21 @@ def _rows_before(conn: sqlite3.Connection, view: int, row: tuple, descending: bo
 
 
 def _offset(conn: sqlite3.Connection, view: int, query: ViewQuery) -> int:
-    """CouchDB's ``offset``: the rows of the view before the first one answered."""
+    """CouchDB's ``offset``: the rows of the view before the first one answered. Counted
+    in the index, so it costs time in proportion to the rows before the start key (CouchDB
+    keeps counts in its b-tree's nodes instead)."""
     if query.start is UNBOUNDED:
         return query.skip
-    where, params = range_sql(replace(query, end=UNBOUNDED))
-    (before,) = conn.execute(
-        f"SELECT COUNT(*) FROM rows WHERE view = ? AND NOT ({where[0]})", (view, *params)
+    before = ">" if query.descending else "<"
+    start = collation.sort_key(query.start)
+    if query.start_docid is None:
+        sql, params = f"sort {before} ?", [start]
+    else:
+        sql, params = f"(sort, doc) {before} (?, ?)", [start, query.start_docid]
+    (count,) = conn.execute(
+        f"SELECT COUNT(*) FROM rows WHERE view = ? AND {sql}", (view, *params)
     ).fetchone()
-    return before + query.skip
+    return count + query.skip
 
 
 class ViewPages:
@@ -237,20 +245,18 @@ class ViewPages:
             return None, None
         query = self._query
         chunk = b""
-        if not self._started:
-            self._started = True
-            with self._index.reading() as conn:
-                total = _total(conn, self._view)
-                offset = _offset(conn, self._view, query)
-            chunk = b'{"total_rows":%d,"offset":%d,' % (total, offset)
-            if query.update_seq:
-                chunk += b'"update_seq":%d,' % self._seq
-            chunk += b'"rows":[\r\n'
         limit = query.limit
         count = PAGE if limit is None else min(PAGE, limit - self._sent)
         found: list[tuple] = []
-        if count > 0:
-            with self._index.reading() as conn:
+        with self._index.reading() as conn:  # the head and the first page: one snapshot
+            if not self._started:
+                self._started = True
+                total, offset = _total(conn, self._view), _offset(conn, self._view, query)
+                chunk = b'{"total_rows":%d,"offset":%d,' % (total, offset)
+                if query.update_seq:
+                    chunk += b'"update_seq":%d,' % self._seq
+                chunk += b'"rows":[\r\n'
+            if count > 0:
                 found = _rows_of_range(conn, self._view, query, self._after, count)
         if found:
             chunk += b",\r\n" if self._sent else b""
@@ -312,6 +318,11 @@ def reduced(
 ) -> list[dict[str, Any]]:
     """The rows of a reduce query: one per group, in key order (with ``keys``, in the keys'
     order, never merged across keys), ``skip`` and ``limit`` applied to the groups."""
+    name = design.reduces[view] or ""
+    if name in SQL_REDUCES and query.keys is None and query.group_level in (None, -1):
+        in_sql = _reduced_in_sql(conn, view, query, name)
+        if in_sql is not None:
+            return in_sql
     if query.keys is not None:
         runs = [_rows_of_key(conn, view, key, query) for key in query.keys]
     else:
@@ -330,8 +341,44 @@ def reduced(
     groups = groups[query.skip :]
     if query.limit is not None:
         groups = groups[: query.limit]
-    name = design.reduces[view] or ""
     return [{"key": group, "value": _reduce(name, functions, view, rows)} for group, rows in groups]
+
+
+def _reduced_in_sql(
+    conn: sqlite3.Connection, view: int, query: ViewQuery, name: str
+) -> list[dict[str, Any]] | None:
+    """``_count``, ``_sum`` and ``_stats`` of numbers, whole or by exact key, computed by
+    SQLite over the range: no row read into Python. None when a value is not a number
+    (``_sum`` of arrays or objects, or an error to report): the rows are then reduced one by
+    one."""
+    where, params = range_sql(query)
+    grouped = query.group_level == -1
+    order = "DESC" if query.descending else "ASC"
+    sql = (
+        "SELECT MIN(key), COUNT(*), SUM(v), MIN(v), MAX(v), SUM(v * v), "
+        "SUM(t NOT IN ('integer', 'real')) FROM (SELECT sort, key, json_extract(value, '$') "
+        "AS v, json_type(value) AS t FROM rows WHERE view = ?"
+        + "".join(" AND " + condition for condition in where)
+        + ")"
+    )
+    if grouped:
+        sql += f" GROUP BY sort ORDER BY sort {order} LIMIT ? OFFSET ?"
+        params = [*params, -1 if query.limit is None else query.limit, query.skip]
+    found = conn.execute(sql, (view, *params)).fetchall()
+    if not grouped:
+        found = [row for row in found if row[1]][query.skip :]
+        found = found if query.limit is None else found[: query.limit]
+    if name != "_count" and any(row[6] for row in found):
+        return None
+    rows = []
+    for key, count, total, low, high, squares, _ in found:
+        value: Any = count
+        if name == "_sum":
+            value = total
+        elif name == "_stats":
+            value = {"sum": total, "count": count, "min": low, "max": high, "sumsqr": squares}
+        rows.append({"key": decode_json(key) if grouped else None, "value": value})
+    return rows
 
 
 def _reduce(name: str, functions: Functions, view: int, rows: list[tuple]) -> Any:

@@ -139,6 +139,28 @@ def read_design(conn: sqlite3.Connection, ddoc_id: str) -> Design:
     return design_from(reads.document(conn, ddoc_id, None, reads.DocOptions()))
 
 
+class Designs:
+    """A database's design documents as views, read again only when their rev changes: a
+    query then costs one lookup of the rev, not the document's body and its signature."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, tuple[str, Design]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, conn: sqlite3.Connection, ddoc_id: str) -> Design:
+        row = conn.execute("SELECT rev, deleted FROM docs WHERE id = ?", (ddoc_id,)).fetchone()
+        if row is None or row[1]:
+            raise NotFound("not_found", "deleted" if row else "missing")
+        with self._lock:
+            known = self._known.get(ddoc_id)
+        if known is not None and known[0] == row[0]:
+            return known[1]
+        design = read_design(conn, ddoc_id)
+        with self._lock:
+            self._known[ddoc_id] = (row[0], design)
+        return design
+
+
 def index_directory(directory: Path, db: str) -> Path:
     return directory / "indexes" / quote(db, safe="")
 
@@ -155,6 +177,7 @@ class Index:
         self.design = design
         self.functions = _functions(design)
         self._updating = threading.Lock()
+        self._updater: sqlite3.Connection | None = None  # the one that writes, under the lock
         self._idle: list[sqlite3.Connection] = []
         self._idle_lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -187,7 +210,12 @@ class Index:
     def update(self, read_db: Read, until: int | None = None) -> int:
         """Map what the database wrote since the index's seq (up to ``until``, the seq read
         when the query came: later writes wait for the next query); the seq now indexed."""
-        with self._updating, contextlib.closing(self._connect()) as conn:
+        if until is not None and (indexed := self.seq()) >= until:
+            return indexed  # up to date: no lock, no writing connection
+        with self._updating:
+            if self._updater is None:
+                self._updater = self._connect()
+            conn = self._updater
             since = _seq(conn)
             while until is None or since < until:
                 batch = read_db(functools.partial(_changed, since=since, design=self.design))
@@ -205,6 +233,10 @@ class Index:
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
+        with self._updating:
+            if self._updater is not None:
+                self._updater.close()
+                self._updater = None
 
 
 def _seq(conn: sqlite3.Connection) -> int:
