@@ -33,10 +33,12 @@ async def changes(settee, db: str, query: str) -> dict:
 
 @pytest.mark.gen_test
 async def test_a_filter_sees_the_requests_query(settee, db_name, typed):
+    # CouchDB's shards interleave: the order across documents is not the writes' order
     got = await changes(settee, db_name, "filter=f/by_type&type=b")
-    assert [row["id"] for row in got["results"]] == ["d1", "d3", "d5"]
+    assert sorted(row["id"] for row in got["results"]) == ["d1", "d3", "d5"]
     limited = await changes(settee, db_name, "filter=f/by_type&type=a&limit=2")
-    assert [row["id"] for row in limited["results"]] == ["d0", "d2"]
+    assert len(limited["results"]) == 2
+    assert {row["id"] for row in limited["results"]} <= {"d0", "d2", "d4"}
 
 
 @pytest.mark.gen_test

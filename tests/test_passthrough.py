@@ -130,7 +130,6 @@ async def test_copy_writes_the_destination(settee, filled):
     assert filled.get("copied")["n"] == 1
 
 
-@pytest.mark.skip_on("embedded", reason="Mango _index: issue 20")
 @pytest.mark.gen_test
 async def test_writes_to_couchdbs_own_endpoints_go_through(settee, filled):
     response = await settee.fetch("POST", f"/{filled.name}/_index", {"index": {"fields": ["n"]}})
@@ -190,9 +189,7 @@ async def test_location_points_at_settee(settee, backend, filled):
     assert response.headers["Location"] == f"{settee.url}/{filled.name}/c2"
 
 
-@pytest.mark.skip_on(
-    "embedded", reason="Mango _find: issue 20; and the embedded store takes and gives whole bodies"
-)
+@pytest.mark.skip_on("embedded", reason="the embedded store takes and gives whole bodies")
 @pytest.mark.gen_test(timeout=120)
 async def test_a_large_passthrough_is_streamed_both_ways(settee, filled):
     """A 16 MB request body and a ~6 MB answer pass through settee (in this process) while

@@ -46,7 +46,6 @@ async def test_only_the_exposed_databases_are_reached(start_settee, bdb, hidden)
     assert hidden.exists()
 
 
-@pytest.mark.skip_on("embedded", reason="Mango _find: issue 20")
 @pytest.mark.gen_test
 async def test_read_only_refuses_every_write_and_keeps_reads(start_settee, bdb):
     settee = start_settee(read_only=True)

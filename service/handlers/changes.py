@@ -192,10 +192,8 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
             raise BadRequest("bad_request", "Malformed sequence supplied in 'since' parameter.")
 
     async def _check_backend_has(self, name: str) -> None:
-        """pouchdb-server lacks ``_selector`` and ``_view`` (the latter crashes it); the
-        embedded store has ``_view`` and not yet ``_selector`` (issue 20)."""
-        having = (COUCHDB, EMBEDDED) if name == "_view" else (COUCHDB,)
-        if await kind_of(self.own_couch) not in having:
+        """pouchdb-server lacks ``_selector`` and ``_view`` (the latter crashes it)."""
+        if await kind_of(self.own_couch) not in (COUCHDB, EMBEDDED):
             raise BadRequest("bad_request", f"filter={name} needs CouchDB as the backend")
 
     @staticmethod

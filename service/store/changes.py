@@ -68,7 +68,10 @@ def _read(call: Call, query: Any) -> queries.Changes:
             raise BadRequest("bad_request", "`doc_ids` filter parameter is not a list of doc ids.")
         doc_ids = frozenset(ids)
     elif filter_name == "_selector":
-        raise BadRequest("bad_request", "filter=_selector needs Mango (issue 20)")
+        selector = json_value(query, "selector") if "selector" in query else None
+        if call.method == "POST" and call.body:
+            selector = body_json(call.body).get("selector", selector)
+        keep = filters.keep_selector(selector)
     elif filter_name not in (None, "_design"):
         keep = filters.keep_for(call, filter_name, query)
     since_text = query.get("since", "0")

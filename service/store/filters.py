@@ -1,6 +1,7 @@
-"""``_changes`` filters that run JavaScript: ``filter=ddoc/name`` (a design document's
-``filters`` function, ``function (doc, req)``) and ``filter=_view&view=ddoc/name`` (a view's
-map function: a document passes if it emits a row).
+"""``_changes`` filters that read documents: ``filter=ddoc/name`` (a design document's
+``filters`` function, ``function (doc, req)``), ``filter=_view&view=ddoc/name`` (a view's
+map function: a document passes if it emits a row), both in JavaScript, and
+``filter=_selector`` (a Mango selector).
 
 A filter is compiled once per source in each database (``Database.function``) and gets each
 batch of changed documents in one call into V8. A deleted document reaches a filter function
@@ -15,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..couch.errors import BadRequest, NotFound
-from . import reads, tree, views
+from . import reads, selectors, tree, views
 from .call import Call
 from .js import Functions
 
@@ -51,6 +52,17 @@ def keep_for(call: Call, name: str, query: Mapping[str, str]) -> Keep:
 
     def passes(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> list[bool]:
         return functions.filter(0, [_document(conn, row) for row in rows], req)
+
+    return passes
+
+
+def keep_selector(selector: Any) -> Keep:
+    """``filter=_selector``: the documents that match a Mango selector."""
+    if not isinstance(selector, dict):
+        raise BadRequest("bad_request", "Selector must be a JSON object")
+
+    def passes(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> list[bool]:
+        return [selectors.matches(selector, _document(conn, row)) for row in rows]
 
     return passes
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ..couch.errors import HTTPError, NotFound
-from . import bulk, changes, compaction, databases, design, documents, replication
+from . import bulk, changes, compaction, databases, design, documents, mango, replication
 from .call import Call, Gone
 from .reply import Reply, error_reply, json_reply
 from .store import Store
@@ -39,8 +39,10 @@ DB_ROUTES: dict[str, Endpoint] = {
     "_revs_limit": databases.revs_limit,
     "_security": databases.security,
     "_view_cleanup": design.cleanup,
+    "_find": mango.find,
+    "_explain": mango.explain,
 }
-NOT_YET = {"_design_docs", "_find", "_index", "_explain", "_purge"}
+NOT_YET = {"_design_docs", "_purge"}
 
 
 class Server:
@@ -89,6 +91,8 @@ class Server:
         first = rest[0]
         if first in DB_ROUTES and len(rest) == 1:
             return DB_ROUTES[first](call)
+        if first == "_index":
+            return mango.index(call)
         if first == "_compact" and len(rest) <= 2:
             return compaction.compact(call)
         if first == "_temp_view":

@@ -213,10 +213,11 @@ def _offset(conn: sqlite3.Connection, view: int, query: ViewQuery) -> int:
         return query.skip
     before = ">" if query.descending else "<"
     start = collation.sort_key(query.start)
-    if query.start_docid is None:
-        sql, params = f"sort {before} ?", [start]
-    else:
-        sql, params = f"(sort, doc) {before} (?, ?)", [start, query.start_docid]
+    params: list[bytes | str] = [start]
+    sql = f"sort {before} ?"
+    if query.start_docid is not None:
+        sql = f"(sort, doc) {before} (?, ?)"
+        params.append(query.start_docid)
     (count,) = conn.execute(
         f"SELECT COUNT(*) FROM rows WHERE view = ? AND {sql}", (view, *params)
     ).fetchone()
