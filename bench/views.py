@@ -9,9 +9,10 @@ doc.tag)`` and a ``_count`` reduce.
    server at a time, so that neither shares the two cores with the other's build.
 2. Queries: wrk at ``--connections`` (64) on ``?key=K`` (one row), K near the start of the
    view and in its middle (the store counts the rows before K for ``offset``; CouchDB's
-   b-tree knows it), and on a reduce over the whole view, ``--rounds`` rounds of
-   ``--seconds`` each, the order alternating by round; medians and the median of the paired
-   ratios (settee-embedded / CouchDB).
+   b-tree knows it), and on the ``_count`` reduce of every row (the store keeps that count)
+   and of the upper half (the store counts the range's rows; CouchDB adds the partial
+   counts its b-tree keeps), ``--rounds`` rounds of ``--seconds`` each, the order alternating
+   by round; medians and the median of the paired ratios (settee-embedded / CouchDB).
 
 CouchDB is started from ``COUCHDB_HOME`` (default: the release beside this checkout, in
 ``../shared/couchdb/``), on 127.0.0.1, and stopped by its PID, as settee is.
@@ -106,7 +107,8 @@ def queries(
     for label, path in (
         ("one key near the start", f"{view}?key=10&reduce=false"),
         ("one key in the middle", f"{view}?key={args.docs // 2}&reduce=false"),
-        ("reduce of every row", view),
+        ("_count of every row", view),
+        ("_count of the upper half", f"{view}?startkey={args.docs // 2}"),
     ):
         # CouchDB's admin: the embedded store has no users yet and takes any credentials
         wrk = ViewWrk(wrk_path, workdir, path, auth)
