@@ -40,11 +40,18 @@ class Txn:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self.revs_limit = int(meta(conn, "revs_limit", DEFAULT_REVS_LIMIT))
+        self._seq = self._recorded = int(meta(conn, "update_seq", 0))
 
     def next_seq(self) -> int:
-        seq = int(meta(self.conn, "update_seq", 0)) + 1
-        set_meta(self.conn, "update_seq", seq)
-        return seq
+        """The next seq. A job rolled back leaves a gap, as a seq is never given twice."""
+        self._seq += 1
+        return self._seq
+
+    def finish(self) -> None:
+        """Record the last seq given out: once per transaction, just before its commit."""
+        if self._seq != self._recorded:
+            set_meta(self.conn, "update_seq", self._seq)
+            self._recorded = self._seq
 
 
 def meta(conn: sqlite3.Connection, key: str, default: Any) -> Any:
@@ -81,6 +88,7 @@ def edit(
 
     ``kept_attachments``: ``doc["_attachments"]`` is stored metadata already (a copy's),
     not what a client sends."""
+    won = None
     if base is None:
         won = txn.conn.execute("SELECT rev, deleted FROM docs WHERE id = ?", (doc_id,)).fetchone()
         if won is not None:
@@ -105,7 +113,10 @@ def edit(
     rev = revs.new_rev(base, deleted, stored)
     seq = txn.next_seq()
     _insert(txn.conn, doc_id, rev, base, deleted, seq, stored)
-    tree.settle(txn.conn, doc_id, seq, txn.revs_limit)
+    if base is None and won is None:  # a new document: its one revision wins
+        tree.cache_winner(txn.conn, doc_id, rev, deleted, seq)
+    else:
+        tree.settle(txn.conn, doc_id, seq, txn.revs_limit)
     return rev
 
 

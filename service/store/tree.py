@@ -77,10 +77,15 @@ def settle(conn: sqlite3.Connection, doc_id: str, seq: int, revs_limit: int) -> 
     if high - low >= revs_limit:
         _stem(conn, doc_id, load(conn, doc_id), revs_limit)
     won = revs.winner(leaves_of(conn, doc_id))
+    cache_winner(conn, doc_id, won.rev, won.deleted, seq)
+
+
+def cache_winner(conn: sqlite3.Connection, doc_id: str, rev: str, deleted: bool, seq: int) -> None:
+    """The document's row: its winning revision and the seq of its last write."""
     conn.execute(
         "INSERT INTO docs (id, rev, deleted, seq) VALUES (?, ?, ?, ?) ON CONFLICT (id) "
         "DO UPDATE SET rev = excluded.rev, deleted = excluded.deleted, seq = excluded.seq",
-        (doc_id, won.rev, won.deleted, seq),
+        (doc_id, rev, deleted, seq),
     )
 
 

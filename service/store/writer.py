@@ -115,6 +115,7 @@ class Writer:
                 else:
                     conn.execute("RELEASE job")
                     outcomes.append((job, result, None))
+            txn.finish()
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             log.exception("commit to %s failed", db.name)
