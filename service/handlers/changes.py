@@ -129,6 +129,9 @@ class ChangesHandler(websocket.WebSocketHandler, ApiHandler):
         if feed in ("websocket", "eventsource"):  # a browser can set no header on either
             self._redeem_token()
         if feed == "normal":
+            # Checked here too: pouchdb-server crashes on a missing filter function or a
+            # _view filter in a normal feed, as in the others.
+            await self._check_filter(db, query)
             body = await self.database(db).stream_changes(**query)
             await relax(self.relay_body)(body, {"Content-Type": JSON_TYPE})
             return
