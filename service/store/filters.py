@@ -13,18 +13,22 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..couch.errors import BadRequest, NotFound
 from . import reads, selectors, tree, views
 from .call import Call
-from .js import Functions
+
+if TYPE_CHECKING:
+    from .js import Functions
 
 Keep = Callable[[sqlite3.Connection, list[dict[str, Any]]], list[bool]]
 
 
 def keep_for(call: Call, name: str, query: Mapping[str, str]) -> Keep:
     """The predicate of filter ``name`` (``ddoc/name`` or ``_view``) for this request."""
+    from .js import Functions  # V8 is loaded on first use, not when settee starts
+
     if name == "_view":
         ddoc_id, view_name = _split(query.get("view", ""), "view")
         design = call.store.read(call.db, lambda conn: views.read_design(conn, ddoc_id))

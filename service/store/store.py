@@ -16,16 +16,18 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..couch.errors import BadRequest, NotFound, PreconditionFailed
 from ..couch.protocol import validate_db_name
 from . import files
-from .js import Functions
 from .neighbours import Neighbours
 from .views import Design, Designs, Index, index_directory, remove_indexes
 from .wakeup import Signal
 from .writer import Work, Writer
+
+if TYPE_CHECKING:
+    from .js import Functions
 
 MISSING_DB = "Database does not exist."
 

@@ -11,18 +11,20 @@ from __future__ import annotations
 import sqlite3
 import threading
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..couch.errors import BadRequest, HTTPError
 from ..couch.protocol import JSON_TYPE, decode_json, encode_json
 from . import collation, queries, reads
 from .call import Call, MethodNotAllowed
-from .js import Functions
 from .params import Query, body_json, doc_options, flag, integer, json_value
 from .reduce import BUILT_IN, FUNCTIONS
 from .reply import SERVER, Reply, json_reply
-from .views import Design, Index
+from .views import Design, Index, total_rows
 from .wakeup import Signal
+
+if TYPE_CHECKING:
+    from .js import Functions
 
 UNBOUNDED: Any = object()
 PAGE = 500  # rows read per step of a map query
@@ -252,7 +254,7 @@ class ViewPages:
         with self._index.reading() as conn:  # the head and the first page: one snapshot
             if not self._started:
                 self._started = True
-                total, offset = _total(conn, self._view), _offset(conn, self._view, query)
+                total, offset = total_rows(conn, self._view), _offset(conn, self._view, query)
                 chunk = b'{"total_rows":%d,"offset":%d,' % (total, offset)
                 if query.update_seq:
                     chunk += b'"update_seq":%d,' % self._seq
@@ -268,11 +270,6 @@ class ViewPages:
                 return chunk, 0
         self._ended = True
         return chunk + b"\r\n]}\n", 0
-
-
-def _total(conn: sqlite3.Connection, view: int) -> int:
-    row = conn.execute("SELECT rows FROM counts WHERE view = ?", (view,)).fetchone()
-    return row[0] if row else 0
 
 
 def _shown(call: Call, query: ViewQuery, found: list[tuple]) -> list[dict[str, Any]]:
@@ -355,7 +352,7 @@ def _reduced_in_sql(
     where, params = range_sql(query)
     grouped = query.group_level == -1
     if name == "_count" and not where and not grouped:  # every row: counted as they change
-        total = _total(conn, view)
+        total = total_rows(conn, view)
         rows = [{"key": None, "value": total}] if total else []
         rows = rows[query.skip :]
         return rows if query.limit is None else rows[: query.limit]
@@ -468,7 +465,7 @@ def _answer(
         found = found[query.skip :]
         if query.limit is not None:
             found = found[: query.limit]
-        total = _total(conn, view)
+        total = total_rows(conn, view)
         offset = _rows_before(conn, view, found[0], query.descending) if found else 0
     answer = {"total_rows": total, "offset": offset}
     if query.update_seq:

@@ -24,14 +24,16 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ..couch.errors import BadRequest, NotFound
-from ..couch.protocol import decode_json, encode_json
+from ..couch.protocol import encode_json
 from . import collation, files, reads, tree
-from .js import Functions
 from .reduce import BUILT_IN
+
+if TYPE_CHECKING:
+    from .js import Functions
 
 BATCH = 200  # documents mapped per call into V8, and written per index transaction
 
@@ -131,7 +133,10 @@ def validate(doc_id: str, doc: dict[str, Any]) -> None:
 
 
 def _functions(design: Design) -> Functions:
-    """The design's JavaScript: its map functions and its reduces that are not built in."""
+    """The design's JavaScript: its map functions and its reduces that are not built in.
+    (V8 is loaded on the first use of a view, not when settee starts.)"""
+    from .js import Functions
+
     reduces = [None if r is None or r.startswith("_") else r for r in design.reduces]
     return Functions(list(design.maps), reduces, list(design.names))
 
@@ -310,9 +315,6 @@ def _replace(conn: sqlite3.Connection, doc_ids: list[str], rows: list[tuple], se
 
 
 def total_rows(conn: sqlite3.Connection, view: int) -> int:
+    """The rows of one view, kept as they change."""
     row = conn.execute("SELECT rows FROM counts WHERE view = ?", (view,)).fetchone()
     return row[0] if row else 0
-
-
-def decode_row(key: str, doc_id: str, value: str) -> dict[str, Any]:
-    return {"id": doc_id, "key": decode_json(key), "value": decode_json(value)}
