@@ -168,14 +168,41 @@ def _projected(doc: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
     return shown
 
 
-def find(call: Call) -> Reply:
-    """``POST /{db}/_find``."""
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A query as ``_find`` runs it and ``_explain`` describes it."""
+
+    body: dict[str, Any]
+    selector: dict[str, Any]
+    limit: int
+    skip: int
+    fields: list[str] | None
+    sort: list[tuple[str, str]]
+    index: JsonIndex | None
+
+
+def _plan(call: Call) -> Plan:
+    """A POSTed query, checked, and the index CouchDB would answer it with."""
     if call.method != "POST":
         raise MethodNotAllowed("POST")
     body = body_json(call.body)
     selector, limit, skip, fields = _options(body)
     sort = _sort_fields(body.get("sort"))
-    index = _chosen(_indexes(call), selector, sort)
+    return Plan(body, selector, limit, skip, fields, sort, _chosen(_indexes(call), selector, sort))
+
+
+def find(call: Call) -> Reply:
+    """``POST /{db}/_find``."""
+    plan = _plan(call)
+    body, selector, limit, skip, fields, sort, index = (
+        plan.body,
+        plan.selector,
+        plan.limit,
+        plan.skip,
+        plan.fields,
+        plan.sort,
+        plan.index,
+    )
     bookmark = body.get("bookmark")
     start = _bookmarked(bookmark) if isinstance(bookmark, str) and bookmark != "nil" else 0
     found = [doc for doc in _documents(call) if selectors.matches(selector, doc)]
@@ -211,12 +238,15 @@ def _bookmarked(bookmark: str) -> int:
 
 def explain(call: Call) -> Reply:
     """``POST /{db}/_explain``: the index a ``_find`` would use, and its options."""
-    if call.method != "POST":
-        raise MethodNotAllowed("POST")
-    body = body_json(call.body)
-    selector, limit, skip, fields = _options(body)
-    sort = _sort_fields(body.get("sort"))
-    index = _chosen(_indexes(call), selector, sort)
+    plan = _plan(call)
+    selector, limit, skip, fields, sort, index = (
+        plan.selector,
+        plan.limit,
+        plan.skip,
+        plan.fields,
+        plan.sort,
+        plan.index,
+    )
     return json_reply(
         200,
         {
