@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from ..couch.errors import BadRequest
 from ..couch.protocol import encode_json
 
-REV = re.compile(r"^([0-9]+)-([0-9a-f]+)$")
+REV = re.compile(r"^([0-9]+)-(.*)$", re.DOTALL)  # CouchDB takes any text after the dash
 
 
 @dataclass(frozen=True, slots=True)
