@@ -93,6 +93,10 @@ def make_couches(settings: Settings) -> tuple[Couch, Couch]:
     own = Couch(
         settings.backend_url, settings.couch_auth, timeout=timeout, max_connections=max_connections
     )
+    if own.endpoint.embedded:
+        # settee is the embedded store's server: its own Couch is the store's admin, and its
+        # clients' are anonymous but for their own credentials.
+        return Couch(own.url, timeout=timeout, local_admin=False), own
     if own.endpoint.auth is None:
         return own, own
     return Couch(own.url, timeout=timeout, max_connections=max_connections), own

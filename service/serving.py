@@ -17,6 +17,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from tornado.netutil import bind_sockets
 
@@ -25,6 +26,7 @@ from service.app import make_app, make_couches, make_hub, make_server
 from service.inflight import InFlight
 from service.metrics import Metrics
 from service.processes import serve_in_processes
+from service.store.users import Users
 
 log = logging.getLogger("settee")
 
@@ -116,6 +118,14 @@ def main(argv: list[str], prog: str = "settee serve") -> int:
         where = f"{settings.address}:{settings.port}"
         print(f"{prog}: address, port: cannot listen on {where}: {exc.strerror}", file=sys.stderr)
         return 2
+    if settings.embedded_dir:
+        made = Users(Path(settings.embedded_dir)).ensure_admin(settings.admin_pair)
+        if made:  # on the terminal, once: never in a log line
+            print(
+                f"settee: made the server admin {made[0]!r} with password {made[1]!r}; it is"
+                f" kept hashed in {settings.embedded_dir}/admins.json and not shown again",
+                file=sys.stderr,
+            )
     tune_garbage_collector()
 
     def serve_here() -> None:

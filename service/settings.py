@@ -49,6 +49,11 @@ class Settings:
         env="COUCHDB_URL",
     )
     data_dir: str = _setting("var", "directory of the embedded store's databases")
+    admin: str = _setting(
+        "",
+        "the embedded store's server admin, NAME:PASSWORD (none: made once, shown once)",
+        env="SETTEE_ADMIN",
+    )
     couch_user: str = _setting("", "CouchDB user name", env="COUCHDB_USER")
     couch_password: str = _setting("", "CouchDB password", env="COUCHDB_PASSWORD")
     couch_timeout: float = _setting(30.0, "seconds to wait for CouchDB to answer a request")
@@ -120,6 +125,8 @@ class Settings:
             raise ValueError(f"event_loop: expected one of {', '.join(EVENT_LOOPS)}")
         if not self.data_dir:
             raise ValueError("data_dir: must not be empty")
+        if self.admin and not self.admin_pair:
+            raise ValueError("admin: expected NAME:PASSWORD, both non-empty")
         url = urlsplit(self.couch_url)
         embedded = self.couch_url.startswith("embedded:") and len(self.couch_url) > 9
         http = url.scheme in ("http", "https") and url.hostname
@@ -131,6 +138,8 @@ class Settings:
         shown = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         if shown["couch_password"]:
             shown["couch_password"] = "***"
+        if shown["admin"]:
+            shown["admin"] = shown["admin"].partition(":")[0] + ":***"
         return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
     @functools.cached_property
@@ -141,6 +150,18 @@ class Settings:
     def backend_url(self) -> str:
         """What the client is given: the CouchDB's URL, or the embedded store's."""
         return self.couch_url or "embedded:" + self.data_dir
+
+    @property
+    def embedded_dir(self) -> str | None:
+        """The embedded store's directory, when that is what settee serves."""
+        url = self.backend_url
+        return url.removeprefix("embedded:") if url.startswith("embedded:") else None
+
+    @property
+    def admin_pair(self) -> tuple[str, str] | None:
+        """The embedded store's server admin of the settings, as (name, password)."""
+        name, _, password = self.admin.partition(":")
+        return (name, password) if name and password else None
 
     @property
     def couch_auth(self) -> tuple[str, str] | None:

@@ -39,7 +39,14 @@ from service.hub import Hub
 from service.inflight import InFlight
 from service.metrics import Metrics
 from service.settings import Settings
-from tests.servers import CouchServer, PouchServer, SetteeServer, couchdb_release
+from service.store.users import Users
+from tests.servers import (
+    EMBEDDED_ADMIN,
+    CouchServer,
+    PouchServer,
+    SetteeServer,
+    couchdb_release,
+)
 
 BACKENDS = ("embedded", "pouchdb", "couchdb")
 BACKENDS_KEY = pytest.StashKey[list[str]]()
@@ -361,8 +368,12 @@ def start_settee(server_url, io_loop):
     def start(**overrides: Any) -> Service:
         backend = {"couch_url": server_url}
         if server_url.startswith("embedded:"):
+            admin = ":".join(EMBEDDED_ADMIN)
             backend = {"couch_url": "", "data_dir": server_url.removeprefix("embedded:")}
+            backend["admin"] = admin
         settings = Settings(**{**backend, **overrides})
+        if settings.embedded_dir:  # as serving does before it serves
+            Users(Path(settings.embedded_dir)).ensure_admin(settings.admin_pair)
         couch, own_couch = make_couches(settings)
         metrics, in_flight = Metrics(), InFlight()
         hub = make_hub(settings, own_couch)
@@ -375,7 +386,8 @@ def start_settee(server_url, io_loop):
         if own_couch is not couch:
             started.append((None, own_couch, None))
         url = f"http://127.0.0.1:{port}"
-        return Service(url, settings, metrics, in_flight, hub, own_couch.endpoint.auth)
+        auth = settings.admin_pair if settings.embedded_dir else own_couch.endpoint.auth
+        return Service(url, settings, metrics, in_flight, hub, auth)
 
     yield start
     for server, couch, hub in started:

@@ -32,6 +32,8 @@ from service.couch.transport import Endpoint
 ROOT = Path(__file__).resolve().parent.parent
 POUCHDB_SERVER = ROOT / "node_modules" / ".bin" / "pouchdb-server"
 COUCHDB_CACHE = ROOT / "var" / "couchdb"
+# The server admin of every embedded store the tests serve, as CouchDB's is the test server's.
+EMBEDDED_ADMIN = ("admin", secrets.token_hex(8))
 
 
 def free_port() -> int:
@@ -125,7 +127,8 @@ class SetteeServer:
         self.couch_url = couch_url
         self.workdir = Path(tempfile.mkdtemp(prefix="settee-embedded-"))
         self.process: subprocess.Popen | None = None
-        auth = Endpoint.parse(couch_url).auth if couch_url else None
+        self.embedded = not couch_url or couch_url.startswith("embedded:")
+        auth = EMBEDDED_ADMIN if self.embedded else Endpoint.parse(couch_url).auth
         self.credentials = ":".join(quote(part, safe="") for part in auth) + "@" if auth else ""
 
     @property
@@ -137,6 +140,8 @@ class SetteeServer:
         args += ["--data-dir", str(self.workdir / "data"), "--log-level", "warning"]
         if self.couch_url:
             args += ["--couch-url", self.couch_url]
+        if self.embedded:
+            args += ["--admin", ":".join(EMBEDDED_ADMIN)]
         environ = {k: v for k, v in os.environ.items() if k != "COUCHDB_URL"}
         self.process = subprocess.Popen(
             args, cwd=self.workdir, env=environ, stdout=subprocess.DEVNULL, start_new_session=True

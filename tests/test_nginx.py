@@ -33,7 +33,7 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 from service.couch.transport import Endpoint
 from tests.conftest import assert_every_change_once
 from tests.nginx import SHIPPED, Nginx, find_nginx
-from tests.servers import ROOT, free_port, wait_until_up
+from tests.servers import EMBEDDED_ADMIN, ROOT, free_port, wait_until_up
 from tests.waiting import never_within, until
 
 NGINX = find_nginx()
@@ -83,6 +83,7 @@ class SetteeProcess:
             str(SETTEE_HEARTBEAT),
             "--shutdown-grace",
             "2",
+            *(["--admin", ":".join(EMBEDDED_ADMIN)] if couch_url.startswith("embedded:") else []),
         ]
         self.process: subprocess.Popen | None = None
 
@@ -204,7 +205,8 @@ def deploy(couch_url: str, count: int = 2) -> Deployment:
         for settee in settees:
             settee.stop()
         raise
-    if auth := Endpoint.parse(couch_url).auth:
+    embedded = EMBEDDED_ADMIN if couch_url.startswith("embedded:") else None
+    if auth := Endpoint.parse(couch_url).auth or embedded:
         token = base64.b64encode(":".join(auth).encode()).decode()
         CLIENT_CREDENTIALS[nginx.url] = {"Authorization": f"Basic {token}"}
     return Deployment(nginx, settees)

@@ -98,7 +98,7 @@ async def test_an_endpoint_settee_does_not_handle_answers_as_the_backend(
 ):
     endpoint = Endpoint.parse(server_url)
     path = path.replace("DB", filled.name)
-    headers = {**headers, "Accept": "application/json", **basic(endpoint.auth)}
+    headers = {**headers, "Accept": "application/json", **settee.credentials}
     if endpoint.embedded:
         direct = await ask_the_store(server_url, method, path, body, headers)
     else:

@@ -3,9 +3,10 @@ this test starts on the test backend.
 
 A block runs by its language: ``sh`` with bash (``set -e``; curl told by its config file to
 fail on an HTTP error), ``python`` as a script with this interpreter, ``js`` with Node's
-WebSocket (the browser's API). The one change made to a block is the port: the README's
-``127.0.0.1:8888`` becomes the test settee's. An HTML comment just above a block says how else
-to take it:
+WebSocket (the browser's API). Two changes are made to a block: the README's
+``127.0.0.1:8888`` becomes the test settee's, and its server admin ``admin:secret`` the test
+backend's (on pouchdb-server, which has none, the credentials go). An HTML comment just
+above a block says how else to take it:
 
 - ``<!-- not run: WHY -->``: deliberately not run (the commands that run the tests, a
   deployment as root); kept to a few, and the count is pinned below.
@@ -14,8 +15,8 @@ to take it:
   printed something, the test writes a document and waits until the subscriber prints its id,
   then stops it. ``<!-- run: a subscriber, not on BACKEND (WHY) -->`` combines the two.
 
-The examples send no credentials, as a newcomer's first requests do: they run on the embedded
-store (what ``scripts/serve`` serves) and on pouchdb-server, both of which let anyone in.
+The examples run on the embedded store (what ``scripts/serve`` serves), on pouchdb-server and
+on CouchDB, each through a settee of its own.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 import pytest
 
 from service.couch import NotFound, blocking
+from service.couch.transport import Endpoint
 from tests.servers import ROOT, free_port, wait_until_up
 
 README = ROOT / "README.md"
@@ -52,6 +54,7 @@ RUNNERS = {
     "js": ("node", "--experimental-websocket", "--input-type=module", "-e"),
 }
 TIMEOUT = 60.0
+README_ADMIN = "admin:secret"
 
 
 @dataclass(frozen=True)
@@ -70,8 +73,15 @@ class Block:
     def subscriber(self) -> bool:
         return self.note.startswith("run: a subscriber")
 
-    def command(self, port: int) -> list[str]:
-        return [*RUNNERS[self.lang], self.code.replace("127.0.0.1:8888", f"127.0.0.1:{port}")]
+    def command(self, port: int, admin: str | None) -> list[str]:
+        """How to run the block on settee's ``port``, as the backend's server ``admin``
+        (``NAME:PASSWORD``; None: the backend has none, and the block sends no credentials)."""
+        code = self.code.replace("127.0.0.1:8888", f"127.0.0.1:{port}")
+        if admin is None:
+            code = code.replace(f"-u {README_ADMIN} ", "").replace(f"{README_ADMIN}@", "")
+        else:
+            code = code.replace(README_ADMIN, admin)
+        return [*RUNNERS[self.lang], code]
 
 
 def blocks(text: str) -> list[Block]:
@@ -96,17 +106,28 @@ def test_every_block_runs_or_says_why_not():
     assert notes == []
 
 
+@dataclass(frozen=True)
+class ReadmeSettee:
+    url: str
+    admin: str | None
+
+
 @pytest.fixture
-def readme_settee(backend, server_url, tmp_path) -> Iterator[str]:
-    """``settee serve`` on a free port, serving the test backend; its URL once it answers."""
-    if backend == "couchdb":
-        pytest.skip("the README's examples send no credentials, and CouchDB 3 wants an admin's")
+def readme_settee(backend, server_url, tmp_path) -> Iterator[ReadmeSettee]:
+    """``settee serve`` on a free port, serving the test backend, once it answers."""
     port = free_port()
-    flags = ["--data-dir", str(tmp_path / "data")]
+    flags = ["--data-dir", str(tmp_path / "data"), "--admin", README_ADMIN]
+    admin: str | None = README_ADMIN
     if not server_url.startswith("embedded:"):
         flags = ["--couch-url", server_url]
-        with blocking.Couch(server_url) as couch, contextlib.suppress(NotFound):
-            couch.delete("albums")  # the test server's, left by another run
+        auth = Endpoint.parse(server_url).auth
+        admin = ":".join(auth) if auth else None
+        with blocking.Couch(server_url) as couch:  # the test server's, left by another run
+            with contextlib.suppress(NotFound):
+                couch.delete("albums")
+            if admin is not None:
+                with contextlib.suppress(NotFound):
+                    couch.users.delete(couch.users.get("org.couchdb.user:alice"))
     environ = {k: v for k, v in os.environ.items() if k != "COUCHDB_URL"}
     process = subprocess.Popen(
         [sys.executable, "-m", "service", "serve", "--port", str(port), *flags],
@@ -118,25 +139,26 @@ def readme_settee(backend, server_url, tmp_path) -> Iterator[str]:
     )
     try:
         wait_until_up(f"http://127.0.0.1:{port}/_up", process=process)
-        yield f"http://127.0.0.1:{port}"
+        yield ReadmeSettee(f"http://127.0.0.1:{port}", admin)
     finally:
         process.kill()
         process.wait()
 
 
 def test_the_readme_runs_as_written(backend, readme_settee, tmp_path):
-    port = int(readme_settee.rsplit(":", 1)[1])
+    port = int(readme_settee.url.rsplit(":", 1)[1])
     (tmp_path / ".curlrc").write_text("fail-with-body\nshow-error\n")
     environ = {**os.environ, "CURL_HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
     for block in blocks(README.read_text()):
         if block.note.startswith("not run:") or block.skipped_on == backend:
             continue
         assert not [word for word in ROOT_ONLY if word in block.code], f"line {block.line}"
+        command = block.command(port, readme_settee.admin)
         if block.subscriber:
-            follow(block.command(port), environ, readme_settee, block.line)
+            follow(command, environ, readme_settee.url, block.line)
             continue
         result = subprocess.run(
-            block.command(port), env=environ, capture_output=True, text=True, timeout=TIMEOUT
+            command, env=environ, capture_output=True, text=True, timeout=TIMEOUT
         )
         assert result.returncode == 0, f"README line {block.line}:\n{result.stdout}{result.stderr}"
 

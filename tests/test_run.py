@@ -22,7 +22,7 @@ import pytest
 from service.couch.transport import Endpoint
 from service.serving import YOUNG_GENERATION_THRESHOLD, tune_garbage_collector
 from service.settings import Settings, load
-from tests.servers import ROOT, free_port, wait_until_up
+from tests.servers import EMBEDDED_ADMIN, ROOT, free_port, wait_until_up
 
 
 def test_the_shipped_config_file_lists_every_setting():
@@ -97,7 +97,8 @@ def test_help_lists_every_setting_with_its_default():
 
 def auth_lines(server_url: str) -> str:
     """The test server's credentials, as the client's own: settee passes those on."""
-    if not (auth := Endpoint.parse(server_url).auth):
+    endpoint = Endpoint.parse(server_url)
+    if not (auth := EMBEDDED_ADMIN if endpoint.embedded else endpoint.auth):
         return ""
     return "Authorization: Basic " + base64.b64encode(":".join(auth).encode()).decode() + "\r\n"
 
@@ -150,7 +151,8 @@ def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(
     server_url, bcouch, db_name, event_loop
 ):
     port = free_port()
-    with serving(port, "--couch-url", server_url, "--event-loop", event_loop) as process:
+    admin = ["--admin", ":".join(EMBEDDED_ADMIN)]  # the embedded store's; else unused
+    with serving(port, "--couch-url", server_url, "--event-loop", event_loop, *admin) as process:
         half = b"x" * 50_000
         sock = http_request(
             port,

@@ -75,7 +75,7 @@ async def test_a_subscriber_gets_what_another_settee_on_the_same_files_wrote():
     try:
         blocking.Couch(first.url).create("shared")
         ws = await websocket_connect(
-            f"ws://127.0.0.1:{first.port}/shared/_changes?feed=websocket&since=0"
+            f"ws://{first.credentials}127.0.0.1:{first.port}/shared/_changes?feed=websocket&since=0"
         )
         ids = [f"doc-{i:02}" for i in range(20)]
         with blocking.Couch(second.url) as writer:

@@ -145,6 +145,11 @@ class Couch:
     connections idle for ``idle_timeout`` seconds are closed rather than reused, before the
     server closes them (pouchdb-server does 6 s after its last answer). Close it with
     ``await couch.close()`` or use ``async with``.
+
+    ``Couch("embedded:PATH")`` is the embedded store in directory ``PATH``, in this process.
+    Without credentials it acts as the store's server admin, as a program that opens the
+    files may; ``local_admin=False`` makes such requests anonymous (a gateway's, acting for
+    its clients with theirs).
     """
 
     runner_class: ClassVar[type] = AsyncRunner
@@ -160,6 +165,7 @@ class Couch:
         connect_timeout: float = 10.0,
         max_connections: int | None = None,
         idle_timeout: float | None = 4.0,
+        local_admin: bool = True,
     ) -> None:
         self.endpoint = Endpoint.parse(
             server_url(url),
@@ -170,6 +176,7 @@ class Couch:
                 defaults.http.max_clients if max_connections is None else max_connections
             ),
             idle_timeout=idle_timeout,
+            local_admin=local_admin,
         )
         self.full_commit = full_commit
         self._runner = self.runner_class(self.endpoint)

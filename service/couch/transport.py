@@ -47,6 +47,9 @@ class Endpoint:
     connect_timeout: float = 10.0
     max_connections: int = 100
     idle_timeout: float | None = 4.0
+    # The embedded store only: a request without credentials acts as its server admin (the
+    # process may open its files anyway); a gateway's clients' Couch sets False.
+    local_admin: bool = True
 
     @classmethod
     def parse(cls, url: str, auth: tuple[str, str] | None = None, **settings: Any) -> Endpoint:

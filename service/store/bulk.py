@@ -12,6 +12,7 @@ from .call import Call, MethodNotAllowed
 from .pages import AllDocsPages
 from .params import body_json, doc_options, flag, integer, json_value
 from .reply import SERVER, Reply, json_reply
+from .validation import Guard
 
 
 def bulk_docs(call: Call) -> Reply:
@@ -30,7 +31,8 @@ def bulk_docs(call: Call) -> Reply:
         if new_edits and "_id" not in doc:
             doc["_id"] = uuid.uuid4().hex
 
-    refused = {i: _refusal(doc) for i, doc in enumerate(docs)}
+    guard = Guard(call)
+    refused = {i: _refusal(guard, docs, i, new_edits) for i in range(len(docs))}
 
     def work(txn: edits.Txn) -> list[dict[str, Any]]:
         return [refused[i] or _write_one(txn, doc, new_edits) for i, doc in enumerate(docs)]
@@ -41,15 +43,22 @@ def bulk_docs(call: Call) -> Reply:
     return json_reply(201, results)
 
 
-def _refusal(doc: dict[str, Any]) -> dict[str, Any] | None:
-    """The result of a design document CouchDB would refuse to save, else None."""
+def _refusal(
+    guard: Guard, docs: list[dict[str, Any]], i: int, new_edits: bool
+) -> dict[str, Any] | None:
+    """The result of a document CouchDB would refuse to write (a design document that does
+    not build, or one its user may not write), else None; ``docs[i]`` becomes the document
+    as it is to be written (a ``_users`` password hashed)."""
+    doc = docs[i]
     doc_id = doc.get("_id")
     if not isinstance(doc_id, str):
         return None
     try:
         views.validate(doc_id, doc)
+        docs[i] = guard.admit(doc_id, doc, doc.get("_rev") if new_edits else None)
     except HTTPError as exc:
-        return {"id": doc_id, "error": exc.error, "reason": exc.reason}
+        refusal = {"id": doc_id, "error": exc.error, "reason": exc.reason}
+        return refusal if new_edits else {"id": doc_id, "rev": doc.get("_rev"), **refusal}
     return None
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..couch.errors import HTTPError
+from .users import ANONYMOUS, UserCtx
 
 if TYPE_CHECKING:
     from .store import Store
@@ -25,6 +26,7 @@ class Call:
     headers: Mapping[str, str]
     body: bytes
     now: float
+    user: UserCtx = ANONYMOUS
 
 
 class MethodNotAllowed(HTTPError):
@@ -34,6 +36,15 @@ class MethodNotAllowed(HTTPError):
 
     def __init__(self, allowed: str) -> None:
         super().__init__("method_not_allowed", f"Only {allowed} allowed")
+
+
+class UnsupportedMediaType(HTTPError):
+    """415, CouchDB's ``bad_content_type``."""
+
+    status = 415
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("bad_content_type", reason)
 
 
 class NotImplementedYet(HTTPError):

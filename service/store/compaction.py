@@ -11,18 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..couch.errors import HTTPError
 from ..couch.protocol import decode_json
-from .call import Call, MethodNotAllowed
+from .call import Call, MethodNotAllowed, UnsupportedMediaType
 from .edits import Txn
 from .reply import Reply, json_reply
-
-
-class UnsupportedMediaType(HTTPError):
-    status = 415
-
-    def __init__(self) -> None:
-        super().__init__("bad_content_type", "Content-Type must be application/json")
 
 
 def compact(call: Call) -> Reply:
@@ -31,7 +23,7 @@ def compact(call: Call) -> Reply:
     if call.method != "POST":
         raise MethodNotAllowed("POST")
     if not call.headers.get("content-type", "").startswith("application/json"):
-        raise UnsupportedMediaType()
+        raise UnsupportedMediaType("Content-Type must be application/json")
     if len(call.rest) == 1:
         call.store.write(call.db, _drop_old_bodies).result()
     return json_reply(202, {"ok": True})

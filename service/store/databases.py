@@ -1,4 +1,4 @@
-"""Server and database endpoints: ``/``, ``/_all_dbs``, ``/_uuids``, ``/_session``, and
+"""Server and database endpoints: ``/``, ``/_all_dbs``, ``/_uuids``, and
 ``/{db}`` with its small settings (``_revs_limit``, ``_security``, ``_ensure_full_commit``)."""
 
 from __future__ import annotations
@@ -6,12 +6,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from ..couch.errors import BadRequest
+from ..couch.errors import BadRequest, Forbidden
 from ..couch.protocol import decode_json, encode_json
 from . import edits, files, queries
 from .call import Call, MethodNotAllowed
 from .params import body_json, flag, integer, json_value
 from .reply import Reply, json_reply
+from .users import USERS_DB
 
 VERSION = "3.4.3"  # the CouchDB whose answers the store gives
 VENDOR = {"name": "settee", "embedded": True}
@@ -53,18 +54,6 @@ def uuids(call: Call) -> Reply:
 def active_tasks(call: Call) -> Reply:
     """No background tasks: the store compacts nothing, indexes nothing yet."""
     return json_reply(200, [])
-
-
-def session(call: Call) -> Reply:
-    """Who the client is: until users come (issue 20), everyone is an admin."""
-    return json_reply(
-        200,
-        {
-            "ok": True,
-            "userCtx": {"name": None, "roles": ["_admin"]},
-            "info": {"authentication_handlers": [], "authenticated": "default"},
-        },
-    )
 
 
 def database(call: Call) -> Reply:
@@ -122,12 +111,15 @@ def revs_limit(call: Call) -> Reply:
 
 
 def security(call: Call) -> Reply:
-    """The ``_security`` object, kept (not yet enforced: users and rights are issue 20)."""
+    """The ``_security`` object (``access`` enforces it); ``_users``'s is fixed, as CouchDB's
+    ``users_db_security_editable = false`` keeps it."""
     if call.method == "GET":
         text = call.store.read(call.db, lambda conn: edits.meta(conn, "security", "{}"))
         return json_reply(200, decode_json(text))
     if call.method != "PUT":
         raise MethodNotAllowed("GET,PUT")
+    if call.db == USERS_DB:
+        raise Forbidden("forbidden", "You can't edit the security object of the user database.")
     value = encode_json(body_json(call.body)).decode()
     call.store.write(call.db, lambda txn: edits.set_meta(txn.conn, "security", value)).result()
     return json_reply(200, {"ok": True})

@@ -12,6 +12,7 @@ from . import attachments, edits, reads, related, tree, views
 from .call import Call, MethodNotAllowed
 from .params import body_json, doc_options, flag, json_value
 from .reply import SERVER, Reply, json_reply
+from .validation import Guard
 
 LOCAL = "_local/"
 
@@ -66,6 +67,7 @@ def copy(call: Call, doc_id: str) -> Reply:
     )
     stubs = {name: {"stub": True} for name in source.get("_attachments", {})}
     body = {k: v for k, v in source.items() if not k.startswith("_")}
+    Guard(call).admit(target, {**body, "_attachments": source.get("_attachments", {})}, target_rev)
 
     def work(txn: edits.Txn) -> str:
         # The copy keeps the source's attachments: their metadata, stored content shared.
@@ -106,6 +108,7 @@ def save(
 ) -> Reply:
     """Write one document, interactively or (``new_edits=false``) as replicated."""
     views.validate(doc_id, doc)
+    doc = Guard(call).admit(doc_id, doc, rev)
     if not flag(call.query, "new_edits", True):
         doc = {**doc, "_rev": doc.get("_rev", rev)}
         new_rev = call.store.write(call.db, lambda txn: edits.graft(txn, doc_id, doc)).result()
@@ -174,6 +177,8 @@ def attachment(call: Call, doc_id: str, name: str) -> Reply:
     rev = _rev_asked(call, None)
     content_type = call.headers.get("content-type", "application/octet-stream")
     data = call.body
+    added = {"content_type": content_type, "length": len(data)} if call.method == "PUT" else None
+    Guard(call).admit_attachment(doc_id, rev, name, added)
 
     def work(txn: edits.Txn) -> str:
         known = tree.load(txn.conn, doc_id)

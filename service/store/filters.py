@@ -52,7 +52,12 @@ def keep_for(call: Call, name: str, query: Mapping[str, str]) -> Keep:
     if not isinstance(source, str):
         raise NotFound("not_found", f"missing json key: {filter_name}")
     functions = _compiled(call, source, lambda: Functions([], [], [], [source]))
-    req = {"query": dict(query), "method": call.method, "path": [call.db, "_changes"]}
+    req = {
+        "query": dict(query),
+        "method": call.method,
+        "path": [call.db, "_changes"],
+        "userCtx": call.user.as_json(call.db),
+    }
 
     def passes(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> list[bool]:
         return functions.filter(0, [_document(conn, row) for row in rows], req)

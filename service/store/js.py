@@ -86,6 +86,21 @@ function __filter(index, docs, req) {
   }
   return JSON.stringify(out);
 }
+function __validate(index, newDoc, oldDoc, userCtx, secObj) {
+  try {
+    __filters[index](__seal(newDoc), __seal(oldDoc), __seal(userCtx), __seal(secObj));
+    return "null";
+  } catch (e) {
+    if (e !== null && typeof e === "object" && !(e instanceof Error)) {
+      if ("forbidden" in e) return JSON.stringify(["forbidden", e.forbidden]);
+      if ("unauthorized" in e) return JSON.stringify(["unauthorized", e.unauthorized]);
+      var keys = Object.keys(e);
+      return JSON.stringify(["unknown_error", keys.length ? e[keys[0]] : null]);
+    }
+    if (e instanceof Error) return JSON.stringify([e.name, e.message]);
+    return JSON.stringify(["unknown_error", e]);
+  }
+}
 function __reduce(index, keys, values, rereduce) {
   var value = __reduces[index](keys, values, rereduce);
   return JSON.stringify(value === undefined ? null : value);
@@ -203,6 +218,13 @@ class Functions:
             return self._call("__filter", index, docs, req)
         except JSEvalException as exc:
             raise QueryServerError(f"filter function failed: {exc}") from None
+
+    def validate(
+        self, index: int, new: Any, old: Any, user: dict[str, Any], security: dict[str, Any]
+    ) -> tuple[str, Any] | None:
+        """What validation function ``index`` (among the filters) threw at this write, as
+        ``(error, reason)``, or None if it let it pass."""
+        return self._call("__validate", index, new, old, user, security)
 
     def reduce(self, index: int, keys: list[Any] | None, values: list[Any], rereduce: bool) -> Any:
         """The reduce function of view ``index`` on ``values`` (``keys`` are ``[key, id]``

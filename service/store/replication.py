@@ -50,13 +50,26 @@ VERSION = 4  # CouchDB 3's replication_id_version
 
 @dataclass(frozen=True, slots=True)
 class End:
-    """One end of a replication: its URL (no credentials) and the credentials to use."""
+    """One end of a replication: its URL (no credentials) and the credentials to use.
+
+    ``acting_for``: an end in this very store, reached for a requester other than the
+    process itself, with the requester's credentials (``Authorization``, ``Cookie``): a
+    replication never reads or writes what its requester could not."""
 
     url: str
     auth: tuple[str, str] | None
+    acting_for: Mapping[str, str] | None = None
 
-    def open(self) -> blocking.Database:
-        return blocking.Database(self.url, self.auth)
+    @contextlib.contextmanager
+    def open(self) -> Iterator[blocking.Database]:
+        if self.acting_for is None:
+            with blocking.Database(self.url, self.auth) as db:
+                yield db
+            return
+        directory, _, name = self.url.rpartition("/")
+        with blocking.Couch(directory, local_admin=False) as couch:
+            acting = couch.acting_for(self.acting_for)
+            yield blocking.Database(name, couch=acting)
 
 
 @dataclass(slots=True)
@@ -98,11 +111,18 @@ def replicate(call: Call) -> Reply:
         raise NotImplementedYet(
             "not_implemented", "continuous replication is not in the embedded store yet"
         )
-    spec = _spec(body, call.store.directory)
+    requester = None if call.user.how == "local" else _credentials(call.headers)
+    spec = _spec(body, call.store.directory, requester)
     return json_reply(200, _run(spec, spec.replication_id(call.store.uuid)))
 
 
-def _spec(body: Mapping[str, Any], directory: Path) -> Spec:
+def _credentials(headers: Mapping[str, str]) -> dict[str, str]:
+    """The requester's credential headers (the store's are lower-case)."""
+    names = {"authorization": "Authorization", "cookie": "Cookie"}
+    return {names[key]: value for key, value in headers.items() if key in names}
+
+
+def _spec(body: Mapping[str, Any], directory: Path, requester: Mapping[str, str] | None) -> Spec:
     doc_ids = body.get("doc_ids")
     if doc_ids is not None and not (
         isinstance(doc_ids, list) and all(isinstance(i, str) for i in doc_ids)
@@ -113,14 +133,14 @@ def _spec(body: Mapping[str, Any], directory: Path) -> Spec:
             "not_implemented", "filtered replication needs filter functions (issue 20)"
         )
     return Spec(
-        _end(body.get("source"), "source", directory),
-        _end(body.get("target"), "target", directory),
+        _end(body.get("source"), "source", directory, requester),
+        _end(body.get("target"), "target", directory, requester),
         create_target=body.get("create_target") is True,
         doc_ids=doc_ids,
     )
 
 
-def _end(value: Any, role: str, directory: Path) -> End:
+def _end(value: Any, role: str, directory: Path, requester: Mapping[str, str] | None) -> End:
     headers: Mapping[str, Any] = {}
     if isinstance(value, Mapping):
         headers = value.get("headers") or {}
@@ -139,10 +159,14 @@ def _end(value: Any, role: str, directory: Path) -> End:
         raise _not_found(value) from None
     if endpoint.embedded and Path(endpoint.path).parent != directory:
         raise BadRequest("bad_request", f"an embedded {role} must be a database of this store")
+    if endpoint.embedded and endpoint.auth is None and requester is not None:
+        return End(endpoint.url, None, requester)
     return End(endpoint.url, endpoint.auth)
 
 
 def _not_found(url: str) -> ServerError:
+    if url.startswith(EMBEDDED):  # where the store keeps its files is no client's business
+        url = url.rpartition("/")[2]
     return ServerError("db_not_found", f"could not open {url}/")
 
 

@@ -10,13 +10,25 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote
 
 from ..couch.errors import HTTPError, NotFound
-from . import bulk, changes, compaction, databases, design, documents, mango, replication
+from . import (
+    access,
+    bulk,
+    changes,
+    compaction,
+    databases,
+    design,
+    documents,
+    mango,
+    replication,
+    session,
+)
 from .call import Call, Gone
 from .reply import Reply, error_reply, json_reply
 from .store import Store
+from .users import UserCtx, user_doc_of
 
 log = logging.getLogger("settee.store")
 
@@ -25,7 +37,7 @@ Endpoint = Callable[[Call], Reply]
 SERVER_ROUTES: dict[str, Endpoint] = {
     "_all_dbs": databases.all_dbs,
     "_uuids": databases.uuids,
-    "_session": databases.session,
+    "_session": session.session,
     "_active_tasks": databases.active_tasks,
     "_replicate": replication.replicate,
 }
@@ -42,14 +54,23 @@ DB_ROUTES: dict[str, Endpoint] = {
     "_find": mango.find,
     "_explain": mango.explain,
 }
+# Who may ask for a server-wide route (anyone, for those not named).
+SERVER_RIGHTS: dict[str, Callable[[UserCtx], None]] = {
+    "_all_dbs": access.server_admin,
+    "_active_tasks": access.server_admin,
+    "_replicate": access.authenticated,
+}
+SYSTEM_DBS = ("_users", "_replicator", "_global_changes")
 NOT_YET = {"_design_docs", "_purge"}
 
 
 class Server:
-    """Answers requests from the databases of one Store."""
+    """Answers requests from the databases of one Store, for the users the requests' own
+    credentials name (``local_admin``: a request without any acts as the server admin)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, local_admin: bool = True) -> None:
         self.store = store
+        self.local_admin = local_admin
 
     def handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Reply:
         """The reply to one request; never raises for anything the request did."""
@@ -68,26 +89,43 @@ class Server:
         return reply
 
     def _route(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
-        parts = urlsplit(target)
-        query = dict(parse_qsl(parts.query, keep_blank_values=True))
-        segments = [unquote(s) for s in parts.path.split("/")[1:]]
+        path, _, query_string = target.partition("?")  # "//db" is a path, not a host
+        query = dict(parse_qsl(query_string, keep_blank_values=True))
+        segments = [unquote(s) for s in path.lstrip("/").split("/")] if path.strip("/") else []
         if segments and segments[-1] == "" and len(segments) <= 2:
             segments.pop()
         call = Call(self.store, method, "", [], query, headers, body, time.monotonic())
+        call.user, fresh_cookie = self.store.users.authenticate(
+            headers, lambda name: user_doc_of(self.store, name), local_admin=self.local_admin
+        )
+        reply = self._dispatch(call, segments)
+        if fresh_cookie:
+            reply.headers["set-cookie"] = fresh_cookie
+        return reply
+
+    def _dispatch(self, call: Call, segments: list[str]) -> Reply:
         if not segments:
             return databases.welcome(call)
         name, rest = segments[0], segments[1:]
+        method = call.method
         if name in SERVER_ROUTES and not rest:
+            SERVER_RIGHTS.get(name, _anyone)(call.user)
             return SERVER_ROUTES[name](call)
-        if name.startswith("_") and name not in ("_users", "_replicator", "_global_changes"):
+        if name.startswith("_") and name not in SYSTEM_DBS:
+            access.server_admin(call.user)  # CouchDB's other server routes are its admins'
             raise NotFound("not_found", "Database does not exist.")
         call.db, call.rest = name, rest
-        if not rest:
-            if method == "POST":
-                self.store.database(name)
-                return documents.new_document(call)
+        if not rest and method in ("PUT", "DELETE"):
+            access.server_admin(call.user)
             return databases.database(call)
         self.store.database(name)
+        if not call.user.is_admin:
+            security = self.store.read(name, access.security_of)
+            access.check(call.user, security, name, method, rest)
+        if not rest:
+            if method == "POST":
+                return documents.new_document(call)
+            return databases.database(call)
         first = rest[0]
         if first in DB_ROUTES and len(rest) == 1:
             return DB_ROUTES[first](call)
@@ -110,3 +148,7 @@ class Server:
         if attachment:
             return documents.attachment(call, doc_id, "/".join(attachment))
         return documents.document(call, doc_id)
+
+
+def _anyone(user: UserCtx) -> None:
+    """The right to ask for ``/_uuids`` or ``/_session``: everyone has it."""

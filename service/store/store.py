@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..couch.errors import BadRequest, NotFound, PreconditionFailed
-from ..couch.protocol import validate_db_name
-from . import files
+from ..couch.protocol import encode_json, validate_db_name
+from . import access, edits, files
 from .neighbours import Neighbours
+from .users import USERS_DB, Users
 from .views import Design, Designs, Index, index_directory, remove_indexes
 from .wakeup import Signal
 from .writer import Work, Writer
@@ -125,6 +126,7 @@ class Store:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         self.uuid = _server_uuid(directory)
+        self.users = Users(directory)
         self._dbs: dict[str, Database] = {}
         self._lock = threading.Lock()
         self.neighbours = Neighbours(directory, self._committed_elsewhere)
@@ -171,8 +173,17 @@ class Store:
     def names(self) -> list[str]:
         return files.names_in(self.directory)
 
+    def has(self, name: str) -> bool:
+        """Whether database ``name`` exists (``_users`` is not made by asking)."""
+        return files.file_of(self.directory, name).exists()
+
     def database(self, name: str) -> Database:
-        """The open database ``name``; NotFound (CouchDB's reason) if there is none."""
+        """The open database ``name``; NotFound (CouchDB's reason) if there is none.
+
+        ``_users`` is always there, made on first use, as CouchDB's set-up makes it."""
+        if name == USERS_DB and not files.file_of(self.directory, name).exists():
+            with contextlib.suppress(PreconditionFailed):  # another process's was first
+                self.create(name)
         with self._lock:
             db = self._dbs.get(name)
             if db is None:
@@ -193,14 +204,29 @@ class Store:
                     "The database could not be created, the file already exists.",
                 )
             remove_indexes(self.directory, name)  # left by a database of this name before
+            # Made aside, then linked in whole: no process ever sees it without its security.
+            partial = self.directory / ".creating" / str(os.getpid()) / path.name
+            partial.parent.mkdir(parents=True, exist_ok=True)
+            files.remove(partial)
             try:
-                files.connect(path, create=True).close()
+                conn = files.connect(partial, create=True)
             except sqlite3.OperationalError:
                 if len(path.name.encode()) + len("-wal") <= 255:
                     raise
                 raise BadRequest(
                     "database_name_too_long", f"At least one path segment of `{name}` is too long."
                 ) from None
+            edits.set_meta(conn, "security", encode_json(access.ADMIN_ONLY).decode())
+            conn.close()
+            try:
+                os.link(partial, path)
+            except FileExistsError:
+                raise PreconditionFailed(
+                    "file_exists",
+                    "The database could not be created, the file already exists.",
+                ) from None
+            finally:
+                files.remove(partial)
 
     def delete(self, name: str) -> None:
         """Delete database ``name`` once the writes queued before have run."""

@@ -51,7 +51,7 @@ class _Base:
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
         self.store = Store.acquire(endpoint.path)
-        self.server = Server(self.store)
+        self.server = Server(self.store, local_admin=endpoint.local_admin)
         self._closed = False
 
     def describe(self, request: Request) -> str:
