@@ -1,4 +1,5 @@
-"""What several benchmarks share: counting new TIME_WAIT sockets, and reading py-spy profiles."""
+"""What several benchmarks share: the embedded store's admin, counting new TIME_WAIT sockets,
+and reading py-spy profiles."""
 
 from __future__ import annotations
 
@@ -9,6 +10,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The server admin of the embedded stores the benchmarks serve: they make and open their
+# databases with it, then load them as anybody, as pouchdb-server's admin party is loaded.
+BENCH_ADMIN = ("bench", "bench-secret")
+
+
+# What a benchmark's database is opened with: no members named, so anybody reads and writes.
+PUBLIC = {"admins": {"names": [], "roles": []}, "members": {"names": [], "roles": []}}
+
+
+def admin_flags(couch_url: str, admin: tuple[str, str] = BENCH_ADMIN) -> list[str]:
+    """``run.py``'s flags for the benchmarks' admin, when it serves an embedded store."""
+    return ["--admin", ":".join(admin)] if couch_url.startswith("embedded:") else []
+
+
+def as_admin(url: str, admin: tuple[str, str] = BENCH_ADMIN) -> str:
+    """``url`` with ``admin`` in it (``gateway.call`` sends it as Basic auth)."""
+    return url.replace("http://", "http://{}:{}@".format(*admin), 1)
+
+
 TIME_WAIT_SECONDS = 60  # Linux's TCP_TIMEWAIT_LEN
 
 

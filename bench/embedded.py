@@ -37,11 +37,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import BENCH_ADMIN, PUBLIC, as_admin  # noqa: E402
 from bench.gateway import (  # noqa: E402
     CLIENT_HEADERS,
+    DB,
+    PUT_DB,
     Run,
     Served,
     Wrk,
+    basic_auth,
     call,
     fill,
     need_wrk,
@@ -117,10 +121,10 @@ def bulk_rate(url: str, db: str, total: int, clients: int = 2) -> float:
     return per_client * clients / (time.perf_counter() - began)
 
 
-def stream_changes(url: str) -> int:
+def stream_changes(url: str, credentials: dict[str, str]) -> int:
     """Rows of a whole ``_changes``, read as a stream and counted, none kept."""
     rows = 0
-    request = urllib.request.Request(url, headers=CLIENT_HEADERS)
+    request = urllib.request.Request(url, headers={**CLIENT_HEADERS, **credentials})
     with urllib.request.urlopen(request, timeout=600) as response:
         for line in response:
             if line.startswith(b'{"seq"'):
@@ -132,19 +136,19 @@ def big_database(args: argparse.Namespace, workdir: Path) -> list[str]:
     data = f"embedded:{workdir / 'big-data'}"
     settee = start_settee(data, workdir, "settee-big", "auto")
     try:
-        rate = bulk_rate(settee.url, "big", args.big)
+        rate = bulk_rate(as_admin(settee.url), "big", args.big)
     finally:
         settee.stop()
     print(f"\n{args.big:,} documents written through settee at {rate:,.0f} docs/s")
     began = time.perf_counter()
     settee = start_settee(data, workdir, "settee-big-again", "auto")
     try:
-        info = call("GET", f"{settee.url}/big")
+        info = call("GET", f"{as_admin(settee.url)}/big")
         started = time.perf_counter() - began
         rss = status_kib(settee.pid, "VmRSS") / 1024
         before = status_kib(settee.pid, "VmHWM") / 1024
         began = time.perf_counter()
-        rows = stream_changes(f"{settee.url}/big/_changes")
+        rows = stream_changes(f"{settee.url}/big/_changes", basic_auth(*BENCH_ADMIN))
         seconds = time.perf_counter() - began
         after = status_kib(settee.pid, "VmHWM") / 1024
     finally:
@@ -183,10 +187,12 @@ def main() -> None:
     settee = start_settee(f"embedded:{workdir / 'data'}", workdir, "settee-embedded", "auto")
     goals = []
     try:
-        for url in (settee.url, pouch.url):
-            fill(url, args.docs)
+        fill(as_admin(settee.url), args.docs)
+        for db in (DB, PUT_DB):  # loaded as anybody, as pouchdb-server is
+            call("PUT", f"{as_admin(settee.url)}/{db}/_security", PUBLIC)
+        fill(pouch.url, args.docs)
         goals += requests(args, wrk, settee, pouch)
-        embedded = bulk_rate(settee.url, "bulk", args.bulk_docs)
+        embedded = bulk_rate(as_admin(settee.url), "bulk", args.bulk_docs)
         direct = bulk_rate(pouch.url, "bulk", args.bulk_docs)
         print(f"\n_bulk_docs, {args.bulk_docs:,} docs in requests of {BATCH:,} from 2 clients:")
         print(f"  settee-embedded {embedded:9,.0f} docs/s")

@@ -74,7 +74,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import read_profile  # noqa: E402
+from bench.common import BENCH_ADMIN, admin_flags, read_profile  # noqa: E402
 from tests.servers import PouchServer, free_port, wait_until_up  # noqa: E402
 
 PYTHON = sys.executable
@@ -271,7 +271,8 @@ class Settee:
         self.log = workdir / f"{name}.log"
         args = [PYTHON, str(ROOT / "run.py"), "--port", str(self.port)]
         args += ["--address", "127.0.0.1", "--couch-url", couch_url, "--log-level", "warning"]
-        args += ["--processes", "1", *extra]
+        args += ["--processes", "1", *admin_flags(couch_url), *extra]
+        self.admin = BENCH_ADMIN if admin_flags(couch_url) else None
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
                 args, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL

@@ -82,7 +82,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import read_profile, time_wait_since  # noqa: E402
+from bench.common import BENCH_ADMIN, admin_flags, read_profile, time_wait_since  # noqa: E402
 from tests.servers import PouchServer, free_port, wait_until_up  # noqa: E402
 
 PYTHON = sys.executable
@@ -184,11 +184,18 @@ class Served:
         return [line for line in text.splitlines() if re.search(r"WARNING|ERROR|CRITICAL", line)]
 
 
-def start_settee(couch_url: str, workdir: Path, name: str, event_loop: str) -> Served:
+def start_settee(
+    couch_url: str,
+    workdir: Path,
+    name: str,
+    event_loop: str,
+    admin: tuple[str, str] = BENCH_ADMIN,
+) -> Served:
+    """settee on ``couch_url``; on an embedded store, ``admin`` is its server admin."""
     port = free_port()
     args = [PYTHON, str(ROOT / "run.py"), "--port", str(port), "--address", "127.0.0.1"]
     args += ["--couch-url", couch_url, "--log-level", "warning", "--processes", "1"]
-    args += ["--event-loop", event_loop]
+    args += ["--event-loop", event_loop, *admin_flags(couch_url, admin)]
     return Served(name, args, f"http://127.0.0.1:{port}", "/_up", workdir / f"{name}.log")
 
 

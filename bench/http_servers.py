@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import signal
@@ -32,6 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import BENCH_ADMIN, PUBLIC  # noqa: E402
+from bench.gateway import basic_auth  # noqa: E402
 from tests.servers import free_port, wait_until_up  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -48,8 +51,11 @@ async def serve(kind: str, port: int, data_dir: str) -> None:
     from service.inflight import InFlight
     from service.metrics import Metrics
     from service.settings import Settings
+    from service.store.users import Users
 
-    settings = Settings(data_dir=data_dir, port=port, log_level="warning")
+    admin = ":".join(BENCH_ADMIN)
+    settings = Settings(data_dir=data_dir, port=port, log_level="warning", admin=admin)
+    Users(Path(data_dir)).ensure_admin(settings.admin_pair)  # as serving does
     couch, own_couch = make_couches(settings)
     async with couch, own_couch:
         app = make_app(
@@ -87,10 +93,16 @@ def start(kind: str, data_dir: str) -> tuple[subprocess.Popen, str]:
 
 
 def fill(url: str) -> None:
-    """The document that ``GET /bench/doc`` reads, through the server itself."""
-    for method, path, body in (("PUT", "/bench", b""), ("PUT", "/bench/doc", b'{"n": 1}')):
+    """The document that ``GET /bench/doc`` reads, as anybody, through the server itself."""
+    public = json.dumps(PUBLIC).encode()
+    for method, path, body in (
+        ("PUT", "/bench", b""),
+        ("PUT", "/bench/_security", public),
+        ("PUT", "/bench/doc", b'{"n": 1}'),
+    ):
         request = urllib.request.Request(url + path, data=body, method=method)
         request.add_header("Content-Type", "application/json")
+        request.add_header("Authorization", basic_auth(*BENCH_ADMIN)["Authorization"])
         urllib.request.urlopen(request, timeout=10).close()
 
 

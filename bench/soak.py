@@ -356,6 +356,8 @@ def _span(rows: list[dict[str, Any]], every: float) -> str:
 async def run(args: argparse.Namespace, settee: Settee, clients: Clients, views: bool) -> bool:
     parts = urlsplit(args.couch_url or "")
     auth = aiohttp.BasicAuth(parts.username, parts.password or "") if parts.username else None
+    if settee.admin:  # the embedded store's: settee is the server
+        auth = aiohttp.BasicAuth(*settee.admin)
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=WORKERS),
         timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT),

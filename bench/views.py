@@ -34,6 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import as_admin  # noqa: E402
 from bench.gateway import (  # noqa: E402
     CLIENT_HEADERS,
     Run,
@@ -110,7 +111,7 @@ def queries(
         ("_count of every row", view),
         ("_count of the upper half", f"{view}?startkey={args.docs // 2}"),
     ):
-        # CouchDB's admin: the embedded store has no users yet and takes any credentials
+        # The admin of CouchDB, and of the embedded store
         wrk = ViewWrk(wrk_path, workdir, path, auth)
         runs: dict[str, list[Run]] = {name: [] for name in targets}
         rounds = args.rounds
@@ -148,7 +149,8 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="settee-bench-views-"))
     print(f"bench/views.py: Python {sys.version.split()[0]}, work in {workdir}")
     couch = CouchServer(couchdb_release(os.environ.get("COUCHDB_HOME", RELEASE))).start()
-    settee = start_settee(f"embedded:{workdir / 'data'}", workdir, "settee-embedded", "auto")
+    admin = (couch.user, couch.password)  # one admin for both: the queries send it to both
+    settee = start_settee(f"embedded:{workdir / 'data'}", workdir, "settee-embedded", "auto", admin)
     try:
         bare_couch = f"http://127.0.0.1:{couch.port}"
         targets = {
@@ -157,7 +159,7 @@ def main() -> None:
         }
         auth = basic_auth(couch.user, couch.password)
         built = {}
-        for name, url in (("settee-embedded", settee.url), ("couchdb", couch.url)):
+        for name, url in (("settee-embedded", as_admin(settee.url, admin)), ("couchdb", couch.url)):
             fill(url, args.docs)
             built[name] = build(url, args.docs)
             print(
