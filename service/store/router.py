@@ -13,7 +13,17 @@ from collections.abc import Callable, Mapping
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ..couch.errors import HTTPError, NotFound
-from . import bulk, changes, compaction, databases, design, documents, mango, replication
+from . import (
+    alldocs,
+    bulk,
+    changes,
+    compaction,
+    databases,
+    design,
+    documents,
+    mango,
+    replication,
+)
 from .call import Call, Gone
 from .reply import Reply, error_reply, json_reply
 from .store import Store
@@ -30,7 +40,8 @@ SERVER_ROUTES: dict[str, Endpoint] = {
     "_replicate": replication.replicate,
 }
 DB_ROUTES: dict[str, Endpoint] = {
-    "_all_docs": bulk.all_docs,
+    "_all_docs": alldocs.all_docs,
+    "_design_docs": alldocs.design_docs,
     "_bulk_docs": bulk.bulk_docs,
     "_bulk_get": bulk.bulk_get,
     "_revs_diff": bulk.revs_diff,
@@ -42,7 +53,13 @@ DB_ROUTES: dict[str, Endpoint] = {
     "_find": mango.find,
     "_explain": mango.explain,
 }
-NOT_YET = {"_design_docs", "_purge"}
+# The routes that also answer ``/queries`` below them: many queries in one request.
+QUERIES = {"_all_docs", "_design_docs"}
+NOT_YET = {"_purge"}
+
+
+def _queries(rest: list[str]) -> bool:
+    return rest[0] in QUERIES and rest[1:] == ["queries"]
 
 
 class Server:
@@ -89,7 +106,7 @@ class Server:
             return databases.database(call)
         self.store.database(name)
         first = rest[0]
-        if first in DB_ROUTES and len(rest) == 1:
+        if first in DB_ROUTES and (len(rest) == 1 or _queries(rest)):
             return DB_ROUTES[first](call)
         if first == "_index":
             return mango.index(call)
