@@ -22,6 +22,7 @@ from . import (
     design,
     documents,
     mango,
+    purge,
     replication,
 )
 from .call import Call, Gone
@@ -52,10 +53,12 @@ DB_ROUTES: dict[str, Endpoint] = {
     "_view_cleanup": design.cleanup,
     "_find": mango.find,
     "_explain": mango.explain,
+    "_purge": purge.purge,
+    "_purged_infos": purge.purged_infos,
+    "_purged_infos_limit": purge.infos_limit,
 }
 # The routes that also answer ``/queries`` below them: many queries in one request.
 QUERIES = {"_all_docs", "_design_docs"}
-NOT_YET = {"_purge"}
 
 
 def _queries(rest: list[str]) -> bool:
@@ -114,8 +117,6 @@ class Server:
             return compaction.compact(call)
         if first == "_temp_view":
             raise Gone("gone", "Temporary views are not supported in CouchDB")
-        if first in NOT_YET:
-            raise NotFound("not_found", f"{first} is not in the embedded store yet")
         if first in ("_design", "_local"):
             if len(rest) < 2:
                 raise NotFound("not_found", "missing")
