@@ -272,7 +272,6 @@ async def test_copy_to_new_and_over_existing(db):
     assert (await db.get("dst"))["_rev"].startswith("2-")
 
 
-@pytest.mark.skip_on("embedded", reason="_purge: not in the embedded store yet")
 @pytest.mark.gen_test
 async def test_purge(db, backend):
     doc = {"_id": "gone"}

@@ -1,4 +1,4 @@
-"""Endpoints over many documents: ``_bulk_docs``, ``_bulk_get``, ``_revs_diff``, ``_all_docs``."""
+"""Endpoints over many documents: ``_bulk_docs``, ``_bulk_get``, ``_revs_diff``."""
 
 from __future__ import annotations
 
@@ -6,12 +6,11 @@ import uuid
 from typing import Any
 
 from ..couch.errors import BadRequest, HTTPError
-from ..couch.protocol import JSON_TYPE, validate_doc_id
-from . import edits, queries, reads, views
+from ..couch.protocol import validate_doc_id
+from . import edits, reads, views
 from .call import Call, MethodNotAllowed
-from .pages import AllDocsPages
-from .params import body_json, doc_options, flag, integer, json_value
-from .reply import SERVER, Reply, json_reply
+from .params import body_json, doc_options
+from .reply import Reply, json_reply
 from .validation import Guard
 
 
@@ -135,50 +134,3 @@ def revs_diff(call: Call) -> Reply:
         if not isinstance(wanted, list):
             raise BadRequest("bad_request", f"revs of {doc_id} must be a list")
     return json_reply(200, call.store.read(call.db, lambda conn: reads.revs_diff(conn, asked)))
-
-
-def all_docs(call: Call) -> Reply:
-    """``_all_docs``, GET or POST with ``{"keys": [...]}``."""
-    if call.method not in ("GET", "POST"):
-        raise MethodNotAllowed("GET,HEAD,POST")
-    query = call.query
-    keys = json_value(query, "keys") if "keys" in query else None
-    if call.method == "POST" and call.body:
-        keys = body_json(call.body).get("keys", keys)
-    if keys is not None and not isinstance(keys, list):
-        raise BadRequest("bad_request", "`keys` must be an array")
-
-    def bound(*names: str) -> Any:
-        for name in names:
-            if name in query:
-                return json_value(query, name)
-        return queries.UNBOUNDED
-
-    start, end = bound("startkey", "start_key"), bound("endkey", "end_key")
-    if "key" in query:
-        start = end = json_value(query, "key")
-    options = queries.AllDocs(
-        keys=keys,
-        start=start,
-        end=end,
-        inclusive_end=flag(query, "inclusive_end", True),
-        descending=flag(query, "descending"),
-        skip=integer(query, "skip", 0) or 0,
-        limit=integer(query, "limit"),
-        include_docs=flag(query, "include_docs"),
-        doc=doc_options(query),
-    )
-    update_seq = flag(query, "update_seq")
-    if keys is None:
-        pages = AllDocsPages(
-            options,
-            lambda read: call.store.read(call.db, read),
-            call.store.database(call.db).signal,
-            update_seq=update_seq,
-        )
-        headers = {"content-type": JSON_TYPE, "cache-control": "must-revalidate"}
-        return Reply(200, {**headers, "server": SERVER}, stream=pages)
-    answer = call.store.read(call.db, lambda conn: queries.all_docs(conn, options))
-    if update_seq:
-        answer["update_seq"] = call.store.read(call.db, queries.update_seq)
-    return json_reply(200, answer)

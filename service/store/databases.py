@@ -8,7 +8,7 @@ from typing import Any
 
 from ..couch.errors import BadRequest, Forbidden
 from ..couch.protocol import decode_json, encode_json
-from . import edits, files, queries
+from . import edits, files, purge, queries
 from .call import Call, MethodNotAllowed
 from .params import body_json, flag, integer, json_value
 from .reply import Reply, json_reply
@@ -75,7 +75,7 @@ def _info(call: Call, conn: Any) -> dict[str, Any]:
     return {
         "instance_start_time": "0",
         "db_name": call.db,
-        "purge_seq": 0,
+        "purge_seq": purge.purge_seq(conn),
         "update_seq": queries.update_seq(conn),
         "sizes": {"file": size, "external": 0, "active": size},
         "props": {},

@@ -42,6 +42,11 @@ class Txn:
         self.revs_limit = int(meta(conn, "revs_limit", DEFAULT_REVS_LIMIT))
         self._seq = self._recorded = int(meta(conn, "update_seq", 0))
 
+    @property
+    def seq(self) -> int:
+        """The last seq given out (the database's ``update_seq`` once committed)."""
+        return self._seq
+
     def next_seq(self) -> int:
         """The next seq. A job rolled back leaves a gap, as a seq is never given twice."""
         self._seq += 1

@@ -15,6 +15,9 @@ from typing import Any
 from . import edits, reads, revs, tree
 
 UNBOUNDED = object()
+# The range of design documents' ids, as CouchDB bounds ``_design_docs`` (couch_db's
+# FIRST_DDOC_KEY and LAST_DDOC_KEY): every id that starts with "_design/".
+FIRST_DESIGN, LAST_DESIGN = "_design/", "_design0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +33,17 @@ class AllDocs:
     limit: int | None = None
     include_docs: bool = False
     doc: reads.DocOptions = field(default_factory=reads.DocOptions)
+    design_only: bool = False  # ``_design_docs``: the design documents' share of the range
+
+    def first(self) -> Any:
+        """Where the range starts, in its direction: ``start``, within the design range
+        when ``design_only`` (UNBOUNDED: from the first id)."""
+        if not self.design_only:
+            return self.start
+        edge = LAST_DESIGN if self.descending else FIRST_DESIGN
+        if self.start is UNBOUNDED or not isinstance(self.start, str):
+            return edge
+        return min(self.start, edge) if self.descending else max(self.start, edge)
 
 
 def counts(conn: sqlite3.Connection) -> tuple[int, int]:
@@ -44,26 +58,45 @@ def update_seq(conn: sqlite3.Connection) -> int:
     return int(edits.meta(conn, "update_seq", 0))
 
 
+def design_count(conn: sqlite3.Connection) -> int:
+    """Design documents that are live: ``_design_docs``'s ``total_rows``."""
+    return conn.execute(
+        "SELECT COUNT(*) FROM docs WHERE deleted = 0 AND id >= ? AND id < ?",
+        (FIRST_DESIGN, LAST_DESIGN),
+    ).fetchone()[0]
+
+
+def total_rows(conn: sqlite3.Connection, query: AllDocs) -> int:
+    return design_count(conn) if query.design_only else counts(conn)[0]
+
+
 def all_docs(conn: sqlite3.Connection, query: AllDocs) -> dict[str, Any]:
     """The whole ``_all_docs`` answer of ``keys``: ``total_rows``, ``offset``, ``rows``.
-    A range is read in pages instead (``all_docs_head``, then ``all_docs_rows``)."""
+    A range is read in pages instead (``all_docs_head``, then ``all_docs_rows``).
+    ``_design_docs`` leaves out the keys that are no design document's id, as CouchDB does."""
     keys = query.keys or []
+    if query.design_only:
+        keys = [key for key in keys if isinstance(key, str) and key.startswith(FIRST_DESIGN)]
     rows = [_keyed_row(conn, key, query) for key in (keys[::-1] if query.descending else keys)]
     rows = rows[query.skip :]
     if query.limit is not None:
         rows = rows[: query.limit]
-    return {"total_rows": counts(conn)[0], "offset": None, "rows": rows}
+    return {"total_rows": total_rows(conn, query), "offset": None, "rows": rows}
 
 
 def all_docs_head(conn: sqlite3.Connection, query: AllDocs) -> tuple[int, int]:
-    """A range's ``total_rows`` and ``offset``."""
+    """A range's ``total_rows`` and ``offset``: the live documents before its first row,
+    every document counted (CouchDB caps a ``_design_docs`` offset at its ``total_rows``)."""
     offset = 0
-    if query.start is not UNBOUNDED:
+    first = query.first()
+    if first is not UNBOUNDED:
         before = ">" if query.descending else "<"
         offset = conn.execute(
-            f"SELECT COUNT(*) FROM docs WHERE deleted = 0 AND id {before} ?", (query.start,)
+            f"SELECT COUNT(*) FROM docs WHERE deleted = 0 AND id {before} ?", (first,)
         ).fetchone()[0]
-    return counts(conn)[0], offset + query.skip
+    total = total_rows(conn, query)
+    offset += query.skip
+    return total, min(total, offset) if query.design_only else offset
 
 
 def all_docs_rows(
@@ -79,6 +112,9 @@ def all_docs_rows(
     if query.end is not UNBOUNDED:
         where.append(f"id {before_op}{'=' if query.inclusive_end else ''} ?")
         params.append(query.end)
+    if query.design_only:
+        where.append("id >= ? AND id < ?")
+        params.extend((FIRST_DESIGN, LAST_DESIGN))
     skip = query.skip
     if after is not UNBOUNDED:
         where.append(f"id {after_op} ?")

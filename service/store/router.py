@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, unquote
 from ..couch.errors import HTTPError, NotFound
 from . import (
     access,
+    alldocs,
     bulk,
     changes,
     compaction,
@@ -22,6 +23,7 @@ from . import (
     design,
     documents,
     mango,
+    purge,
     replication,
     session,
 )
@@ -42,7 +44,8 @@ SERVER_ROUTES: dict[str, Endpoint] = {
     "_replicate": replication.replicate,
 }
 DB_ROUTES: dict[str, Endpoint] = {
-    "_all_docs": bulk.all_docs,
+    "_all_docs": alldocs.all_docs,
+    "_design_docs": alldocs.design_docs,
     "_bulk_docs": bulk.bulk_docs,
     "_bulk_get": bulk.bulk_get,
     "_revs_diff": bulk.revs_diff,
@@ -53,6 +56,9 @@ DB_ROUTES: dict[str, Endpoint] = {
     "_view_cleanup": design.cleanup,
     "_find": mango.find,
     "_explain": mango.explain,
+    "_purge": purge.purge,
+    "_purged_infos": purge.purged_infos,
+    "_purged_infos_limit": purge.infos_limit,
 }
 # Who may ask for a server-wide route (anyone, for those not named).
 SERVER_RIGHTS: dict[str, Callable[[UserCtx], None]] = {
@@ -61,7 +67,12 @@ SERVER_RIGHTS: dict[str, Callable[[UserCtx], None]] = {
     "_replicate": access.authenticated,
 }
 SYSTEM_DBS = ("_users", "_replicator", "_global_changes")
-NOT_YET = {"_design_docs", "_purge"}
+# The routes that also answer ``/queries`` below them: many queries in one request.
+QUERIES = {"_all_docs", "_design_docs"}
+
+
+def _queries(rest: list[str]) -> bool:
+    return rest[0] in QUERIES and rest[1:] == ["queries"]
 
 
 class Server:
@@ -127,7 +138,7 @@ class Server:
                 return documents.new_document(call)
             return databases.database(call)
         first = rest[0]
-        if first in DB_ROUTES and len(rest) == 1:
+        if first in DB_ROUTES and (len(rest) == 1 or _queries(rest)):
             return DB_ROUTES[first](call)
         if first == "_index":
             return mango.index(call)
@@ -135,8 +146,6 @@ class Server:
             return compaction.compact(call)
         if first == "_temp_view":
             raise Gone("gone", "Temporary views are not supported in CouchDB")
-        if first in NOT_YET:
-            raise NotFound("not_found", f"{first} is not in the embedded store yet")
         if first in ("_design", "_local"):
             if len(rest) < 2:
                 raise NotFound("not_found", "missing")

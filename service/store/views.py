@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 from ..couch.errors import BadRequest, NotFound
 from ..couch.protocol import encode_json
-from . import collation, files, reads, tree
+from . import collation, files, purge, reads, tree
 from .reduce import BUILT_IN
 
 if TYPE_CHECKING:
@@ -255,19 +255,25 @@ def _changed(
     conn: sqlite3.Connection, *, since: int, design: Design
 ) -> list[tuple[int, str, dict[str, Any] | None]]:
     """The next batch of documents written after ``since``: (seq, id, the document a map
-    function sees, or None if it has no rows: deleted, or a design document)."""
+    function sees, or None if it has no rows: deleted, a design document, or purged whole).
+    A purged document has no row in ``docs`` left: its purge, at the seq it took, stands for
+    it; each purge up to the batch's last seq comes with the batch, so none is cut in two."""
     found = conn.execute(
         "SELECT seq, id, rev, deleted FROM docs WHERE seq > ? ORDER BY seq LIMIT ?",
         (since, BATCH),
     ).fetchall()
     options = reads.DocOptions(conflicts=True, local_seq=design.local_seq)
-    batch = []
+    batch: list[tuple[int, str, dict[str, Any] | None]] = []
     for seq, doc_id, rev, deleted in found:
         doc = None
         if not deleted and (design.include_design or not doc_id.startswith("_design/")):
             chosen = tree.one(conn, doc_id, rev)
             doc = None if chosen is None else reads.show(conn, doc_id, None, chosen, options)
         batch.append((seq, doc_id, doc))
+    upto = found[-1][0] if len(found) == BATCH else None
+    gone = purge.gone_between(conn, since, upto)
+    if gone:
+        batch = sorted(batch + [(seq, doc_id, None) for seq, doc_id in gone], key=lambda b: b[0])
     return batch
 
 
