@@ -142,7 +142,7 @@ def main() -> None:
     parser.add_argument("--data-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        from run import loop_factory
+        from service.serving import loop_factory
 
         with asyncio.Runner(loop_factory=loop_factory("auto")) as runner:
             runner.run(serve(args.serve, args.port, args.data_dir))
