@@ -252,10 +252,11 @@ class CouchServer:
             )
         try:
             wait_until_up(f"http://127.0.0.1:{self.port}/_up", timeout=60, process=self.process)
-            # A single node makes its system databases only after it answers /_up.
+            # A single node makes its system databases only after it answers /_up, and the
+            # rules of user documents (_design/_auth) a moment after _users.
             admin = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
             wait_until_up(
-                f"http://127.0.0.1:{self.port}/_users",
+                f"http://127.0.0.1:{self.port}/_users/_design/_auth",
                 timeout=60,
                 process=self.process,
                 headers={"Authorization": f"Basic {admin}"},

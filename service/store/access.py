@@ -102,6 +102,8 @@ def check(
     reader(user, security)
     if db != USERS_DB:
         return
-    others = first.startswith(USER_PREFIX) and first != USER_PREFIX + str(user.name)
+    others = first.startswith(USER_PREFIX) and (
+        user.name is None or first != USER_PREFIX + user.name
+    )
     if reading and others and not is_db_admin(user, security):
         raise Forbidden("forbidden", "You may only read your own user document.")

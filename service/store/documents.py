@@ -70,6 +70,8 @@ def copy(call: Call, doc_id: str) -> Reply:
     Guard(call).admit(target, {**body, "_attachments": source.get("_attachments", {})}, target_rev)
 
     def work(txn: edits.Txn) -> str:
+        if target.startswith(LOCAL):  # a _local copy: no tree, no attachments, never replicated
+            return edits.put_local(txn.conn, target, body, target_rev)
         # The copy keeps the source's attachments: their metadata, stored content shared.
         stored = tree.body(txn.conn, doc_id, source["_rev"]) or {}
         doc = {**body, "_attachments": stored.get("_attachments", {})} if stubs else body
@@ -108,8 +110,10 @@ def save(
 ) -> Reply:
     """Write one document, interactively or (``new_edits=false``) as replicated."""
     views.validate(doc_id, doc)
-    doc = Guard(call).admit(doc_id, doc, rev)
-    if not flag(call.query, "new_edits", True):
+    replicated = not flag(call.query, "new_edits", True)
+    # A replicated revision is not in the tree yet: its validation sees the current winner.
+    doc = Guard(call).admit(doc_id, doc, None if replicated else rev)
+    if replicated:
         doc = {**doc, "_rev": doc.get("_rev", rev)}
         new_rev = call.store.write(call.db, lambda txn: edits.graft(txn, doc_id, doc)).result()
     else:

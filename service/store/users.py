@@ -11,7 +11,6 @@ admin.
 from __future__ import annotations
 
 import base64
-import binascii
 import contextlib
 import hashlib
 import hmac
@@ -152,7 +151,7 @@ class Users:
             name_bytes, stamp_bytes, mac = decoded.split(b":", 2)
             name, stamp = name_bytes.decode(), stamp_bytes.decode()
             issued = int(stamp, 16)
-        except (binascii.Error, ValueError):
+        except ValueError:  # binascii.Error among them
             raise BadRequest(
                 "bad_request", "Malformed AuthSession cookie. Please clear your cookies."
             ) from None
@@ -198,7 +197,7 @@ def _basic(token: str) -> tuple[str, str] | None:
     CouchDB reads it)."""
     try:
         text = base64.b64decode(token.strip(), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII text
         raise BadRequest("bad_request", "Authorization header has invalid base64 value") from None
     name, colon, password = text.partition(":")
     return (name, password) if colon else None
