@@ -366,15 +366,21 @@ class Database:
 
     ``Database("http://host:5984/name")``, or ``Database("name")`` on the local server, or from
     a server: ``couch["name"]`` / ``await couch.db("name")``. An illegal name raises BadRequest
-    here, before any request.
+    here, before any request. ``close()`` closes the server's connections when the Database
+    made its server, or when ``owns_couch=True`` hands it one to close.
     """
 
     couch_class: ClassVar[type[Couch]] = Couch
 
     def __init__(
-        self, name: str, auth: tuple[str, str] | None = None, *, couch: Couch | None = None
+        self,
+        name: str,
+        auth: tuple[str, str] | None = None,
+        *,
+        couch: Couch | None = None,
+        owns_couch: bool = False,
     ) -> None:
-        self._owns_couch = couch is None
+        self._owns_couch = couch is None or owns_couch
         if couch is None:
             server, name = _split_db_url(name)
             couch = self.couch_class(server, auth)
