@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..couch.errors import HTTPError, NotFound
-from . import collation, viewquery, views
+from . import collation, jsonindex, viewquery, views
 from .call import Call, MethodNotAllowed, NotImplementedYet
 from .reply import Reply, json_reply
 
@@ -67,7 +67,7 @@ def cleanup(call: Call) -> Reply:
 
 
 def _signatures(conn: Any) -> set[str]:
-    found = set()
+    found = {index.design.signature for index in jsonindex.indexes_of(conn)}
     for (ddoc_id,) in conn.execute(
         "SELECT id FROM docs WHERE id >= '_design/' AND id < '_design0' AND deleted = 0"
     ):

@@ -134,7 +134,12 @@ def validate(doc_id: str, doc: dict[str, Any]) -> None:
 
 def _functions(design: Design) -> Functions:
     """The design's JavaScript: its map functions and its reduces that are not built in.
-    (V8 is loaded on the first use of a view, not when settee starts.)"""
+    (V8 is loaded on the first use of a view, not when settee starts.) A Mango json index
+    (language ``query``) is mapped in Python."""
+    if design.language == "query":
+        from .jsonindex import FieldsMap
+
+        return FieldsMap(design.maps[0])  # type: ignore[return-value]
     from .js import Functions
 
     reduces = [None if r is None or r.startswith("_") else r for r in design.reduces]
