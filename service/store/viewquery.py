@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..couch.errors import BadRequest, HTTPError
 from ..couch.protocol import JSON_TYPE, decode_json, encode_json
-from . import collation, queries, reads
+from . import blocks, collation, queries, reads
 from .call import Call, MethodNotAllowed
 from .params import Query, body_json, doc_options, flag, integer, json_value
 from .reduce import BUILT_IN, FUNCTIONS
@@ -199,31 +199,44 @@ def _rows_of_key(conn: sqlite3.Connection, view: int, key: Any, query: ViewQuery
 def _rows_before(conn: sqlite3.Connection, view: int, row: tuple, descending: bool) -> int:
     """The rows of the view before ``row`` in the query's order (CouchDB's ``offset`` of a
     ``keys`` query, whose first row it is)."""
-    (count,) = conn.execute(
-        f"SELECT COUNT(*) FROM rows WHERE view = ? AND (sort, doc, vsort, n) "
-        f"{'>' if descending else '<'} (?, ?, ?, ?)",
-        (view, *row[:4]),
-    ).fetchone()
-    return count
+    below = blocks.rows_before(conn, view, row[:4])
+    return total_rows(conn, view) - below - 1 if descending else below
 
 
 def _offset(conn: sqlite3.Connection, view: int, query: ViewQuery) -> int:
-    """CouchDB's ``offset``: the rows of the view before the first one answered. Counted
-    in the index, so it costs time in proportion to the rows before the start key (CouchDB
-    keeps counts in its b-tree's nodes instead)."""
+    """CouchDB's ``offset``: the rows of the view before the first one answered."""
     if query.start is UNBOUNDED:
         return query.skip
-    before = ">" if query.descending else "<"
+    return _rows_outside_start(conn, view, query) + query.skip
+
+
+def _rows_outside_start(conn: sqlite3.Connection, view: int, query: ViewQuery) -> int:
+    """The rows before the range's start in the query's order."""
     start = collation.sort_key(query.start)
-    params: list[bytes | str] = [start]
-    sql = f"sort {before} ?"
-    if query.start_docid is not None:
-        sql = f"(sort, doc) {before} (?, ?)"
-        params.append(query.start_docid)
-    (count,) = conn.execute(
-        f"SELECT COUNT(*) FROM rows WHERE view = ? AND {sql}", (view, *params)
-    ).fetchone()
-    return count + query.skip
+    if not query.descending:
+        return blocks.rows_before(conn, view, blocks.before_key(start, query.start_docid or ""))
+    if query.start_docid is None:
+        through = blocks.rows_before(conn, view, blocks.after_key(start))
+    else:
+        through = blocks.rows_before(conn, view, blocks.after_doc(start, query.start_docid))
+    return total_rows(conn, view) - through
+
+
+def _rows_in_range(conn: sqlite3.Connection, view: int, query: ViewQuery) -> int:
+    """The rows of the query's key range (``skip`` and ``limit`` aside)."""
+    total = total_rows(conn, view)
+    outside_start = _rows_outside_start(conn, view, query) if query.start is not UNBOUNDED else 0
+    if query.end is UNBOUNDED:
+        return total - outside_start
+    end = collation.sort_key(query.end)
+    doc = query.end_docid
+    if query.descending == query.inclusive_end:  # the range stops before the end's rows
+        position = blocks.before_key(end, doc or "")
+    else:
+        position = blocks.after_key(end) if doc is None else blocks.after_doc(end, doc)
+    below = blocks.rows_before(conn, view, position)
+    past_end = below if query.descending else total - below
+    return max(0, total - outside_start - past_end)
 
 
 class ViewPages:
@@ -351,8 +364,8 @@ def _reduced_in_sql(
     one."""
     where, params = range_sql(query)
     grouped = query.group_level == -1
-    if name == "_count" and not where and not grouped:  # every row: counted as they change
-        total = total_rows(conn, view)
+    if name == "_count" and not grouped:  # counted as they change, in blocks
+        total = _rows_in_range(conn, view, query)
         rows = [{"key": None, "value": total}] if total else []
         rows = rows[query.skip :]
         return rows if query.limit is None else rows[: query.limit]

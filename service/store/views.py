@@ -10,7 +10,8 @@ emits with one key, the value in Erlang's term order (``collation.term_key``), a
 orders them. The
 file records the database seq it has caught up with; an update maps the documents written
 since, a batch at a time, and replaces their rows, each batch in one transaction with the new
-seq, so that an update cut short leaves a consistent index to resume from.
+seq, so that an update cut short leaves a consistent index to resume from. Each view's rows
+are also counted in blocks (``blocks``), for ``offset`` and a range's ``_count``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from urllib.parse import quote
 
 from ..couch.errors import BadRequest, NotFound
 from ..couch.protocol import encode_json
-from . import collation, files, purge, reads, tree
+from . import blocks, collation, files, purge, reads, tree
 from .reduce import BUILT_IN
 
 if TYPE_CHECKING:
@@ -37,7 +38,8 @@ if TYPE_CHECKING:
 
 BATCH = 200  # documents mapped per call into V8, and written per index transaction
 
-SCHEMA = """
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rows (
     view INTEGER NOT NULL,
@@ -52,6 +54,9 @@ CREATE TABLE IF NOT EXISTS rows (
 CREATE INDEX IF NOT EXISTS rows_by_doc ON rows (doc);
 CREATE TABLE IF NOT EXISTS counts (view INTEGER PRIMARY KEY, rows INTEGER NOT NULL);
 """
+    + blocks.SCHEMA
+)
+FORMAT = "2"  # of the index file: one of another format is rebuilt (2: counted blocks)
 
 Read = Callable[[Callable[[sqlite3.Connection], Any]], Any]
 
@@ -72,7 +77,7 @@ class Design:
     def signature(self) -> str:
         design = self.names, self.maps, self.reduces, self.include_design, self.local_seq
         described = encode_json([self.language, *design])
-        return hashlib.md5(described + collation.COLLATOR.encode()).hexdigest()
+        return hashlib.md5(described + (collation.COLLATOR + FORMAT).encode()).hexdigest()
 
     def view(self, name: str) -> int:
         """The index of view ``name``; NotFound ``missing_named_view`` if there is none."""
@@ -305,13 +310,15 @@ def _replace(conn: sqlite3.Connection, doc_ids: list[str], rows: list[tuple], se
     conn.execute("BEGIN IMMEDIATE")
     try:
         marks = ",".join("?" * len(doc_ids))
-        delta: dict[int, int] = {}
-        for view, count in conn.execute(
-            f"SELECT view, COUNT(*) FROM rows WHERE doc IN ({marks}) GROUP BY view", doc_ids
-        ):
-            delta[view] = -count
+        removed = conn.execute(
+            f"SELECT view, sort, doc, vsort, n FROM rows WHERE doc IN ({marks})", doc_ids
+        ).fetchall()
         conn.execute(f"DELETE FROM rows WHERE doc IN ({marks})", doc_ids)
         conn.executemany("INSERT INTO rows VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        blocks.changed(conn, removed, [row[:5] for row in rows])
+        delta: dict[int, int] = {}
+        for row in removed:
+            delta[row[0]] = delta.get(row[0], 0) - 1
         for row in rows:
             delta[row[0]] = delta.get(row[0], 0) + 1
         conn.executemany(
