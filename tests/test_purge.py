@@ -6,6 +6,7 @@ pouchdb-server has no ``_purge`` (it answers 400 ``only_multipart_accepted``).""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -227,3 +228,34 @@ def test_purged_infos_limit_takes_get_and_put(bdb):
         400,
         {"error": "bad_request", "reason": "invalid UTF-8 JSON"},
     )
+
+
+def test_compaction_keeps_only_the_limit_of_purges(bdb):
+    """A compaction forgets the oldest purges past ``_purged_infos_limit``."""
+    assert call(bdb, "PUT", "_purged_infos_limit", 2) == (200, {"ok": True})
+    for n in range(5):
+        purge(bdb, {f"p{n}": [put(bdb, {"_id": f"p{n}"})]})
+    assert len(call(bdb, "GET", "_purged_infos")[1]["purged_infos"]) == 5
+    assert call(bdb, "POST", "_compact", {})[0] == 202
+    deadline = time.monotonic() + 30
+    while call(bdb, "GET", "")[1]["compact_running"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    kept = {info["id"] for info in call(bdb, "GET", "_purged_infos")[1]["purged_infos"]}
+    # The newest two are kept: on the store, of its one file; on CouchDB, of each shard.
+    assert {"p3", "p4"} <= kept and "p0" not in kept
+    assert len(kept) == 2 or bdb.info().get("cluster", {}).get("q", 1) > 1
+
+
+def test_a_compaction_keeps_the_purges_a_view_has_still_to_read(bdb):
+    put(bdb, {"_id": "_design/d", "views": {"v": {"map": "function(d){ emit(d._id, 1); }"}}})
+    saved = {f"p{n}": put(bdb, {"_id": f"p{n}"}) for n in range(5)}
+    view = "_design/d/_view/v"
+    assert len(call(bdb, "GET", view)[1]["rows"]) == 5  # the index is built
+    assert call(bdb, "PUT", "_purged_infos_limit", 1) == (200, {"ok": True})
+    for doc_id, rev in saved.items():
+        purge(bdb, {doc_id: [rev]})
+    assert call(bdb, "POST", "_compact", {})[0] == 202
+    deadline = time.monotonic() + 30
+    while call(bdb, "GET", "")[1]["compact_running"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert call(bdb, "GET", view)[1]["rows"] == []

@@ -61,12 +61,13 @@ def cleanup(call: Call) -> Reply:
     """``_view_cleanup``: delete the index files no design document uses any more."""
     if call.method != "POST":
         raise MethodNotAllowed("POST")
-    current = call.store.read(call.db, _signatures)
+    current = call.store.read(call.db, signatures)
     call.store.drop_indexes(call.db, keep=current)
     return json_reply(202, {"ok": True})
 
 
-def _signatures(conn: Any) -> set[str]:
+def signatures(conn: Any) -> set[str]:
+    """The signatures of the indexes the database's design documents define now."""
     found = {index.design.signature for index in jsonindex.indexes_of(conn)}
     for (ddoc_id,) in conn.execute(
         "SELECT id FROM docs WHERE id >= '_design/' AND id < '_design0' AND deleted = 0"

@@ -10,7 +10,9 @@ sends them again. As CouchDB 3.4 does it:
   whose every leaf went leaves ``_all_docs`` and ``_changes``;
 - the purges are kept (table ``purges``), each with the seq it took; a view index reads those
   that removed a whole document, as it reads the documents written since its seq, and drops
-  the document's rows (``views``).
+  the document's rows (``views``);
+- compaction forgets the purges past the newest ``_purged_infos_limit`` (CouchDB counts them
+  per shard; the store has one), keeping those an index has still to read.
 """
 
 from __future__ import annotations
@@ -178,6 +180,20 @@ def infos_limit(call: Call) -> Reply:
         call.db, lambda txn: edits.set_meta(txn.conn, "purged_infos_limit", limit)
     ).result()
     return json_reply(200, {"ok": True})
+
+
+def forget_beyond_limit(conn: sqlite3.Connection, indexed: int | None) -> None:
+    """Forget the purges older than the newest ``_purged_infos_limit`` (a compaction's
+    work), but those that removed a document after ``indexed``, the lowest seq an index
+    has caught up with: that index has still to drop the document's rows."""
+    if not has_purges(conn):
+        return
+    limit = int(edits.meta(conn, "purged_infos_limit", DEFAULT_INFOS_LIMIT))
+    sql, params = "DELETE FROM purges WHERE purge_seq <= ?", [purge_seq(conn) - limit]
+    if indexed is not None:
+        sql += " AND (gone = 0 OR seq <= ?)"
+        params.append(indexed)
+    conn.execute(sql, params)
 
 
 def purge_seq(conn: sqlite3.Connection) -> int:

@@ -222,7 +222,7 @@ class Index:
 
     def seq(self) -> int:
         with self.reading() as conn:
-            return _seq(conn)
+            return indexed_seq(conn)
 
     def update(self, read_db: Read, until: int | None = None) -> int:
         """Map what the database wrote since the index's seq (up to ``until``, the seq read
@@ -233,7 +233,7 @@ class Index:
             if self._updater is None:
                 self._updater = self._connect()
             conn = self._updater
-            since = _seq(conn)
+            since = indexed_seq(conn)
             while until is None or since < until:
                 batch = read_db(functools.partial(_changed, since=since, design=self.design))
                 if not batch:
@@ -256,7 +256,8 @@ class Index:
                 self._updater = None
 
 
-def _seq(conn: sqlite3.Connection) -> int:
+def indexed_seq(conn: sqlite3.Connection) -> int:
+    """The database seq an index file has caught up with."""
     row = conn.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()
     return int(row[0]) if row else 0
 
