@@ -3,10 +3,11 @@
 ``Functions`` holds one design document's map and reduce functions (or a ``_changes`` filter
 function) in a V8 context of its own. Documents go in batches (one call into V8 per batch,
 JSON both ways), each one deep-frozen as couchjs seals it, with couchjs's helpers: ``emit``,
-``log``, ``sum``, ``isArray``, ``toJSON``. A function that throws for a document skips
-that document, as CouchDB does; one that runs past ``TIMEOUT`` or beyond ``MEMORY`` fails
-the call with ``os_process_error`` and its context is thrown away: a bad function costs its
-view an error, never the process.
+``log``, ``sum``, ``isArray``, ``toJSON``, and CommonJS ``require`` of the modules of a root
+object (for map functions, the design document's ``views.lib``, as ``views/lib/…``). A
+function that throws for a document skips that document, as CouchDB does; one that runs past
+``TIMEOUT`` or beyond ``MEMORY`` fails the call with ``os_process_error`` and its context is
+thrown away: a bad function costs its view an error, never the process.
 """
 
 from __future__ import annotations
@@ -53,13 +54,52 @@ function __seal(value) {
   }
   return value;
 }
-var __maps = [], __reduces = [], __filters = [];
+var __maps = [], __reduces = [], __filters = [], __root = {}, __modules = {};
+function __resolve(names, from) {
+  // A module path, relative (".", "..") to the requiring module's folder or from the root.
+  var path = names[0] === "." || names[0] === ".." ? from.slice() : [];
+  for (var i = 0; i < names.length; i++) {
+    if (names[i] === "..") {
+      if (!path.length) throw ["error", "invalid_require_path", "Object has no parent"];
+      path.pop();
+    } else if (names[i] !== "." && names[i] !== "") {
+      path.push(names[i]);
+    }
+  }
+  var current = __root;
+  for (var j = 0; j < path.length; j++) {
+    if (current === null || typeof current !== "object" || !(path[j] in current)) {
+      throw ["error", "invalid_require_path", "Object has no property \"" + path[j] + "\"."];
+    }
+    current = current[path[j]];
+  }
+  if (typeof current !== "string") {
+    var kind = typeof current;
+    throw ["error", "invalid_require_path", "Must require a JavaScript string, not: " + kind];
+  }
+  return [path, current];
+}
+function __requirer(folder) {
+  // CommonJS require() for a module in ``folder``: each module runs once, then is cached.
+  return function (name) {
+    var found = __resolve(String(name).split("/"), folder), id = found[0].join("/");
+    if (!(id in __modules)) {
+      var module = {id: id, exports: {}};
+      __modules[id] = module;
+      var body = (0, eval)("(function (module, exports, require) { " + found[1] + "\n})");
+      body(module, module.exports, __requirer(found[0].slice(0, -1)));
+    }
+    return __modules[id].exports;
+  };
+}
+var require = __requirer([]);
 function __compile(source) {
   var fn = (0, eval)("(" + source.trim().replace(/;+$/, "") + ")");
   if (typeof fn !== "function") throw new TypeError("not a function: " + source.slice(0, 60));
   return fn;
 }
-function __define(maps, reduces, filters) {
+function __define(maps, reduces, filters, root) {
+  __root = root;
   __maps = maps.map(__compile);
   __reduces = reduces.map(function (s) { return s === null ? null : __compile(s); });
   __filters = filters.map(__compile);
@@ -163,9 +203,11 @@ class Functions:
         reduces: list[str | None],
         names: list[str],
         filters: list[str] | None = None,
+        root: dict[str, Any] | None = None,
     ) -> None:
         self._maps, self._reduces, self._names = maps, reduces, names
         self._filters = filters or []
+        self._root = root or {}  # what require() finds modules in
         self._lock = threading.Lock()
         self._context: MiniRacer | None = None
         self._stack = contextlib.ExitStack()
@@ -176,7 +218,7 @@ class Functions:
             context.eval(RUNTIME)
             try:
                 context.eval(
-                    _invocation("__define", self._maps, self._reduces, self._filters),
+                    _invocation("__define", self._maps, self._reduces, self._filters, self._root),
                     timeout_sec=TIMEOUT,
                 )
             except JSTimeoutException:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ..couch.errors import BadRequest, NotFound
-from ..couch.protocol import encode_json
+from ..couch.protocol import decode_json, encode_json
 from . import blocks, collation, files, purge, reads, tree
 from .reduce import BUILT_IN
 
@@ -72,10 +72,11 @@ class Design:
     reduces: tuple[str | None, ...]
     include_design: bool
     local_seq: bool
+    lib: str = "{}"  # the JSON of ``views.lib``: the modules map functions may require
 
     @property
     def signature(self) -> str:
-        design = self.names, self.maps, self.reduces, self.include_design, self.local_seq
+        design = self.names, self.maps, self.reduces, self.include_design, self.local_seq, self.lib
         described = encode_json([self.language, *design])
         return hashlib.md5(described + (collation.COLLATOR + FORMAT).encode()).hexdigest()
 
@@ -97,7 +98,10 @@ def design_from(doc: dict[str, Any]) -> Design:
     if not isinstance(options, dict):
         raise BadRequest("invalid_design_doc", "`options` field must have object type")
     names, maps, reduces = [], [], []
+    lib = views.get("lib", {})
     for name, view in views.items():
+        if name == "lib" and isinstance(view, dict):
+            continue  # not a view: the CommonJS modules of the map functions
         if not isinstance(view, dict) or not isinstance(view.get("map"), str):
             raise BadRequest("invalid_design_doc", f"View `{name}` must contain map function")
         reduce = view.get("reduce")
@@ -117,6 +121,7 @@ def design_from(doc: dict[str, Any]) -> Design:
         tuple(reduces),
         options.get("include_design") is True,
         options.get("local_seq") is True,
+        encode_json(lib if isinstance(lib, dict) else {}).decode(),
     )
 
 
@@ -148,7 +153,8 @@ def _functions(design: Design) -> Functions:
     from .js import Functions
 
     reduces = [None if r is None or r.startswith("_") else r for r in design.reduces]
-    return Functions(list(design.maps), reduces, list(design.names))
+    root = {"views": {"lib": decode_json(design.lib)}}
+    return Functions(list(design.maps), reduces, list(design.names), root=root)
 
 
 def read_design(conn: sqlite3.Connection, ddoc_id: str) -> Design:
