@@ -420,6 +420,24 @@ async def test_the_async_face(db, bdb):
 
 
 @pytest.mark.gen_test
+async def test_an_async_flush_is_one_bulk_request_too(counted):
+    proxy, db = counted
+    fill(db, {"_id": "a", "n": 0}, {"_id": "b"})
+
+    async def on_delete(S, doc):
+        S.create({"_id": "gone-" + doc["_id"]})
+
+    async with Session(db, asynchronous=True, on_delete=on_delete) as S:
+        await S.fetch(["a", "b"])
+        proxy.clear()
+        S["a"]["n"] = 1
+        del S["b"]
+        S.create({"_id": "c"})
+    assert paths(proxy) == [("POST", BULK)]
+    assert [doc["_id"] for doc in db.get(["a", "b", "c", "gone-b"]) if doc] == ["a", "c", "gone-b"]
+
+
+@pytest.mark.gen_test
 async def test_async_with_flushes_or_discards(db, bdb):
     fill(bdb, {"_id": "a", "n": 0})
     async with Session(db) as S:
@@ -509,3 +527,18 @@ def test_a_hook_cannot_flush_the_session_it_runs_in(bdb):
     S.create({"_id": "a"})
     with pytest.raises(SessionError, match="under way"):
         S.flush()
+
+
+def test_the_public_names():
+    import service.session
+
+    assert sorted(service.session.__all__) == [
+        "FlushError",
+        "FlushResult",
+        "Hook",
+        "NotFetched",
+        "Session",
+        "SessionError",
+    ]
+    assert issubclass(NotFetched, LookupError) and not issubclass(NotFetched, KeyError)
+    assert issubclass(FlushError, CouchError) and issubclass(SessionError, CouchError)
