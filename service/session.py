@@ -32,6 +32,7 @@ after the others are written, so that a refusal is never silent, not even at the
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import inspect
@@ -192,7 +193,7 @@ class Session:
 
     def __repr__(self) -> str:
         face = "async " if self.asynchronous else ""
-        return f"<{face}Session on {self.db.name!r}: {len(self.pending())} pending>"
+        return f"<{face}Session on {self.db.name!r}: {len(self._entries)} documents>"
 
     # -- reading
 
@@ -339,9 +340,9 @@ class Session:
         after writing the rest if any document was refused."""
         if self._flushing:
             raise SessionError("a flush of this session is under way")
-        if self.asynchronous:
-            return self._flush_async()
         self._flushing = True
+        if self.asynchronous:
+            return asyncio.ensure_future(self._flush_async())
         try:
             for hook, doc in self._hook_calls():
                 returned = hook(self, doc)
@@ -354,7 +355,6 @@ class Session:
             self._flushing = False
 
     async def _flush_async(self) -> FlushResult:
-        self._flushing = True
         try:
             for hook, doc in self._hook_calls():
                 returned = hook(self, doc)
@@ -413,7 +413,7 @@ class Session:
                     continue
                 result.written[doc_id] = doc["_rev"]
                 if entry.deleted:
-                    del self._entries[doc_id]
+                    self._entries.pop(doc_id, None)
                 else:
                     entry.stored = content
         for doc_id, entry in list(self._entries.items()):

@@ -7,6 +7,7 @@ embedded store, since the in-process transport has no wire to count on.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 
@@ -435,6 +436,32 @@ async def test_an_async_flush_is_one_bulk_request_too(counted):
         S.create({"_id": "c"})
     assert paths(proxy) == [("POST", BULK)]
     assert [doc["_id"] for doc in db.get(["a", "b", "c", "gone-b"]) if doc] == ["a", "c", "gone-b"]
+
+
+@pytest.mark.gen_test
+async def test_one_async_flush_at_a_time(db, bdb):
+    S = Session(db)
+    S.create({"_id": "a"})
+    first = S.flush()
+    with pytest.raises(SessionError, match="under way"):
+        S.flush()
+    assert list((await first).written) == ["a"]
+    S.create({"_id": "b"})
+    assert list((await S.flush()).written) == ["b"]
+
+
+@pytest.mark.gen_test
+async def test_an_edit_made_while_a_flush_is_under_way_waits_for_the_next(db, bdb):
+    S = Session(db)
+    doc = {"_id": "a", "n": 1}
+    S.create(doc)
+    flight = S.flush()
+    await asyncio.sleep(0)  # the flush has sent its request
+    doc["n"] = 2
+    await flight
+    assert bdb.get("a")["n"] == 1 and S.pending() == {"a": "change"}
+    await S.flush()
+    assert bdb.get("a")["n"] == 2
 
 
 @pytest.mark.gen_test
