@@ -15,8 +15,8 @@ Edits are found by comparison, not by proxies: each document's JSON is kept as t
 has it and compared with the document at the flush. A proxy only sees changes made through
 it; a comparison also sees ``doc["tags"].sort()``, a nested list changed through another
 name, ``doc.update(...)``, and the caller keeps plain dicts that ``json``, ``copy`` and
-``isinstance`` treat as dicts. Its cost is one encoding per document, which the flush's
-request body needs anyway.
+``isinstance`` treat as dicts. Its cost is one more JSON encoding of each document in the
+session per flush.
 
 A flush is one ``_bulk_docs`` request, then one request per attachment added (with each
 document's new rev). CouchDB writes each document or refuses it on its own; the refused
