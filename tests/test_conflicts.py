@@ -105,3 +105,15 @@ async def test_resolution_is_awaitable_in_the_async_face(db, stale):
     assert await result.overwrite() is result
     assert not result.pending
     assert (await db.get("b"))["n"] == 1
+
+
+def test_bulk_results_are_matched_to_documents_by_id(bdb, backend):
+    """pouchdb-server lists validate_doc_update's refusals first, out of the documents' order."""
+    check = "function (doc) { if (doc.bad) throw({forbidden: 'no bad docs'}); }"
+    bdb.save({"_id": "_design/check", "validate_doc_update": check})
+    docs = [{"_id": "good", "n": 1}, {"_id": "bad", "bad": True}, {"_id": "fine"}]
+    result = bdb.save(docs)
+    assert sorted(result.resolved) == ["fine", "good"]
+    assert result.pending["bad"]["doc"] is docs[1] and result.pending["bad"]["error"] == "forbidden"
+    assert [doc["_id"] for doc in docs] == ["good", "bad", "fine"] and "_rev" not in docs[1]
+    assert docs[0]["_rev"] == bdb.get("good")["_rev"]

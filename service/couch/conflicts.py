@@ -66,7 +66,7 @@ def save_bulk(db: str, docs: list[Doc], options: Mapping[str, Any]) -> Flow:
         results = [failures.get(doc["_id"], {"id": doc["_id"], "rev": doc["_rev"]}) for doc in docs]
     resolved: dict[str, Doc] = {}
     pending: dict[str, dict[str, Any]] = {}
-    for doc, result in zip(docs, results, strict=True):
+    for doc, result in _paired(docs, results):
         if "error" in result:
             # CouchDB, pouchdb-server and the embedded store name the document in every
             # result; should a server not, the document's own _id stands in for it.
@@ -79,6 +79,17 @@ def save_bulk(db: str, docs: list[Doc], options: Mapping[str, Any]) -> Flow:
             doc["_id"], doc["_rev"] = result["id"], result["rev"]
             resolved[result["id"]] = doc
     return resolved, pending
+
+
+def _paired(docs: list[Doc], results: list[Any]) -> Iterable[tuple[Doc, Any]]:
+    """Each document with its result. CouchDB answers in the documents' order; pouchdb-server
+    puts the ones validate_doc_update refused first. So results go by id, and by order only
+    where ids cannot tell (a document without ``_id``, an id given twice)."""
+    ids = [doc.get("_id") for doc in docs]
+    by_id = {result.get("id"): result for result in results}
+    if None in ids or len(set(ids)) != len(ids) or set(by_id) != set(ids):
+        return zip(docs, results, strict=True)
+    return [(doc, by_id[doc["_id"]]) for doc in docs]
 
 
 def _per_document(answer: Any, docs: list[Doc]) -> bool:

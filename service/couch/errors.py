@@ -13,6 +13,8 @@
      |    +-- RequestTooLarge      413
      |    +-- ServerError          5xx
      +-- ServerUnavailable         the server could not be reached or did not answer in time
+     +-- service.session.SessionError   a session used wrongly (NotFetched, hooks looping)
+     +-- service.session.FlushError     a flush wrote some documents and not others
 
 Messages name the request's method and URL, never its credentials.
 """
