@@ -52,8 +52,9 @@ def uuids(call: Call) -> Reply:
 
 
 def active_tasks(call: Call) -> Reply:
-    """No background tasks: the store compacts nothing, indexes nothing yet."""
-    return json_reply(200, [])
+    """The continuous replications this process runs (the store compacts and indexes in
+    the requests that ask for it)."""
+    return json_reply(200, call.store.replications.tasks())
 
 
 def database(call: Call) -> Reply:

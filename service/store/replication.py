@@ -1,10 +1,13 @@
 """``POST /_replicate`` on the embedded store: CouchDB's replication protocol, run by the store.
 
 A one-shot replication runs in the request's thread and answers when it is done, as CouchDB's
-does. Both ends are reached with settee's blocking client, so an end is anything it reaches by
-URL: a CouchDB (the way from one machine up to a cluster), pouchdb-server, a settee, or a
-database of this store (``embedded:`` and this store's directory; a bare name, too, is one
-of this store's, as CouchDB 3.4 reads it as its own node's). An end is a URL, or ``{"url",
+does; a continuous one runs in a thread of its own until cancelled (``continuous``). The
+documents copied may be chosen by ``doc_ids``, a ``selector`` or a ``filter`` function of
+the source's with its ``query_params``. Both ends are reached with settee's blocking client,
+so an end is anything it reaches by URL: a CouchDB (the way from one machine up to a
+cluster), pouchdb-server, a settee, or a database of this store (``embedded:`` and this
+store's directory; a bare name, too, is one of this store's, as CouchDB 3.4 reads it as its
+own node's). An end is a URL, or ``{"url",
 "headers"}`` with Basic credentials. Errors are CouchDB 3.4.3's, status included (an end that
 cannot be opened is a 500 ``db_not_found``).
 
@@ -39,7 +42,7 @@ from ..couch.errors import (
     ServerError,
 )
 from ..couch.transport import EMBEDDED, Endpoint
-from .call import Call, MethodNotAllowed, NotImplementedYet
+from .call import Call, MethodNotAllowed
 from .params import body_json
 from .reply import Reply, json_reply
 
@@ -90,13 +93,34 @@ class Spec:
     target: End
     create_target: bool = False
     doc_ids: list[str] | None = None
+    filter: str | None = None  # a filter function, "ddoc/name", of the source
+    query_params: dict[str, Any] = dataclasses.field(default_factory=dict)
+    selector: dict[str, Any] | None = None
+    continuous: bool = False
 
     def replication_id(self, server_uuid: str) -> str:
-        """Stable for the same two ends and documents, whatever the other options, as the
-        id of CouchDB's ``_local`` checkpoints: a run with ``create_target`` and one without
-        share their checkpoint."""
-        key = json.dumps([server_uuid, self.source.url, self.target.url, self.doc_ids])
+        """Stable for the same two ends and choice of documents, whatever the other options,
+        as the id of CouchDB's ``_local`` checkpoints: a run with ``create_target`` and one
+        without share their checkpoint."""
+        chosen = [self.doc_ids, self.filter, self.query_params, self.selector]
+        key = json.dumps([server_uuid, self.source.url, self.target.url, *chosen])
         return hashlib.md5(key.encode()).hexdigest()
+
+    def local_id(self, server_uuid: str) -> str:
+        """CouchDB's name of the replication: its id, and the options that make it another
+        job (``_local_id`` of a continuous one, the ``replication_id`` that cancels it)."""
+        suffix = "+continuous" * self.continuous + "+create_target" * self.create_target
+        return self.replication_id(server_uuid) + suffix
+
+    def changes_options(self) -> dict[str, Any]:
+        """The options of the source's ``_changes`` that pass only the chosen documents."""
+        if self.doc_ids is not None:
+            return {"filter": "_doc_ids", "doc_ids": self.doc_ids}
+        if self.selector is not None:
+            return {"selector": self.selector}
+        if self.filter is not None:
+            return {**self.query_params, "filter": self.filter}
+        return {}
 
 
 def replicate(call: Call) -> Reply:
@@ -105,15 +129,27 @@ def replicate(call: Call) -> Reply:
     if call.method != "POST":
         raise MethodNotAllowed("POST")
     body = body_json(call.body)
-    if body.get("cancel"):
-        raise NotFound("not_found", "missing")  # no replication runs on after its request
-    if body.get("continuous"):
-        raise NotImplementedYet(
-            "not_implemented", "continuous replication is not in the embedded store yet"
-        )
     requester = None if call.user.how == "local" else _credentials(call.headers)
+    if body.get("cancel"):
+        return _cancel(call, body, requester)
     spec = _spec(body, call.store.directory, requester)
+    if spec.continuous:
+        local_id = spec.local_id(call.store.uuid)
+        call.store.replications.start(
+            local_id, spec, spec.replication_id(call.store.uuid), call.user
+        )
+        return json_reply(202, {"ok": True, "_local_id": local_id})
     return json_reply(200, _run(spec, spec.replication_id(call.store.uuid)))
+
+
+def _cancel(call: Call, body: Mapping[str, Any], requester: Mapping[str, str] | None) -> Reply:
+    """Stop a continuous replication, named by ``replication_id`` or by its spec."""
+    local_id = body.get("replication_id")
+    if not isinstance(local_id, str):
+        local_id = _spec(body, call.store.directory, requester).local_id(call.store.uuid)
+    if not call.store.replications.cancel(local_id, call.user):
+        raise NotFound("not_found", "missing")
+    return json_reply(200, {"ok": True, "_local_id": local_id})
 
 
 def _credentials(headers: Mapping[str, str]) -> dict[str, str]:
@@ -128,15 +164,29 @@ def _spec(body: Mapping[str, Any], directory: Path, requester: Mapping[str, str]
         isinstance(doc_ids, list) and all(isinstance(i, str) for i in doc_ids)
     ):
         raise BadRequest("bad_request", "parameter `doc_ids` must be an array")
-    if body.get("filter") or body.get("selector"):
-        raise NotImplementedYet(
-            "not_implemented", "filtered replication needs filter functions (issue 20)"
-        )
+    chosen_by, selector = body.get("filter"), body.get("selector")
+    query_params: dict[str, Any] = {}
+    if selector is not None and not isinstance(selector, dict):
+        raise BadRequest("bad_request", "`selector` must be a JSON object")
+    if chosen_by is not None:
+        if not isinstance(chosen_by, str) or chosen_by.count("/") != 1:
+            raise BadRequest("bad_request", "`filter` must be a string ddoc/name")
+        query_params = body.get("query_params") or {}
+        if not isinstance(query_params, dict):
+            raise BadRequest("bad_request", "`query_params` must be an object")
+    if sum(x is not None for x in (doc_ids, chosen_by, selector)) > 1:
+        raise BadRequest("bad_request", "`doc_ids`, `filter`, `selector` are mutually exclusive")
     return Spec(
         _end(body.get("source"), "source", directory, requester),
         _end(body.get("target"), "target", directory, requester),
         create_target=body.get("create_target") is True,
         doc_ids=doc_ids,
+        filter=chosen_by,
+        query_params={
+            str(k): v if isinstance(v, str) else json.dumps(v) for k, v in query_params.items()
+        },
+        selector=selector,
+        continuous=body.get("continuous") is True,
     )
 
 
@@ -182,14 +232,14 @@ def _basic_auth(header: Any) -> tuple[str, str] | None:
 
 def _run(spec: Spec, rep_id: str) -> dict[str, Any]:
     with (
-        _opened(spec.source, "source") as source,
-        _opened(spec.target, "target", create=spec.create_target) as target,
+        opened(spec.source, "source") as source,
+        opened(spec.target, "target", create=spec.create_target) as target,
     ):
-        return _Session(spec, rep_id, source, target).run()
+        return Run(spec, rep_id, source, target).run()
 
 
 @contextlib.contextmanager
-def _opened(end: End, role: str, *, create: bool = False) -> Iterator[blocking.Database]:
+def opened(end: End, role: str, *, create: bool = False) -> Iterator[blocking.Database]:
     """An end opened and checked, closed on exit; one that cannot be used is CouchDB's
     ``db_not_found`` (``unauthorized`` for credentials it refused)."""
     with end.open() as db:
@@ -211,7 +261,7 @@ def _opened(end: End, role: str, *, create: bool = False) -> Iterator[blocking.D
         yield db
 
 
-class _Session:
+class Run:
     """One run of a replication: from the checkpoint both ends agree on to the source's end."""
 
     def __init__(
@@ -265,8 +315,7 @@ class _Session:
 
     def _batches(self, since: Any) -> Iterator[tuple[list[dict[str, Any]], Any]]:
         options: dict[str, Any] = {"style": "all_docs", "limit": BATCH}
-        if self.spec.doc_ids is not None:
-            options.update(filter="_doc_ids", doc_ids=self.spec.doc_ids)
+        options.update(self.spec.changes_options())
         while True:
             feed = self.source.changes(since=since, **options)
             rows = feed["results"]

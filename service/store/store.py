@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ..couch.errors import BadRequest, NotFound, PreconditionFailed
 from ..couch.protocol import encode_json, validate_db_name
 from . import access, edits, files
+from .continuous import Replications
 from .neighbours import Neighbours
 from .users import USERS_DB, Users
 from .views import Design, Designs, Index, index_directory, remove_indexes
@@ -131,6 +132,7 @@ class Store:
         self._lock = threading.Lock()
         self.neighbours = Neighbours(directory, self._committed_elsewhere)
         self.writer = Writer(self._committed)
+        self.replications = Replications(directory)
 
     @classmethod
     def acquire(cls, directory: str | os.PathLike) -> Store:
@@ -149,8 +151,11 @@ class Store:
             store, users = self._open[self.directory]
             if users > 1:
                 self._open[self.directory] = (store, users - 1)
+                if self.replications.only_jobs_hold(users - 1):
+                    self.replications.close()  # each releases its handles as it ends
                 return
             del self._open[self.directory]
+        self.replications.close()
         self.writer.close()
         self.neighbours.close()
         with self._lock:
