@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from service.couch import Forbidden, Unauthorized, blocking
 from tests.conftest import answer
 
 PASSWORD = "pw-" + uuid.uuid4().hex[:8]
@@ -270,3 +271,15 @@ async def test_a_replication_reads_and_writes_only_what_its_requester_may(
     stolen = await settee.fetch("POST", "/_replicate", body, headers=basic(user), anonymous=True)
     assert stolen.code >= 400, stolen.body
     assert target not in bcouch.all_dbs()
+
+
+def test_a_client_with_credentials_acts_as_their_user(user, bcouch, bdb):
+    """``Couch(url, auth=…)`` is that user on the embedded store as over HTTP: never the
+    store's admin that a client without credentials is in-process."""
+    url = bcouch.endpoint.url  # without the test server's credentials
+    with blocking.Couch(url, auth=(user, PASSWORD)) as couch:
+        assert couch.session()["userCtx"]["name"] == user
+        with pytest.raises(Forbidden):
+            couch[bdb.name].info()  # a new database is its admins' alone
+    with blocking.Couch(url, auth=(user, "wrong")) as couch, pytest.raises(Unauthorized):
+        couch.all_dbs()

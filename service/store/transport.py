@@ -54,6 +54,14 @@ class _Base:
         self.server = Server(self.store, local_admin=endpoint.local_admin)
         self._closed = False
 
+    def headers(self, request: Request) -> dict[str, str]:
+        """The request's headers, with the endpoint's credentials when it carries none of its
+        own (a ``Couch(url, auth=…)`` acts as that user here as over HTTP)."""
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        if self.endpoint.auth and not ({"authorization", "cookie"} & headers.keys()):
+            headers["authorization"] = self.endpoint.headers()["Authorization"]
+        return headers
+
     def describe(self, request: Request) -> str:
         return f"{request.method} {self.endpoint.url}{request.path}"
 
@@ -132,7 +140,7 @@ class AsyncStoreTransport(_Base):
         if isinstance(body, str):
             body = body.encode()
         reply = await self._in_pool(
-            self.server.handle, request.method, target, dict(request.headers), bytes(body or b"")
+            self.server.handle, request.method, target, self.headers(request), bytes(body or b"")
         )
         return AsyncStoreBody(reply, _headers(reply, self.endpoint), self._in_pool)
 
@@ -237,7 +245,7 @@ class BlockingStoreTransport(_Base):
         elif body is not None and not isinstance(body, bytes | bytearray):
             body = b"".join(_chunks(body))
         reply = self.server.handle(
-            request.method, _target(request), dict(request.headers), bytes(body or b"")
+            request.method, _target(request), self.headers(request), bytes(body or b"")
         )
         return BlockingStoreBody(reply, _headers(reply, self.endpoint))
 
