@@ -32,14 +32,14 @@ def now() -> str:
 class BeerPage(PageHandler):
     """What the beer pages share: reading a beer, its brewery, and the submitted form."""
 
-    def beer(self, beer_id: str) -> Any:
+    def beer(self, beer_id: str) -> Flow:
         """The beer ``beer_id``: 404 for a missing document or one that is no beer."""
         doc = yield self.db.get(beer_id)
         if doc.get("type") != "beer":
             raise web.HTTPError(404, "%s is no beer", beer_id)
         return doc
 
-    def brewery(self, brewery_id: str) -> Any:
+    def brewery(self, brewery_id: str) -> Flow:
         """The brewery ``brewery_id``, or None if there is no such brewery."""
         try:
             [doc] = yield self.db.get([brewery_id])
@@ -47,13 +47,13 @@ class BeerPage(PageHandler):
             return None
         return doc if doc is not None and doc.get("type") == "brewery" else None
 
-    def brewery_names(self, ids: Iterable[str]) -> Any:
+    def brewery_names(self, ids: Iterable[str]) -> Flow:
         """Brewery id → name, for the breweries of ``ids`` that exist: one bulk read."""
         wanted = sorted({brewery_id for brewery_id in ids if isinstance(brewery_id, str)})
         docs = (yield self.db.get(wanted)) if wanted else []
         return {doc["_id"]: doc.get("name", doc["_id"]) for doc in docs if doc is not None}
 
-    def checked_form(self) -> Any:
+    def checked_form(self) -> Flow:
         """The submitted beer form, checked, its brewery looked up."""
         form = forms.check({name: self.get_body_argument(name, "") for name in forms.FIELDS})
         if (
