@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import http.cookiejar
+import json
 import re
 import urllib.error
 import urllib.request
@@ -160,7 +161,7 @@ class Visitor:
 
     def __init__(self, base: str) -> None:
         self.base = base
-        jar = http.cookiejar.CookieJar()
+        self.jar = jar = http.cookiejar.CookieJar()
 
         class NoRedirects(urllib.request.HTTPRedirectHandler):
             def redirect_request(self, *args, **kwargs):
@@ -202,6 +203,18 @@ def test_a_form_without_its_xsrf_token_is_refused_with_a_page(demo):
     status, text = Visitor(demo.url).request(f"/beers/{BEER['_id']}/delete", {"_rev": "1-abc"})
     assert status == 403 and "did not come from this site" in text
     assert "Traceback" not in text
+
+
+def test_a_feed_token_is_given_only_to_the_demo_s_own_pages(demo):
+    visitor = Visitor(demo.url)
+    assert visitor.request("/live/token", b"")[0] == 403  # no XSRF token: another site's
+    visitor.form("/beers/new")  # the XSRF cookie, as the page's script has it
+    cookie = next(c for c in visitor.jar if c.name == "_xsrf")
+    request = urllib.request.Request(
+        demo.url + "/live/token", data=b"", headers={"X-XSRFToken": cookie.value}
+    )
+    with visitor.opener.open(request, timeout=10) as response:
+        assert response.status == 200 and len(json.load(response)["token"]) > 20
 
 
 @pytest.mark.parametrize(

@@ -296,3 +296,18 @@ def test_a_page_catches_up_from_its_last_seq_after_a_pause_or_a_drop(demo, two_p
     wait_live(watcher)
     edit_name(writer, demo, beer["_id"], "Changed After The Drop")
     expect(watcher.locator("#beer-name")).to_have_text("Changed After The Drop")
+
+
+def test_a_brewery_page_follows_its_beers(demo, two_pages):
+    writer, watcher = two_pages
+    brewery = BREWERIES[7]
+    watcher.goto(f"{demo.url}/breweries/{brewery['_id']}")
+    wait_live(watcher)
+    before = len(row_ids(watcher, "#brewery-beers"))
+    writer.goto(f"{demo.url}/beers/new?brewery={brewery['_id']}")
+    expect(writer.locator("#f-brewery_id")).to_have_value(brewery["_id"])
+    writer.fill("#f-name", "Brewery Page Bock")
+    assert submit(writer) == 303
+    new_id = f"{brewery['_id']}-brewery-page-bock"
+    expect(watcher.locator(f'#brewery-beers tr[data-id="{new_id}"]')).to_have_count(1)
+    assert len(row_ids(watcher, "#brewery-beers")) == before + 1
