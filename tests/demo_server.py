@@ -4,6 +4,7 @@ on free loopback ports, in a data directory of its own, stopped by its PID."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +19,8 @@ ADMIN = "admin:demo-admin-secret"
 class DemoServer:
     def __init__(self, *, breweries: int, beers: int) -> None:
         self.port, self.settee_port = free_port(), free_port()
-        self.data_dir = Path(tempfile.mkdtemp(prefix="settee-demo-")) / "data"
+        self.workdir = Path(tempfile.mkdtemp(prefix="settee-demo-"))
+        self.data_dir = self.workdir / "data"
         self.breweries, self.beers = breweries, beers
         self.process: subprocess.Popen | None = None
 
@@ -54,3 +56,4 @@ class DemoServer:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+        shutil.rmtree(self.workdir, ignore_errors=True)
