@@ -405,10 +405,9 @@ class Bucket:
 
     @operation
     def reap(self, now: float | None = None) -> Flow[int]:
-        """Delete the documents of expired keys through the expiry index (installing it if
-        these credentials may); how many were deleted."""
-        yield from expiry.install(self._database())
-        self._indexed = True
+        """Delete the documents of keys expired by ``now`` through the expiry index; how
+        many. It does not install the index: this Bucket's first write with a ttl does, when
+        its credentials may write design documents (a database admin's)."""
         return (yield from expiry.reap(self._database(), now))
 
 
