@@ -5,8 +5,8 @@ side by side in each round (their order rotating by round):
 
 - ``get_multi``: one call, one ``_all_docs`` request with the keys;
 - ``get x N``: one ``get`` per key, one after another (a document GET each);
-- ``get x N, async``: the async face, every ``get`` started at once and gathered (the
-  client's connection pool bounds how many run together).
+- ``get x N, async``: the same Bucket's async face (in a running loop), every ``get`` started
+  at once and gathered (the client's connection pool bounds how many run together).
 
 Each backend is started by this script and stopped by its PID: the embedded store in a
 temporary directory (in this process), an in-memory pouchdb-server, and CouchDB 3.4.3 when
@@ -56,7 +56,9 @@ def server(backend: str) -> Iterator[str]:
         started.stop()
 
 
-def contenders(bucket: Bucket, url: str, keys: list[str]) -> dict[str, Callable[[], None]]:
+def contenders(
+    bucket: Bucket, loop: asyncio.Runner, keys: list[str]
+) -> dict[str, Callable[[], None]]:
     def multi() -> None:
         results = bucket.get_multi(keys)
         assert results.all_ok and len(results) == len(keys)
@@ -65,15 +67,14 @@ def contenders(bucket: Bucket, url: str, keys: list[str]) -> dict[str, Callable[
         for key in keys:
             bucket.get(key)
 
-    async def gathered() -> None:
-        async with Bucket(url) as async_bucket:
-            got = await asyncio.gather(*(async_bucket.get(key) for key in keys))
+    async def gathered() -> None:  # the same Bucket: in this loop, its async face
+        got = await asyncio.gather(*(bucket.get(key) for key in keys))
         assert len(got) == len(keys)
 
     return {
         "get_multi": multi,
         f"get x {len(keys)}": singles,
-        f"get x {len(keys)}, async": lambda: asyncio.run(gathered()),
+        f"get x {len(keys)}, async": lambda: loop.run(gathered()),
     }
 
 
@@ -83,9 +84,9 @@ def bench(backend: str, args: argparse.Namespace) -> None:
             couch.create("kv-bench")
         database = url.rstrip("/") + "/kv-bench"
         keys = [f"key-{i:05d}" for i in range(args.keys)]
-        with Bucket(database) as bucket:
+        with Bucket(database) as bucket, asyncio.Runner() as loop:
             bucket.set_multi({key: {"n": i, "name": f"value {i}"} for i, key in enumerate(keys)})
-            runs = contenders(bucket, database, keys)
+            runs = contenders(bucket, loop, keys)
             times: dict[str, list[float]] = {name: [] for name in runs}
             for round_no in range(args.rounds):
                 names = list(runs)
@@ -94,6 +95,7 @@ def bench(backend: str, args: argparse.Namespace) -> None:
                     started = time.perf_counter()
                     runs[name]()
                     times[name].append(time.perf_counter() - started)
+            loop.run(bucket.close())  # the async face's connections, in their loop
         print(f"\n{backend}: medians of {args.rounds} rounds, {args.keys} keys")
         multi = statistics.median(times["get_multi"])
         for name, seconds in times.items():
