@@ -6,7 +6,8 @@ embedded store's admin), and widens no one's rights by it: it enters only databa
 admins installed the index (only a database admin may write a design document), and deletes
 only documents whose writers set them to expire; CouchDB's ``validate_doc_update`` judges
 those deletes as settee's, like any other write. Until it passes, readers through
-``service.kv`` already see expired keys as gone.
+``service.kv`` already see expired keys as gone. Each server process runs one; two that
+delete the same document at once conflict, and one of them wins.
 """
 
 from __future__ import annotations
@@ -44,12 +45,21 @@ class Reaper:
             self._task = None
 
     async def _run(self) -> None:
+        """Sweep every interval; a failed sweep is logged (once until it changes: a server
+        that refuses settee ``_all_dbs`` would say so every minute) and tried again."""
+        last_failure = ""
         while True:
             await asyncio.sleep(self.interval)
             try:
                 await self.sweep()
             except CouchError as exc:
-                log.warning("expired keys not removed: %s", exc)
+                if str(exc) != last_failure:
+                    log.warning("expired keys not removed: %s", exc)
+                last_failure = str(exc)
+            except Exception:
+                log.exception("expired keys not removed")
+            else:
+                last_failure = ""
 
     async def sweep(self) -> int:
         """One pass over the databases: how many documents were removed."""
