@@ -575,3 +575,13 @@ def test_settees_http_routes_leave_locks_to_the_document(settee, bdb, db_name, i
     assert bucket.get("k").value == {"v": 3}
     with pytest.raises(TemporaryFailError):  # it kept "~kv" as it was: still locked
         bucket.set("k", {"v": 4})
+
+
+def test_metadata_writes_keep_a_documents_attachments(bucket, bdb):
+    bdb.save({"_id": "with-file", "title": "notes"})
+    bdb.put_attachment(bdb.get("with-file"), b"\x00 bytes", "file.bin")
+    locked = bucket.lock("with-file", ttl=5)
+    bucket.unlock("with-file", locked.cas)
+    bucket.touch("with-file", 3600)
+    assert bdb.get_attachment("with-file", "file.bin") == b"\x00 bytes"
+    assert bucket.get("with-file").value == {"title": "notes"}  # a file is not the value

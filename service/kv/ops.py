@@ -75,8 +75,9 @@ class Entry:
         return until is not None and until > now
 
     def fields(self) -> dict[str, Any]:
-        """The document's value fields and metadata, without ``_id``/``_rev``."""
-        return {k: v for k, v in self.doc.items() if not k.startswith("_")}
+        """The document's value fields and metadata, and its attachments (as the stubs it was
+        read with), to write it again changed only in its metadata."""
+        return {k: v for k, v in self.doc.items() if not k.startswith("_") or k == "_attachments"}
 
 
 Outcome = Result | KVError
