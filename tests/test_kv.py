@@ -65,19 +65,11 @@ def database_url(bcouch, bdb) -> str:
 
 
 def test_the_public_names():
-    assert set(service.kv.__all__) >= {
-        "Bucket",
-        "Result",
-        "KVError",
-        "KeyExistsError",
-        "NotFoundError",
-        "TemporaryFailError",
-        "FMT_JSON",
-        "FMT_PICKLE",
-        "FMT_BYTES",
-        "FMT_UTF8",
-        "FMT_AUTO",
-        "Transcoder",
+    assert set(service.kv.__all__) == {
+        *("Bucket", "Result", "MultiResult", "ViewRow", "Transcoder"),
+        *("FMT_JSON", "FMT_PICKLE", "FMT_BYTES", "FMT_UTF8", "FMT_AUTO", "FMT_MASK"),
+        *("KVError", "KeyExistsError", "NotFoundError", "TemporaryFailError"),
+        *("DeltaBadvalError", "ValueFormatError", "ArgumentError"),
     }
     assert issubclass(NotFoundError, KeyError) and issubclass(KVError, service.couch.CouchError)
 
