@@ -14,7 +14,7 @@ from collections.abc import Callable
 import pytest
 
 import service.kv
-from service.couch import Conflict, Document, NotFound
+from service.couch import Conflict, Document, Forbidden, NotFound
 from service.kv import (
     FMT_AUTO,
     FMT_BYTES,
@@ -577,3 +577,16 @@ def test_metadata_writes_keep_a_documents_attachments(bucket, bdb):
     bucket.touch("with-file", 3600)
     assert bdb.get_attachment("with-file", "file.bin") == b"\x00 bytes"
     assert bucket.get("with-file").value == {"title": "notes"}  # a file is not the value
+
+
+def test_a_validator_refusing_some_keys_fails_those_keys_only(bucket, bdb):
+    guard = "function (doc) { if (doc.forbidden) { throw({forbidden: 'not this one'}); } }"
+    bdb.save({"_id": "_design/guard", "validate_doc_update": guard})
+    with pytest.raises(Forbidden) as raised:
+        bucket.set_multi({"a": {"n": 1}, "b": {"forbidden": True}, "c": {"n": 3}})
+    results = raised.value.all_results
+    assert results["a"].success and results["c"].success and not results["b"].success
+    assert (bucket.get("a").value, bucket.get("c").value) == ({"n": 1}, {"n": 3})
+    with pytest.raises(Forbidden):
+        bucket.set("b", {"forbidden": True})
+    assert not bucket.get("b", quiet=True).success

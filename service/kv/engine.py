@@ -62,7 +62,7 @@ def run(db: Database, plans: Mapping[str, Plan]) -> Flow[dict[str, Outcome]]:
         docs = [write.doc for write in writes.values()]
         answers = yield from Database.bulk_docs.__wrapped__(db, docs)
         pending = {}
-        for (key, write), answer in zip(writes.items(), answers, strict=True):
+        for (key, write), answer in _by_key(writes, answers):
             if "error" not in answer:
                 outcomes[key] = write.result(answer["rev"])
             elif answer["error"] == "conflict":
@@ -74,6 +74,15 @@ def run(db: Database, plans: Mapping[str, Plan]) -> Flow[dict[str, Outcome]]:
     for key in pending:
         outcomes[key] = TemporaryFailError(f"lost {MAX_ROUNDS} races to other writers", key)
     return outcomes
+
+
+def _by_key(writes: dict[str, Write], answers: list[Any]) -> Any:
+    """Each write with its answer. CouchDB answers in the documents' order; pouchdb-server
+    puts those validate_doc_update refused first: answers go by id, each key written once."""
+    by_id = {answer.get("id"): answer for answer in answers}
+    if set(by_id) != set(writes):
+        return zip(writes.items(), answers, strict=True)
+    return [((key, write), by_id[key]) for key, write in writes.items()]
 
 
 def _error(answer: Mapping[str, Any]) -> Exception:
