@@ -24,6 +24,7 @@ from tornado.netutil import bind_sockets
 from service import settings as settings_module
 from service.app import make_app, make_couches, make_hub, make_server
 from service.inflight import InFlight
+from service.kv.reaper import Reaper
 from service.metrics import Metrics
 from service.processes import serve_in_processes
 from service.store.users import Users
@@ -42,6 +43,9 @@ async def serve(settings: settings_module.Settings, sockets: list[socket.socket]
     async with couch, own_couch:
         hub = make_hub(settings, own_couch)
         metrics.watch_hub(hub)
+        reaper = Reaper(own_couch, settings.kv_reap_interval, settings.databases)
+        if settings.kv_reap_interval:
+            reaper.start()
         app = make_app(settings, couch, metrics, in_flight, hub, own_couch)
         server = make_server(app, settings)
         server.add_sockets(sockets)
@@ -54,6 +58,7 @@ async def serve(settings: settings_module.Settings, sockets: list[socket.socket]
         server.stop()
         hub.close()
         await hub.wait_closed()
+        await reaper.close()
         if not await in_flight.drained(settings.shutdown_grace):
             log.warning("grace period over: %d requests cut short", in_flight.count)
         await server.close_all_connections()

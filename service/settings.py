@@ -101,6 +101,9 @@ class Settings:
     xheaders: bool = _setting(
         False, "trust X-Forwarded-For / X-Forwarded-Proto (behind a proxy such as nginx)"
     )
+    kv_reap_interval: float = _setting(
+        60.0, "seconds between removals of expired service.kv keys (0: never)"
+    )
     event_loop: str = _setting(
         "auto", "uvloop, asyncio, or auto: uvloop where it is installed, else asyncio"
     )
@@ -116,6 +119,8 @@ class Settings:
             raise ValueError("max_body_size, max_subscribers and subscriber_buffer must be > 0")
         if self.couch_connections <= 0:
             raise ValueError("couch_connections must be > 0")
+        if self.kv_reap_interval < 0:
+            raise ValueError("kv_reap_interval must not be negative")
         if self.heartbeat <= 0 or self.reauthorize_interval <= 0:
             raise ValueError("heartbeat and reauthorize_interval must be > 0")
         timeouts = (self.header_timeout, self.body_timeout, self.idle_timeout, self.write_timeout)

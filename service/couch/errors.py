@@ -15,6 +15,7 @@
      +-- ServerUnavailable         the server could not be reached or did not answer in time
      +-- service.session.SessionError   a session used wrongly (NotFetched, hooks looping)
      +-- service.session.FlushError     a flush wrote some documents and not others
+     +-- service.kv.KVError             a Bucket operation failed (its tree: service.kv.errors)
 
 Messages name the request's method and URL, never its credentials.
 """
