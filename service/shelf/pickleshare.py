@@ -19,20 +19,21 @@ and ``hcompress`` never deletes a bucket that changed while it ran.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ..couch.errors import Conflict, NotFound
 from ..couch.targets import Target
 from . import keys as keymap
 from .errors import ConflictError
-from .shelf import ATTEMPTS, Shelf
+from .shelf import ATTEMPTS, Shelf, back_off
 
 BUCKETS = 256
 COMPRESSED = "xx"
-LONGPOLL = 10.0  # seconds per longpoll request while waiting; the client times out at 30
+WATCH = 1.0  # seconds between looks at whether a waited-on feed has failed
 _MISSING: Any = object()
 
 
@@ -137,7 +138,8 @@ class PickleShareDB(Shelf):
         the newer value, if another writer came first."""
         doc_id = keymap.doc_id(key)
         db = self._writable()
-        for _ in range(ATTEMPTS):
+        for attempt in range(ATTEMPTS):
+            back_off(attempt)
             try:
                 doc = self._document(doc_id)
             except NotFound:
@@ -160,27 +162,45 @@ class PickleShareDB(Shelf):
 
     def waitget(self, key: str, maxwaittime: float = 60) -> Any:
         """The value of ``key`` as soon as it has one, waiting at most ``maxwaittime``
-        seconds (then KeyError). It watches the key's changes rather than polling: a
-        longpoll ``_changes`` request returns when the key is written."""
-        doc_id = keymap.doc_id(key)
-        if self.writeback and key in self._cache:
-            return self._cache[key][0]
+        seconds (then KeyError).
+
+        It follows the key's changes rather than polling: after one read, a continuous
+        ``_changes`` feed from the start, filtered to the key's document, whose first row
+        with a value (written since the read, or by another process while it waits) ends
+        the wait. The time limit
+        is kept here, not by the server (pouchdb-server ignores a longpoll's ``timeout``).
+        """
         deadline = time.monotonic() + maxwaittime
-        since: Any = 0  # the first answer holds the key's current state, if it has one
-        while True:
-            left = deadline - time.monotonic()
-            options: dict[str, Any] = {"feed": "normal"}
-            if left > 0:
-                options = {"feed": "longpoll", "timeout": min(left, LONGPOLL)}
-            answer = self.db.changes(
-                since=since, filter="_doc_ids", doc_ids=[doc_id], include_docs=True, **options
-            )
-            for row in answer["results"]:
-                if row["id"] == doc_id and not row.get("deleted") and row.get("doc"):
-                    return self._loaded(key, row["doc"])
-            since = answer["last_seq"]
-            if left <= 0:
-                raise KeyError(key)
+        with contextlib.suppress(KeyError):
+            return self[key]  # at once, when it has a value
+        doc_id = keymap.doc_id(key)
+        found: list[Mapping[str, Any]] = []
+        written = threading.Event()
+
+        def changed(seq: Any, rows: list[Mapping[str, Any]]) -> None:
+            for row in rows:
+                if row.get("id") == doc_id and not row.get("deleted") and row.get("doc"):
+                    found.append(row["doc"])
+                    written.set()
+
+        feed = self.db.changes(
+            feed="continuous",
+            callback=changed,
+            since=0,
+            filter="_doc_ids",
+            doc_ids=[doc_id],
+            include_docs=True,
+            latency=0,
+        )
+        try:
+            while not written.wait(max(0.0, min(deadline - time.monotonic(), WATCH))):
+                if feed.error is not None:
+                    raise feed.error
+                if time.monotonic() >= deadline:
+                    raise KeyError(key)
+        finally:
+            feed.stop()
+        return self._loaded(key, found[-1])
 
     def getlink(self, folder: str) -> Link:
         """Attribute access to the keys under ``folder/``: ``getlink("a").b`` is ``db["a/b"]``."""

@@ -33,7 +33,7 @@ from .formats import get_format
 
 FLAGS = ("c", "w", "r", "n")
 PAGE = 1000  # rows per _all_docs request when reading many keys
-ATTEMPTS = 12  # tries of a conflicting write before giving up
+ATTEMPTS = 16  # tries of a conflicting write before giving up
 BACKOFF = 0.005  # seconds before the second retry, doubled after each
 MAX_BACKOFF = 0.5
 
@@ -180,9 +180,7 @@ class Shelf(MutableMapping[str, Any]):
         for doc_id in ids:
             self._revs.pop(doc_id, None)
         self._revs.update(self._current_revs(ids))
-        if attempt:
-            delay = min(MAX_BACKOFF, BACKOFF * 2 ** (attempt - 1))
-            time.sleep(delay * random.uniform(0.5, 1.0))
+        back_off(attempt)
 
     def _refresh(self, keys: list[str]) -> None:
         """Fetch the current documents of ``keys``: their revs, and cached values."""
@@ -373,6 +371,14 @@ class _BulkValues(ValuesView[Any]):
 
     def __iter__(self) -> Iterator[Any]:
         return (value for _, value in self._mapping._items())
+
+
+def back_off(attempt: int) -> None:
+    """Wait before trying a lost write again: not before the first retry (the rev was
+    stale), then twice as long each time, with jitter so that rivals fall out of step."""
+    if attempt:
+        delay = min(MAX_BACKOFF, BACKOFF * 2 ** (attempt - 1))
+        time.sleep(delay * random.uniform(0.5, 1.0))
 
 
 def _prepare(db: blocking.Database, flag: str) -> None:
