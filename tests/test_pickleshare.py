@@ -104,6 +104,14 @@ def test_hashed_categories(p):
     assert bucket_of("key7") == bucket_of("key7") and len(bucket_of("x")) == 2
 
 
+def test_hcompress_twice_with_raiseconflicts(bdb):
+    with PickleShareDB(bdb, raiseconflicts=True) as p:
+        for round_ in range(2):
+            p.hset("cat", f"key{round_}", round_)
+            p.hcompress("cat")  # the second writes over the compressed document it read
+        assert p.keys("cat/*") == ["cat/xx"] and p.hdict("cat") == {"key0": 0, "key1": 1}
+
+
 HSETTER = """
 import sys
 from service.shelf import PickleShareDB

@@ -125,11 +125,13 @@ class PickleShareDB(Shelf):
             self._revs.pop(keymap.doc_id(key), None)
 
     def _category(self, hashroot: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
-        """(key, rev, pairs) of a category's documents, the compressed one first."""
-        found = [
-            (key, row["doc"]["_rev"], self.format.decode(row["doc"], key))
-            for key, row in self._matching(f"{hashroot}/*", include_docs=True)
-        ]
+        """(key, rev, pairs) of a category's documents, the compressed one first; their
+        revs are remembered as seen."""
+        found = []
+        for key, row in self._matching(f"{hashroot}/*", include_docs=True):
+            doc = row["doc"]
+            found.append((key, doc["_rev"], self.format.decode(doc, key)))
+            self._revs[doc["_id"]] = doc["_rev"]  # seen: hcompress writes over it
         found.sort(key=lambda entry: not entry[0].endswith("/" + COMPRESSED))
         return iter(found)
 
