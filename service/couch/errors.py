@@ -17,6 +17,8 @@
      +-- service.session.FlushError     a flush wrote some documents and not others
      +-- service.kv.KVError             a Bucket operation failed (its tree: service.kv.errors)
 
+service.shelf.ConflictError is a Conflict (409) that names the keys a shelf could not write.
+
 Messages name the request's method and URL, never its credentials.
 """
 
