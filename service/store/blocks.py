@@ -70,17 +70,23 @@ def changed(conn: sqlite3.Connection, removed: Iterable[tuple], added: Iterable[
 
 
 def _block_of(conn: sqlite3.Connection, view: int, position: tuple) -> Position:
-    """The block a row at ``position`` counts in: the first whose last position is not
-    below it (the view's top block, made if the view has none yet)."""
+    """The block a row at ``position`` counts in (the view's top block, made if the view has
+    none yet)."""
+    found = _bound_at(conn, view, position)
+    if found is None:
+        conn.execute("INSERT INTO blocks VALUES (?, ?, ?, ?, ?, 0)", (view, *TOP))
+        return TOP
+    return found
+
+
+def _bound_at(conn: sqlite3.Connection, view: int, position: tuple) -> Position | None:
+    """The last position of the first block whose last position is not below ``position``."""
     found = conn.execute(
         f"SELECT sort, doc, vsort, n FROM blocks WHERE view = ? AND {POSITION} >= (?, ?, ?, ?) "
         "ORDER BY sort, doc, vsort, n LIMIT 1",
         (view, *position),
     ).fetchone()
-    if found is None:
-        conn.execute("INSERT INTO blocks VALUES (?, ?, ?, ?, ?, 0)", (view, *TOP))
-        return TOP
-    return tuple(found)
+    return None if found is None else tuple(found)
 
 
 def _split(conn: sqlite3.Connection, view: int) -> None:
@@ -125,26 +131,23 @@ def _inside(low: tuple | None, high: tuple) -> tuple[str, list]:
 
 def rows_before(conn: sqlite3.Connection, view: int, position: Position) -> int:
     """The rows of ``view`` whose position is below ``position``."""
-    block = conn.execute(
-        f"SELECT sort, doc, vsort, n FROM blocks WHERE view = ? AND {POSITION} >= (?, ?, ?, ?) "
-        "ORDER BY sort, doc, vsort, n LIMIT 1",
-        (view, *position),
-    ).fetchone()
+    block = _bound_at(conn, view, position)
     if block is None:  # no rows yet, or none counted: count them
         (count,) = conn.execute(
             f"SELECT COUNT(*) FROM rows WHERE view = ? AND {POSITION} < (?, ?, ?, ?)",
             (view, *position),
         ).fetchone()
         return count
-    (whole,) = conn.execute(
-        f"SELECT COALESCE(SUM(rows), 0) FROM blocks WHERE view = ? AND {POSITION} < (?, ?, ?, ?)",
-        (view, *block),
-    ).fetchone()
-    low = _previous(conn, view, tuple(block))
+    low = _previous(conn, view, block)
     where, args = f"{POSITION} < (?, ?, ?, ?)", list(position)
+    whole = 0  # the rows of the blocks before this one: none before the first
     if low is not None:
         where += f" AND {POSITION} > (?, ?, ?, ?)"
         args += list(low)
+        (whole,) = conn.execute(
+            f"SELECT SUM(rows) FROM blocks WHERE view = ? AND {POSITION} <= (?, ?, ?, ?)",
+            (view, *low),
+        ).fetchone()
     (part,) = conn.execute(
         f"SELECT COUNT(*) FROM rows WHERE view = ? AND {where}", (view, *args)
     ).fetchone()

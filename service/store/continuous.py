@@ -42,13 +42,8 @@ class Job(threading.Thread):
 
     def __init__(self, local_id: str, spec: Spec, rep_id: str, owner: UserCtx, mark: Path):
         super().__init__(name=f"settee-replication-{local_id[:8]}", daemon=True)
-        self.local_id, self.spec, self.rep_id, self.owner, self.mark = (
-            local_id,
-            spec,
-            rep_id,
-            owner,
-            mark,
-        )
+        self.local_id, self.spec, self.rep_id = local_id, spec, rep_id
+        self.owner, self.mark = owner, mark
         self.token = f"{os.getpid()} {id(self)}"  # what its mark holds: its process, itself
         self.stopping = threading.Event()
         # Handles on this process's store the job holds while its ends are open: the
