@@ -77,3 +77,36 @@ async def test_a_missing_filter_is_404(settee, db_name, typed):
     response = await settee.fetch("GET", f"/{db_name}/_changes?filter=f/nope")
     assert response.code == 404
     assert answer(response)["error"] == "not_found"
+
+
+REQUIRING = {
+    "_id": "_design/r",
+    "lib": {"kinds": "exports.wanted = function (doc) { return doc.type === 'b'; };"},
+    "views": {
+        "lib": {"kinds": "exports.wanted = function (doc) { return doc.type === 'a'; };"},
+        "a": {"map": "function (doc) { if (require('views/lib/kinds').wanted(doc)) emit(1); }"},
+    },
+    "filters": {"b": "function (doc) { return require('lib/kinds').wanted(doc); }"},
+}
+
+
+@pytest.mark.xfail_on("pouchdb", reason="pouchdb-server has no CommonJS require")
+@pytest.mark.gen_test
+async def test_filters_require_their_design_documents_modules(settee, db_name, typed):
+    """A filter function requires any module of its design document; ``filter=_view`` runs
+    the view's map, which requires the modules of ``views.lib``. Editing a module is
+    editing the filter."""
+    typed.save(dict(REQUIRING))
+    b = await changes(settee, db_name, "filter=r/b")
+    assert sorted(row["id"] for row in b["results"]) == ["d1", "d3", "d5"]
+    a = await changes(settee, db_name, "filter=_view&view=r/a")
+    assert sorted(row["id"] for row in a["results"]) == ["d0", "d2", "d4"]
+    ddoc = typed.get("_design/r")
+    ddoc["lib"]["kinds"] = "exports.wanted = function (doc) { return doc._id === 'd0'; };"
+    typed.save(ddoc)
+    edited = await changes(settee, db_name, "filter=r/b")
+    assert [row["id"] for row in edited["results"]] == ["d0"]
+    ddoc["filters"]["b"] = "function (doc) { return require('lib/none').wanted(doc); }"
+    typed.save(ddoc)
+    missing = await settee.fetch("GET", f"/{db_name}/_changes?filter=r/b")
+    assert missing.code == 500 and "error" in answer(missing)

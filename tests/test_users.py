@@ -162,6 +162,36 @@ VALIDATE = """function (newDoc, oldDoc, userCtx, secObj) {
 
 
 @pytest.mark.gen_test
+async def test_validate_doc_update_requires_its_design_documents_modules(settee, user, bdb):
+    """``validate_doc_update`` may ``require()`` a module of its design document; editing
+    the module changes what is refused."""
+    path = f"/{bdb.name}"
+    open_to(bdb, [user])
+    rules = "exports.check = function (doc) { if (doc.bad) throw({forbidden: 'bad'}); };"
+    bdb.save(
+        {
+            "_id": "_design/modular",
+            "lib": {"rules": rules},
+            "validate_doc_update": "function (doc) { require('lib/rules').check(doc); }",
+        }
+    )
+
+    async def put(doc_id: str, body: dict[str, Any]) -> Any:
+        return await settee.fetch(
+            "PUT", f"{path}/{doc_id}", body, headers=basic(user), anonymous=True
+        )
+
+    refused = await put("a", {"bad": True})
+    assert refused.code == 403 and answer(refused)["reason"] == "bad"
+    assert (await put("b", {"good": True})).code == 201
+    ddoc = bdb.get("_design/modular")
+    ddoc["lib"]["rules"] = rules.replace("doc.bad", "doc.good")
+    bdb.save(ddoc)
+    assert (await put("c", {"bad": True})).code == 201
+    assert (await put("d", {"good": True})).code == 403
+
+
+@pytest.mark.gen_test
 async def test_validate_doc_update_refuses_writes_as_couchdb(settee, user, bdb):
     path = f"/{bdb.name}"
     open_to(bdb, [user])

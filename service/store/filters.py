@@ -3,9 +3,11 @@
 map function: a document passes if it emits a row), both in JavaScript, and
 ``filter=_selector`` (a Mango selector).
 
-A filter is compiled once per source in each database (``Database.function``) and gets each
-batch of changed documents in one call into V8. A deleted document reaches a filter function
-as its tombstone (``_id``, ``_rev``, ``_deleted``), as in CouchDB; a view's map never sees one.
+A filter is compiled once per design document in each database (``Database.function``) and gets each
+batch of changed documents in one call into V8. As in CouchDB, a filter function may
+``require()`` any module of its design document, and a view's map those of ``views.lib``.
+A deleted document reaches a filter function as its tombstone (``_id``, ``_rev``,
+``_deleted``), as in CouchDB; a view's map never sees one.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..couch.errors import BadRequest, NotFound
+from ..couch.protocol import encode_json
 from . import reads, selectors, tree, views
 from .call import Call
 
@@ -34,7 +37,9 @@ def keep_for(call: Call, name: str, query: Mapping[str, str]) -> Keep:
         design = call.store.read(call.db, lambda conn: views.read_design(conn, ddoc_id))
         view = design.view(view_name)
         functions = _compiled(
-            call, design.maps[view], lambda: Functions([design.maps[view]], [None], [view_name])
+            call,
+            f"{design.signature}/{view}",
+            lambda: Functions([design.maps[view]], [None], [view_name], root=design.modules),
         )
 
         def emits(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> list[bool]:
@@ -51,7 +56,8 @@ def keep_for(call: Call, name: str, query: Mapping[str, str]) -> Keep:
     source = (ddoc.get("filters") or {}).get(filter_name)
     if not isinstance(source, str):
         raise NotFound("not_found", f"missing json key: {filter_name}")
-    functions = _compiled(call, source, lambda: Functions([], [], [], [source]))
+    compiled_for = encode_json(ddoc).decode() + filter_name
+    functions = _compiled(call, compiled_for, lambda: Functions([], [], [], [source], ddoc))
     req = {
         "query": dict(query),
         "method": call.method,
@@ -83,8 +89,9 @@ def _split(name: str, what: str) -> tuple[str, str]:
     return f"_design/{ddoc}", rest
 
 
-def _compiled(call: Call, source: str, make: Callable[[], Functions]) -> Functions:
-    key = hashlib.md5(source.encode()).hexdigest()
+def _compiled(call: Call, what: str, make: Callable[[], Functions]) -> Functions:
+    """The functions compiled for ``what`` (all it depends on), compiled once per database."""
+    key = hashlib.md5(what.encode()).hexdigest()
     return call.store.database(call.db).function(key, make)
 
 

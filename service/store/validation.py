@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..couch.errors import Forbidden, HTTPError, NotFound, Unauthorized
-from ..couch.protocol import decode_json
+from ..couch.protocol import decode_json, encode_json
 from . import access, passwords, reads
 from .call import Call
 from .js import Functions
@@ -97,31 +97,34 @@ class Guard:
 
     def _functions(self) -> list[Functions]:
         if self._validators is None:
-            sources = self.call.store.read(self.call.db, _validate_sources)
+            found = self.call.store.read(self.call.db, _validators)
             database = self.call.store.database(self.call.db)
             self._validators = [
                 database.function(
-                    "validate:" + hashlib.md5(source.encode()).hexdigest(),
-                    functools.partial(Functions, [], [], [], [source]),
+                    "validate:" + hashlib.md5(encode_json(ddoc)).hexdigest(),
+                    functools.partial(Functions, [], [], [], [source], ddoc),
                 )
-                for source in sources
+                for ddoc, source in found
             ]
         return self._validators
 
 
-def _validate_sources(conn: sqlite3.Connection) -> list[str]:
-    """The ``validate_doc_update`` functions of the database's live design documents."""
+def _validators(conn: sqlite3.Connection) -> list[tuple[dict[str, Any], str]]:
+    """The live design documents that have a ``validate_doc_update`` function, each with
+    it. The function is compiled per design document, not per source: it may ``require()``
+    the document's modules, as in CouchDB."""
     rows = conn.execute(
         "SELECT r.body FROM docs d JOIN revs r ON r.doc = d.id AND r.rev = d.rev"
         " WHERE d.id >= ? AND d.id < ? AND d.deleted = 0",
         DESIGN_RANGE,
     )
-    sources = []
+    found = []
     for (body,) in rows:
-        source = decode_json(body).get("validate_doc_update") if body else None
+        ddoc = decode_json(body) if body else {}
+        source = ddoc.get("validate_doc_update")
         if isinstance(source, str) and source.strip():
-            sources.append(source)
-    return sources
+            found.append((ddoc, source))
+    return found
 
 
 def _refuse(error: str, reason: Any) -> None:

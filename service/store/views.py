@@ -80,6 +80,11 @@ class Design:
         described = encode_json([self.language, *design])
         return hashlib.md5(described + (collation.COLLATOR + FORMAT).encode()).hexdigest()
 
+    @property
+    def modules(self) -> dict[str, Any]:
+        """What ``require()`` in a map function finds: ``views.lib``, as in CouchDB."""
+        return {"views": {"lib": decode_json(self.lib)}}
+
     def view(self, name: str) -> int:
         """The index of view ``name``; NotFound ``missing_named_view`` if there is none."""
         try:
@@ -153,8 +158,7 @@ def _functions(design: Design) -> Functions:
     from .js import Functions
 
     reduces = [None if r is None or r.startswith("_") else r for r in design.reduces]
-    root = {"views": {"lib": decode_json(design.lib)}}
-    return Functions(list(design.maps), reduces, list(design.names), root=root)
+    return Functions(list(design.maps), reduces, list(design.names), root=design.modules)
 
 
 def read_design(conn: sqlite3.Connection, ddoc_id: str) -> Design:
