@@ -22,6 +22,7 @@ from . import (
     databases,
     design,
     documents,
+    inline,
     mango,
     purge,
     replication,
@@ -69,6 +70,9 @@ SERVER_RIGHTS: dict[str, Callable[[UserCtx], None]] = {
 SYSTEM_DBS = ("_users", "_replicator", "_global_changes")
 # The routes that also answer ``/queries`` below them: many queries in one request.
 QUERIES = {"_all_docs", "_design_docs"}
+# A document's GET is a few indexed reads unless it asks for these: many revisions, or
+# attachments' content.
+COSTLY_READ = ("open_revs=", "attachments=", "atts_since=")
 
 
 def _queries(rest: list[str]) -> bool:
@@ -92,12 +96,32 @@ class Server:
             )
         except HTTPError as exc:
             reply = error_reply(exc)
+        except inline.WouldBlock:
+            raise
         except Exception:
             log.exception("embedded store: %s %s failed", method, target)
             reply = json_reply(500, {"error": "unknown_error", "reason": "internal store error"})
         if head:
             reply.body, reply.stream = b"", None
         return reply
+
+    @staticmethod
+    def quick(method: str, target: str) -> bool:
+        """Whether the request is answered in a few indexed reads (a document's GET), cheap
+        enough for the event loop to run itself (see ``inline``)."""
+        if method not in ("GET", "HEAD"):
+            return False
+        path, _, query = target.partition("?")
+        segments = path.strip("/").split("/")
+        if len(segments) == 3:
+            single = segments[1] in ("_design", "_local") and not segments[2].startswith("_")
+        else:
+            single = len(segments) == 2 and not segments[1].startswith("_")
+        return (
+            single
+            and not segments[0].startswith("_")
+            and not any(name in query for name in COSTLY_READ)
+        )
 
     def _route(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
         path, _, query_string = target.partition("?")  # "//db" is a path, not a host

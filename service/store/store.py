@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..couch.errors import BadRequest, NotFound, PreconditionFailed
 from ..couch.protocol import encode_json, validate_db_name
-from . import access, edits, files
+from . import access, edits, files, inline
 from .continuous import Replications
 from .neighbours import Neighbours
 from .users import USERS_DB, Users
@@ -200,6 +200,7 @@ class Store:
 
     def create(self, name: str) -> None:
         """Create database ``name``: PreconditionFailed if it exists."""
+        inline.slow_work_ahead()
         validate_db_name(name)
         path = files.file_of(self.directory, name)
         with self._lock:

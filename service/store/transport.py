@@ -6,8 +6,9 @@ body) and its ``Reply`` comes back as a ``protocol.Response``, or as a body read
 relays and feeds. They offer what ``transport.AsyncTransport`` and ``BlockingTransport`` offer,
 so the runners, the changes feeds, the handlers' relays and the hub use them unchanged.
 
-The async face runs the store's work in a thread pool, never on the event loop; a feed waits
-for the database's next commit on the loop itself (``Signal.wait_async``).
+The async face runs the store's work in a thread pool, except a document's GET, a few
+indexed reads the loop does itself (``inline`` says why); a feed waits for the database's
+next commit on the loop itself (``Signal.wait_async``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 from ..couch.errors import BadRequest
 from ..couch.protocol import Request, Response
 from ..couch.transport import Endpoint
+from . import inline
 from .reply import Reply
 from .router import Server
 from .store import Store
@@ -139,9 +141,13 @@ class AsyncStoreTransport(_Base):
             body = b"".join([bytes(chunk) async for chunk in body])
         if isinstance(body, str):
             body = body.encode()
-        reply = await self._in_pool(
-            self.server.handle, request.method, target, self.headers(request), bytes(body or b"")
-        )
+        args = (request.method, target, self.headers(request), bytes(body or b""))
+        reply = None
+        if self.server.quick(request.method, target):
+            with inline.running(), contextlib.suppress(inline.WouldBlock):
+                reply = self.server.handle(*args)
+        if reply is None:
+            reply = await self._in_pool(self.server.handle, *args)
         return AsyncStoreBody(reply, _headers(reply, self.endpoint), self._in_pool)
 
     def send_then(
