@@ -180,3 +180,41 @@ async def test_a_100000_row_view_streams_whole_and_in_order(settee, db_name, bdb
     assert len(rows) == 100_000
     assert [row["key"] for row in rows] == [[n, i] for n in range(10_000) for i in range(10)]
     assert all(row["id"] == f"{row['key'][0]:05d}" for row in rows)
+
+
+@pytest.mark.gen_test
+async def test_bulk_docs_failures_write_nothing(settee, db_name, bdb):
+    """Refused documents of a ``_bulk_docs`` leave no trace: no revision, no change, no
+    count; the documents beside them are written."""
+    bdb.save({"_id": "taken", "v": 0})
+    updated = bdb.get("taken")
+    old_rev = updated["_rev"]
+    updated["v"] = 1
+    bdb.save(updated)
+    docs = [
+        {"_id": "a", "v": 1},
+        {"_id": "taken", "v": 2},  # no rev: conflict
+        {"_id": "taken", "_rev": old_rev, "v": 3},  # a rev no longer a leaf: conflict
+        {"_id": "b", "v": 1},
+        {"_id": "a", "v": 9},  # written just before in this request: conflict
+    ]
+    response = await settee.fetch("POST", f"/{db_name}/_bulk_docs", {"docs": docs})
+    assert response.code == 201
+    assert [row.get("error") for row in answer(response)] == [
+        None,
+        "conflict",
+        "conflict",
+        None,
+        "conflict",
+    ]
+    info = answer(await settee.fetch("GET", f"/{db_name}"))
+    assert info["doc_count"] == 3
+    changes = answer(await settee.fetch("GET", f"/{db_name}/_changes"))
+    assert sorted(row["id"] for row in changes["results"]) == ["a", "b", "taken"]
+    leaves = answer(
+        await settee.fetch(
+            "GET", f"/{db_name}/taken?open_revs=all", headers={"Accept": "application/json"}
+        )
+    )
+    assert [leaf["ok"]["v"] for leaf in leaves] == [1]
+    assert bdb.get("a")["v"] == 1

@@ -62,9 +62,14 @@ def _refusal(
 
 
 def _write_one(txn: edits.Txn, doc: dict[str, Any], new_edits: bool) -> dict[str, Any]:
-    """One document of a bulk write, in a savepoint of its own: its failure is its alone."""
+    """One document of a bulk write: its failure is its alone. An edit without attachments
+    fails before it writes anything; any other write takes a savepoint to roll back to (a
+    savepoint costs SQLite a copy of every page it then changes: a third of a bulk write's
+    time, when each document took one)."""
     given = doc.get("_id")
-    txn.conn.execute("SAVEPOINT doc")
+    guarded = not new_edits or "_attachments" in doc
+    if guarded:
+        txn.conn.execute("SAVEPOINT doc")
     try:
         doc_id = validate_doc_id(given)
         if doc_id.startswith("_local/"):
@@ -74,10 +79,12 @@ def _write_one(txn: edits.Txn, doc: dict[str, Any], new_edits: bool) -> dict[str
         else:
             rev = edits.graft(txn, doc_id, doc)
     except HTTPError as exc:
-        txn.conn.execute("ROLLBACK TO doc")
-        txn.conn.execute("RELEASE doc")
+        if guarded:
+            txn.conn.execute("ROLLBACK TO doc")
+            txn.conn.execute("RELEASE doc")
         return {"id": given, "error": exc.error, "reason": exc.reason}
-    txn.conn.execute("RELEASE doc")
+    if guarded:
+        txn.conn.execute("RELEASE doc")
     return {"ok": True, "id": doc_id, "rev": rev}
 
 

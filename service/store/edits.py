@@ -90,6 +90,8 @@ def edit(
 ) -> str:
     """Write a new revision of ``doc_id`` on top of ``base`` (a leaf's rev, or None for a
     new or deleted document) and return its rev; Conflict if ``base`` is not allowed.
+    Unless the document has ``_attachments`` (their content is stored as they are checked),
+    whatever it raises, it raises before writing anything: ``_bulk_docs`` counts on that.
 
     ``kept_attachments``: ``doc["_attachments"]`` is stored metadata already (a copy's),
     not what a client sends."""
@@ -115,9 +117,10 @@ def edit(
         atts = attachments.prepare(txn.conn, doc_id, doc.get("_attachments"), parents, generation)
     if atts:
         stored["_attachments"] = atts
-    rev = revs.new_rev(base, deleted, stored)
+    text = encode_json(stored)
+    rev = revs.new_rev(base, deleted, text)
     seq = txn.next_seq()
-    _insert(txn.conn, doc_id, rev, base, deleted, seq, stored)
+    _insert(txn.conn, doc_id, rev, base, deleted, seq, text)
     if base is None and won is None:  # a new document: its one revision wins
         tree.cache_winner(txn.conn, doc_id, rev, deleted, seq)
     else:
@@ -148,6 +151,7 @@ def graft(txn: Txn, doc_id: str, doc: Mapping[str, Any]) -> str:
     if atts:
         stored["_attachments"] = atts
     seq = txn.next_seq()
+    text = encode_json(stored)
     for ancestor in reversed(path[1:meets]):
         txn.conn.execute(
             "INSERT INTO revs (doc, rev, parent, deleted, leaf, seq, body) "
@@ -155,7 +159,7 @@ def graft(txn: Txn, doc_id: str, doc: Mapping[str, Any]) -> str:
             (doc_id, ancestor, parent, seq),
         )
         parent = ancestor
-    _insert(txn.conn, doc_id, path[0], parent, deleted, seq, stored)
+    _insert(txn.conn, doc_id, path[0], parent, deleted, seq, text)
     tree.settle(txn.conn, doc_id, seq, txn.revs_limit)
     return path[0]
 
@@ -167,12 +171,13 @@ def _insert(
     parent: str | None,
     deleted: bool,
     seq: int,
-    stored: dict[str, Any],
+    body: bytes,
 ) -> None:
+    """A new leaf revision (``body``: its JSON); its parent is a leaf no more."""
     conn.execute(
         "INSERT INTO revs (doc, rev, parent, deleted, leaf, seq, body) "
         "VALUES (?, ?, ?, ?, 1, ?, ?)",
-        (doc_id, rev, parent, deleted, seq, encode_json(stored).decode()),
+        (doc_id, rev, parent, deleted, seq, body.decode()),
     )
     if parent is not None:
         conn.execute("UPDATE revs SET leaf = 0 WHERE doc = ? AND rev = ?", (doc_id, parent))
@@ -183,7 +188,7 @@ def put_local(
 ) -> str:
     """Write (or, with ``_deleted``, remove) a ``_local`` document. It has no tree: as in
     CouchDB 3.4, its rev is a counter one past the rev given (``0-1`` when none is), and a
-    stale rev is no conflict."""
+    stale rev is no conflict. What it raises, it raises before writing anything."""
     if doc.get("_deleted"):
         if conn.execute("DELETE FROM local WHERE id = ?", (doc_id,)).rowcount == 0:
             raise NotFound("not_found", "missing")

@@ -62,15 +62,17 @@ def ranked(leaves: Iterable[Rev]) -> list[Rev]:
     return sorted(leaves, key=sort_key, reverse=True)
 
 
-def new_rev(parent: str | None, deleted: bool, body: object) -> str:
-    """The id of a new revision: its generation, and an md5 of what it is made of.
+def new_rev(parent: str | None, deleted: bool, body: bytes) -> str:
+    """The id of a new revision: its generation, and an md5 of what it is made of (``body``
+    is the revision's JSON, as stored).
 
     Deterministic, as CouchDB's: the same edit of the same revision has the same id wherever
-    it is made, so replicas that make it agree.
+    it is made, so replicas that make it agree. What is hashed is the compact JSON of
+    ``[deleted, parent, body]``, put together from its parts.
     """
     gen = generation(parent) + 1 if parent else 1
-    digest = hashlib.md5(encode_json([deleted, parent, body]), usedforsecurity=False)
-    return f"{gen}-{digest.hexdigest()}"
+    made_of = b"[%s,%s,%s]" % (encode_json(deleted), encode_json(parent), body)
+    return f"{gen}-{hashlib.md5(made_of, usedforsecurity=False).hexdigest()}"
 
 
 def path_of(revisions: dict, rev: str) -> list[str]:
