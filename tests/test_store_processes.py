@@ -7,6 +7,7 @@ that a subscriber of one settee gets, in order, what another settee on the same 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import threading
 import pytest
 from tornado.websocket import websocket_connect
 
-from service.couch import blocking
+from service.couch import NotFound, blocking
 from service.store.store import Store
 from tests.servers import SetteeServer
 
@@ -29,10 +30,62 @@ with blocking.Couch("embedded:" + sys.argv[1]) as couch:
 """
 
 
+REMAKE_ELSEWHERE = """
+import sys
+from service.couch import blocking
+with blocking.Couch("embedded:" + sys.argv[1]) as couch:
+    couch.delete(sys.argv[2])
+    if sys.argv[3] == "remake":
+        couch.create(sys.argv[2])
+"""
+
+
 def write_from_another_process(directory: str, db: str, doc_id: str) -> None:
     subprocess.run(
         [sys.executable, "-c", WRITE_ELSEWHERE, directory, db, doc_id], check=True, timeout=60
     )
+
+
+def remake_in_another_process(directory: str, db: str, remake: bool) -> None:
+    args = [directory, db, "remake" if remake else "delete"]
+    subprocess.run([sys.executable, "-c", REMAKE_ELSEWHERE, *args], check=True, timeout=60)
+
+
+@pytest.mark.parametrize("remake", [False, True], ids=["deleted", "deleted-and-made-again"])
+def test_a_database_another_process_deletes_is_gone_here_too(tmp_path, remake):
+    """This process has the database open when another deletes it (and maybe makes another
+    of its name): this one must not go on reading the old file, nor acknowledge writes to
+    it, which no one would ever read."""
+    with blocking.Couch(f"embedded:{tmp_path}") as couch:
+        db = couch.create("shared")
+        db.save({"_id": "old"})
+        following = threading.Event()
+
+        def follow() -> None:
+            with contextlib.suppress(NotFound):
+                db.changes(feed="continuous", since=0, heartbeat=1000, callback=seen)
+
+        def seen(seq, changes) -> None:
+            following.set()
+
+        feed = threading.Thread(target=follow)
+        feed.start()
+        assert following.wait(WAIT)
+        remake_in_another_process(str(tmp_path), "shared", remake)
+        feed.join(WAIT)
+        assert not feed.is_alive(), "a feed of the deleted database goes on"
+        if not remake:
+            with pytest.raises(NotFound):
+                db.get("old")
+            with pytest.raises(NotFound):
+                db.save({"_id": "lost"})
+            return
+        with pytest.raises(NotFound):
+            db.get("old")
+        db.save({"_id": "new"})
+    with blocking.Couch(f"embedded:{tmp_path}") as fresh:  # what the files hold
+        assert fresh["shared"].info()["doc_count"] == 1
+        assert fresh["shared"].get("new")["_id"] == "new"
 
 
 def test_a_commit_in_another_process_fires_this_ones_signal(tmp_path):

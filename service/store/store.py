@@ -34,12 +34,28 @@ if TYPE_CHECKING:
 MISSING_DB = "Database does not exist."
 
 
+def _identity(path: Path) -> tuple[int, int] | None:
+    """Which file ``path`` names now (device and inode), None if none."""
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return found.st_dev, found.st_ino
+
+
 class Database:
-    """One database's file: reader connections, the writer's connection, its commit signal."""
+    """One database's file: reader connections, the writer's connection, its commit signal.
+
+    Another process serving the same directory may delete the database (and make another of
+    its name) while this one holds the file open: this one then reads and writes a file no
+    longer in the directory. So ``identity`` is the file it opened, checked on each use
+    (``replaced``), and by the writer once it holds the write lock, which a deletion holds
+    while it removes the file."""
 
     def __init__(self, name: str, path: Path) -> None:
         self.name = name
         self.path = path
+        self.identity = _identity(path)
         self.signal = Signal()
         self.dropped = False
         self._idle: list[sqlite3.Connection] = []
@@ -68,6 +84,11 @@ class Database:
                     conn.close()
                 else:
                     self._idle.append(conn)
+
+    def replaced(self) -> bool:
+        """Whether the file is no longer the one at the database's path (deleted, maybe
+        made again, by another process)."""
+        return _identity(self.path) != self.identity
 
     def writer_connection(self) -> sqlite3.Connection:
         """The writer thread's connection (NotFound once the database is deleted)."""
@@ -191,12 +212,23 @@ class Store:
                 self.create(name)
         with self._lock:
             db = self._dbs.get(name)
+            if db is not None and db.replaced():
+                self._retire(db)
+                db = None
             if db is None:
                 path = files.file_of(self.directory, name)
                 if not path.exists():
                     raise NotFound("not_found", MISSING_DB)
                 db = self._dbs[name] = Database(name, path)
             return db
+
+    def _retire(self, db: Database) -> None:
+        """Forget a database another process deleted (holding ``_lock``): its feeds wake
+        and end, its files close in the writer, after the jobs queued for it, which fail."""
+        del self._dbs[db.name]
+        db.dropped = True
+        db.signal.fire()
+        self.writer.submit_bare(db, db.close)
 
     def create(self, name: str) -> None:
         """Create database ``name``: PreconditionFailed if it exists."""
@@ -240,10 +272,17 @@ class Store:
 
         def drop() -> None:
             with self._lock:
-                self._dbs.pop(name, None)
+                if self._dbs.get(name) is db:
+                    del self._dbs[name]
+            conn = db.writer_connection()
+            conn.execute("BEGIN IMMEDIATE")  # no other process's writer is in the file
+            try:
+                files.remove(db.path)
+            finally:
+                conn.execute("ROLLBACK")
             db.close()
-            files.remove(db.path)
             remove_indexes(self.directory, name)
+            self._committed(db)  # its feeds, here and in the other processes, end
 
         self.writer.submit_bare(db, drop).result()
 

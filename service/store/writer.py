@@ -18,6 +18,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..couch.errors import NotFound
 from .edits import Txn
 
 if TYPE_CHECKING:
@@ -98,6 +99,9 @@ class Writer:
         try:
             conn = db.writer_connection()
             conn.execute("BEGIN IMMEDIATE")
+            if db.replaced():  # deleted by another process since it was opened
+                conn.execute("ROLLBACK")
+                raise NotFound("not_found", "Database does not exist.")
         except (sqlite3.Error, OSError, LookupError) as exc:
             for job in jobs:
                 job.future.set_exception(exc)
