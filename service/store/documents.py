@@ -8,9 +8,10 @@ from typing import Any
 
 from ..couch.errors import BadRequest, Conflict, NotFound
 from ..couch.protocol import validate_doc_id
-from . import attachments, edits, reads, related, tree, views
+from . import attachments, edits, reads, related, replicator, tree, views
 from .call import Call, MethodNotAllowed
 from .params import body_json, doc_options, flag, json_value
+from .replicator import REPLICATOR_DB
 from .reply import SERVER, Reply, json_reply
 from .validation import Guard
 
@@ -136,7 +137,7 @@ def _get(call: Call, doc_id: str) -> Reply:
         found = call.store.read(call.db, lambda c: reads.open_revs(c, doc_id, wanted, options))
         return json_reply(200, found)
     rev = call.query.get("rev")
-    doc = call.store.read(call.db, lambda conn: reads.document(conn, doc_id, rev, options))
+    doc = call.store.read(call.db, lambda conn: _read(call, conn, doc_id, rev, options))
     etag = f'"{doc["_rev"]}"'
     if call.headers.get("if-none-match") == etag:
         return Reply(304, {"etag": etag, "server": SERVER})
@@ -149,6 +150,17 @@ def _get(call: Call, doc_id: str) -> Reply:
         headers = {"content-type": content_type, "content-length": str(len(body))}
         return Reply(200, {**headers, "etag": etag, "server": SERVER}, body)
     return json_reply(200, doc, {"etag": etag})
+
+
+def _read(
+    call: Call, conn: Any, doc_id: str, rev: str | None, options: reads.DocOptions
+) -> dict[str, Any]:
+    """The revision asked for, as the requester may read it (``_replicator``'s rules)."""
+    doc = reads.document(conn, doc_id, rev, options)
+    if call.db != REPLICATOR_DB:
+        return doc
+    found = tree.one(conn, doc_id, doc["_rev"])
+    return replicator.shown_to(call.user, doc, found.parent if found else None)
 
 
 def local(call: Call, doc_id: str) -> Reply:
