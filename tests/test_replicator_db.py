@@ -333,7 +333,6 @@ def scheduler_jobs(server: SetteeServer) -> list[dict[str, Any]]:
         return json.load(response)["jobs"]
 
 
-@pytest.mark.skip_on("couchdb", reason="settee's own --processes is under test")
 @pytest.mark.gen_test(timeout=60)
 async def test_with_processes_one_of_them_runs_each_job():
     server = SetteeServer(args=["--processes", "2"]).start()
