@@ -14,9 +14,12 @@ from urllib.parse import quote
 
 import pytest
 
+from service.couch import Couch, blocking
 from service.store.router import Server
 from service.store.store import Store
 from tests.conftest import answer
+from tests.servers import CouchServer
+from tests.test_replicate import db_url
 
 pytestmark = pytest.mark.skip_on(
     "pouchdb", reason="pouchdb-server answers open_revs in JSON whatever the Accept header"
@@ -149,6 +152,32 @@ async def test_malformed_open_revs_get_couchdbs_answers(settee, branched):
     response = await get(settee, f"/{db}/nosuch?open_revs={asked}")
     ((_, content),) = parts(response.headers["Content-Type"], response.body)
     assert json.loads(content) == {"missing": "1-" + "a" * 32}
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_couchdbs_replicator_reads_every_leaf_and_attachment(settee, branched, couchdb_home):
+    """A CouchDB node pulls the document through settee, reading it with open_revs (its
+    ``use_bulk_get: false``): both leaves arrive, with the attachment's bytes."""
+    db, _, with_att, without = branched
+    node = CouchServer(couchdb_home).start()
+    try:
+        couch = Couch(node.url)  # async: this thread's loop serves settee meanwhile
+        try:
+            result = await couch.replicate(
+                db_url(settee, db), f"{node.url}/copy", create_target=True, use_bulk_get=False
+            )
+        finally:
+            await couch.close()
+        assert result["ok"] and result["history"][0]["docs_written"] == 2, result
+        copy = blocking.Database(f"{node.url}/copy")
+        leaves = copy.get("d", open_revs="all", revs=True, attachments=True)
+        by_rev = {leaf["ok"]["_rev"]: leaf["ok"] for leaf in leaves}
+        assert set(by_rev) == {with_att, without}
+        data = by_rev[with_att]["_attachments"]["blob.bin"]["data"]
+        assert base64.b64decode(data) == BLOB
+        assert by_rev[without]["n"] == 3 and "_attachments" not in by_rev[without]
+    finally:
+        node.stop()
 
 
 def test_the_store_holds_one_attachment_at_a_time(tmp_path):
