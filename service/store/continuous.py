@@ -239,9 +239,6 @@ class Replications:
         with self._lock:
             return [job for job in self._jobs.values() if job.is_alive()]
 
-    def tasks(self) -> list[dict[str, Any]]:
-        return [job.task() for job in self.running()]
-
     def only_jobs_hold(self, handles: int) -> bool:
         """Whether the jobs hold all of ``handles`` on the store (no one else uses it)."""
         with self._lock:

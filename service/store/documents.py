@@ -12,7 +12,6 @@ from ..couch.protocol import validate_doc_id
 from . import attachments, edits, mixed, reads, related, replicator, revs, tree, views
 from .call import Call, MethodNotAllowed
 from .params import body_json, doc_options, flag, json_value
-from .replicator import REPLICATOR_DB
 from .reply import SERVER, Reply, json_reply
 from .validation import Guard
 
@@ -159,11 +158,15 @@ def _open_revs(
     call: Call, doc_id: str, wanted: list[str] | None, options: reads.DocOptions
 ) -> Reply:
     """The revisions asked for: JSON, or ``multipart/mixed`` to a reader that accepts it."""
+
+    def read(conn: Any, options: reads.DocOptions) -> list[dict[str, Any]]:
+        found = reads.open_revs(conn, doc_id, wanted, options)
+        return replicator.readable_rows(call.user, call.db, conn, found)
+
     if "multipart/mixed" not in call.headers.get("accept", ""):
-        found = call.store.read(call.db, lambda c: reads.open_revs(c, doc_id, wanted, options))
-        return json_reply(200, found)
+        return json_reply(200, call.store.read(call.db, lambda conn: read(conn, options)))
     stubs = dataclasses.replace(options, attachments=False, revs=True)
-    found = call.store.read(call.db, lambda c: reads.open_revs(c, doc_id, wanted, stubs))
+    found = call.store.read(call.db, lambda conn: read(conn, stubs))
     since = json_value(call.query, "atts_since") if "atts_since" in call.query else []
     parts = mixed.OpenRevsParts(
         found,
@@ -182,11 +185,7 @@ def _read(
     call: Call, conn: Any, doc_id: str, rev: str | None, options: reads.DocOptions
 ) -> dict[str, Any]:
     """The revision asked for, as the requester may read it (``_replicator``'s rules)."""
-    doc = reads.document(conn, doc_id, rev, options)
-    if call.db != REPLICATOR_DB:
-        return doc
-    found = tree.one(conn, doc_id, doc["_rev"])
-    return replicator.shown_to(call.user, doc, found.parent if found else None)
+    return replicator.readable(call.user, call.db, conn, reads.document(conn, doc_id, rev, options))
 
 
 def local(call: Call, doc_id: str) -> Reply:

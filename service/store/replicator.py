@@ -8,17 +8,19 @@ a replication (unless deleted or marked ``failed``): both ends http(s) URLs, opt
 right types; CouchDB's refusal is a 403 whose reason is its parser's own words. A user who
 is neither a server admin nor the owner reads the document with the credentials taken out of
 its ends (a URL's ``user:password@``, an end object's ``headers`` and ``auth``) and a rev
-made for what is shown, as CouchDB's ``after_doc_read``.
+made for what is shown, as CouchDB's ``after_doc_read``, whatever the read (the document,
+``open_revs``, ``_bulk_get``, ``_find``).
 """
 
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
 from ..couch.errors import Forbidden
-from . import revs
+from . import revs, tree
 from .users import UserCtx
 
 REPLICATOR_DB = "_replicator"
@@ -85,16 +87,45 @@ def _is_http(url: str) -> bool:
     return url.startswith(("http://", "https://"))
 
 
-def shown_to(user: UserCtx, doc: dict[str, Any], parent: str | None) -> dict[str, Any]:
-    """``doc`` (a revision whose parent is ``parent``) as ``user`` may read it."""
-    if doc["_id"].startswith("_design/") or user.is_admin or doc.get(OWNER) == user.name:
+def readable(
+    user: UserCtx, db: str, conn: sqlite3.Connection, doc: dict[str, Any]
+) -> dict[str, Any]:
+    """``doc``, read from database ``db``, as ``user`` may see it: a ``_replicator``
+    document of someone else's without its credentials, under a rev of its own."""
+    if db != REPLICATOR_DB or not _hidden_from(user, doc):
         return doc
+    found = tree.one(conn, doc["_id"], doc["_rev"])
+    return _shown(doc, found.parent if found else None)
+
+
+def readable_rows(
+    user: UserCtx, db: str, conn: sqlite3.Connection, rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """``open_revs``' and ``_bulk_get``'s rows (``{"ok": doc}`` or else), each as ``user``
+    may see it."""
+    if db != REPLICATOR_DB:
+        return rows
+    return [{"ok": readable(user, db, conn, row["ok"])} if "ok" in row else row for row in rows]
+
+
+def _hidden_from(user: UserCtx, doc: Mapping[str, Any]) -> bool:
+    return not (
+        str(doc.get("_id", "")).startswith("_design/")
+        or user.is_admin
+        or doc.get(OWNER) == user.name
+    )
+
+
+def _shown(doc: dict[str, Any], parent: str | None) -> dict[str, Any]:
     shown = dict(doc)
     for role in ("source", "target"):
         if role in shown:
             shown[role] = stripped(shown[role])
     body = {k: v for k, v in shown.items() if not k.startswith("_") or k == "_attachments"}
     shown["_rev"] = revs.new_rev(parent, bool(doc.get("_deleted")), body)
+    if isinstance(shown.get("_revisions"), dict):
+        ids = [shown["_rev"].partition("-")[2], *shown["_revisions"]["ids"][1:]]
+        shown["_revisions"] = {**shown["_revisions"], "ids": ids}
     return shown
 
 

@@ -140,13 +140,17 @@ class Scheduler(threading.Thread):
             entries = sorted(self._entries.values(), key=lambda e: e.doc_id)
         return [entry.doc_row() for entry in entries]
 
+    def running(self) -> list[Job]:
+        """The documents' jobs running in this process."""
+        with self._guard:
+            jobs = [e.job for e in self._entries.values() if e.job is not None]
+        return [job for job in jobs if job.is_alive() and job.state != "completed"]
+
     def jobs(self) -> list[dict[str, Any]]:
         """The running documents' jobs' rows."""
         if self._lock_file is None:
             return self._published().get("jobs", [])
-        with self._guard:
-            jobs = [e.job for e in self._entries.values() if e.job is not None]
-        return [job_row(job) for job in jobs if job.is_alive() and job.state != "completed"]
+        return [job_row(job) for job in self.running()]
 
     def _published(self) -> dict[str, Any]:
         try:
