@@ -196,6 +196,47 @@ async def test_a_second_document_for_a_running_replication_fails(settee, bdb, ta
         await call(settee, "DELETE", f"/_replicator/{twin}?rev={doc['_rev']}")
 
 
+@pytest.mark.gen_test(timeout=60)
+async def test_since_seq_starts_a_replication_there(settee, bdb, bcouch, target, rep_id):
+    bdb.save({"_id": "before"})
+    since = bdb.changes()["last_seq"]
+    bdb.save({"_id": "after"})
+    spec = {"source": db_url(settee, bdb.name), "target": db_url(settee, target)}
+    body = {**spec, "create_target": True, "since_seq": since}
+    code, put = await call(settee, "PUT", f"/_replicator/{rep_id}", body)
+    assert code == 201, put
+
+    async def completed() -> bool:
+        return (await doc_state(settee, rep_id)).get("_replication_state") == "completed"
+
+    await until(completed, timeout=30, what="the replication to complete")
+    assert copied(bcouch, target, "after") and not copied(bcouch, target, "before")
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_job_whose_source_is_missing_is_crashing(settee, bdb, rep_id):
+    missing = db_url(settee, bdb.name + "-nosuch")
+    body = {"source": missing, "target": db_url(settee, bdb.name), "continuous": True}
+    code, put = await call(settee, "PUT", f"/_replicator/{rep_id}", body)
+    assert code == 201, put
+
+    async def crashing() -> bool:
+        row = await scheduler_doc(settee, rep_id)
+        return row is not None and row["state"] == "crashing"
+
+    await until(crashing, 30, "the job to crash")
+    row = await scheduler_doc(settee, rep_id)
+    shown = missing.split("@")[-1]
+    assert row["info"] == {"error": f"db_not_found: could not open http://{shown}/"}, row
+    assert row["error_count"] >= 1 and row["id"], row
+    code, job = await call(settee, "GET", f"/_scheduler/jobs/{quote(row['id'])}")
+    assert code == 200 and job["pid"] is None and job["info"] is None, job
+    assert (
+        job["history"][0]["type"] == "crashed"
+        and job["history"][0]["reason"] == (row["info"]["error"])
+    )
+
+
 def _throw(text: str) -> str:
     return f'{{throw,{{bad_request,<<"{text}">>}}}}'
 
