@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import signal
 import urllib.request
 import uuid
 from typing import Any
@@ -389,6 +391,8 @@ def scheduler_jobs(server: SetteeServer) -> list[dict[str, Any]]:
 
 @pytest.mark.gen_test(timeout=60)
 async def test_with_processes_one_of_them_runs_each_job():
+    """Two processes share the store: one runs the document's job, both list it as
+    running there; when that process is killed, the other runs it on."""
     server = SetteeServer(args=["--processes", "2"]).start()
     try:
         with blocking.Couch(server.url) as couch:
@@ -403,5 +407,13 @@ async def test_with_processes_one_of_them_runs_each_job():
                 jobs = scheduler_jobs(server)  # a new connection each: to any process
                 pids |= {job["pid"] for job in jobs if job["doc_id"] == "job"}
             assert len(pids) == 1, pids
+            # The process that runs it dies: another takes the lock and resumes the job.
+            (runner,) = pids
+            os.kill(int(runner.strip("<>").split(".")[0]), signal.SIGKILL)
+        with blocking.Couch(server.url) as couch:  # new connections: to the one left
+            couch["src"].save({"_id": "two"})
+            await until(lambda: copied(couch, "dst", "two"), 30, "a copy by the next process")
+            jobs = scheduler_jobs(server)
+            assert [job["pid"] != runner for job in jobs if job["doc_id"] == "job"] == [True]
     finally:
         server.stop()
