@@ -351,6 +351,9 @@ async def test_scheduler_requests_get_couchdbs_answers(settee):
     code, listed = await call(settee, "GET", "/_scheduler/docs?limit=0&skip=1")
     assert code == 200 and listed["docs"] == []
     assert listed["offset"] == min(1, listed["total_rows"])  # never past the end
+    code, listed = await call(settee, "GET", "/_scheduler/docs/_replicator?limit=1")
+    assert code == 200 and {"total_rows", "offset", "docs"} == set(listed)
+    assert len(listed["docs"]) <= 1
     assert (await call(settee, "GET", "/_scheduler/docs/nosuchdb/x"))[0] == 400
     assert await call(settee, "GET", "/_scheduler/docs/_replicator/nosuch") == (
         404,

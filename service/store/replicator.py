@@ -26,7 +26,7 @@ from .users import UserCtx
 REPLICATOR_DB = "_replicator"
 OWNER = "owner"
 MISSING = "Missing replicator database"
-# The options CouchDB's parser checks, with the type each must have and the reason it gives.
+# The options CouchDB's parser wants as booleans.
 BOOLEANS = ("continuous", "create_target")
 CREDENTIALS_IN_URL = re.compile(r"^(https?://)[^:/@]+:[^@]+@(.*)$", re.DOTALL)
 
