@@ -11,6 +11,9 @@ Like CouchDB's ``_replicate`` jobs, they are transient: they end with the proces
 ``--processes N`` a job runs in the process that was asked for it; each job keeps a file in
 ``DIR/.replications/`` naming its process, so that a cancel reaching another process removes
 the file and the job, seeing it gone, stops within ``POLL`` seconds.
+
+The same ``Job`` runs the replication of a ``_replicator`` document (``scheduler``), one-shot
+ones too (they end ``completed`` after their one catch-up); those have no file here.
 """
 
 from __future__ import annotations
