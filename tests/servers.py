@@ -122,9 +122,12 @@ class SetteeServer:
 
     kind = "embedded"
 
-    def __init__(self, *, port: int | None = None, couch_url: str | None = None) -> None:
+    def __init__(
+        self, *, port: int | None = None, couch_url: str | None = None, args: list[str] = ()
+    ) -> None:
         self.port = port or free_port()
         self.couch_url = couch_url
+        self.args = list(args)  # more of run.py's flags, such as ``--processes 2``
         self.workdir = Path(tempfile.mkdtemp(prefix="settee-embedded-"))
         self.process: subprocess.Popen | None = None
         self.embedded = not couch_url or couch_url.startswith("embedded:")
@@ -142,6 +145,7 @@ class SetteeServer:
             args += ["--couch-url", self.couch_url]
         if self.embedded:
             args += ["--admin", ":".join(EMBEDDED_ADMIN)]
+        args += self.args
         environ = {k: v for k, v in os.environ.items() if k != "COUCHDB_URL"}
         self.process = subprocess.Popen(
             args, cwd=self.workdir, env=environ, stdout=subprocess.DEVNULL, start_new_session=True

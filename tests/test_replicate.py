@@ -133,6 +133,9 @@ async def test_a_continuous_replication_follows_the_source_until_cancelled(
     assert [t["replication_id"] for t in tasks if t["type"] == "replication"] == [
         started["_local_id"]
     ]
+    jobs = answer(await settee.fetch("GET", "/_scheduler/jobs"))["jobs"]
+    (job,) = [job for job in jobs if job["id"] == started["_local_id"]]
+    assert (job["database"], job["doc_id"], job["user"]) == (None, None, settee.auth[0]), job
     code, cancelled = await replicate(
         settee, **ends, create_target=True, continuous=True, cancel=True
     )

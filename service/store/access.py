@@ -15,6 +15,7 @@ from typing import Any
 from ..couch.errors import Forbidden, Unauthorized
 from ..couch.protocol import decode_json
 from . import edits
+from .replicator import REPLICATOR_DB
 from .users import USER_PREFIX, USERS_DB, UserCtx
 
 ADMIN_ONLY = {"members": {"roles": ["_admin"]}, "admins": {"roles": ["_admin"]}}
@@ -24,6 +25,8 @@ MAINTENANCE = {"_compact", "_view_cleanup", "_purge"}
 SETTINGS = {"_security", "_revs_limit", "_purged_infos_limit"}
 # What of ``_users`` is for server admins only: the list of every user.
 WHOLE_USERS_DB = {"_all_docs", "_changes", "_find", "_explain", "_bulk_get", "_design_docs"}
+# And of ``_replicator``: the list of every replication (its documents are read one by one).
+WHOLE_REPLICATOR_DB = {"_all_docs", "_changes"}
 
 
 def security_of(conn: Any) -> dict[str, Any]:
@@ -98,6 +101,8 @@ def check(
         (reader if reading else db_admin)(user, security)
         return
     if db == USERS_DB and first in WHOLE_USERS_DB:
+        server_admin(user)
+    if db == REPLICATOR_DB and first in WHOLE_REPLICATOR_DB:
         server_admin(user)
     reader(user, security)
     if db != USERS_DB:

@@ -10,6 +10,7 @@ from ..couch.protocol import validate_doc_id
 from . import edits, reads, views
 from .call import Call, MethodNotAllowed
 from .params import body_json, doc_options
+from .replicator import readable_rows
 from .reply import Reply, json_reply
 from .validation import Guard
 
@@ -99,7 +100,11 @@ def bulk_get(call: Call) -> Reply:
 
     def fetch(conn: Any) -> list[dict[str, Any]]:
         return [
-            {"id": item.get("id"), "docs": _bulk_get_one(conn, item, options)} for item in asked
+            {
+                "id": item.get("id"),
+                "docs": readable_rows(call.user, call.db, conn, _bulk_get_one(conn, item, options)),
+            }
+            for item in asked
         ]
 
     return json_reply(200, {"results": call.store.read(call.db, fetch)})

@@ -52,9 +52,10 @@ def uuids(call: Call) -> Reply:
 
 
 def active_tasks(call: Call) -> Reply:
-    """The continuous replications this process runs (the store compacts and indexes in
-    the requests that ask for it)."""
-    return json_reply(200, call.store.replications.tasks())
+    """The replications this process runs: continuous ``_replicate`` ones, and those of
+    ``_replicator`` documents (the store compacts and indexes in the requests that ask)."""
+    jobs = [*call.store.replications.running(), *call.store.scheduler.running()]
+    return json_reply(200, [job.task() for job in jobs])
 
 
 def database(call: Call) -> Reply:

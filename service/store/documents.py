@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import uuid
 from typing import Any
 
 from ..couch.errors import BadRequest, Conflict, NotFound
 from ..couch.protocol import validate_doc_id
-from . import attachments, edits, reads, related, tree, views
+from . import attachments, edits, mixed, reads, related, replicator, revs, tree, views
 from .call import Call, MethodNotAllowed
 from .params import body_json, doc_options, flag, json_value
 from .reply import SERVER, Reply, json_reply
@@ -132,11 +133,13 @@ def _get(call: Call, doc_id: str) -> Reply:
         raw = call.query["open_revs"]
         wanted = None if raw == "all" else json_value(call.query, "open_revs")
         if wanted is not None and not isinstance(wanted, list):
-            raise BadRequest("bad_request", "open_revs must be all or a list of revs")
-        found = call.store.read(call.db, lambda c: reads.open_revs(c, doc_id, wanted, options))
-        return json_reply(200, found)
+            raise BadRequest("bad_request", "Invalid list of revisions")
+        for asked in wanted or []:
+            revs.parse(asked)
+        if wanted != []:  # none asked for: the document, as CouchDB answers
+            return _open_revs(call, doc_id, wanted, options)
     rev = call.query.get("rev")
-    doc = call.store.read(call.db, lambda conn: reads.document(conn, doc_id, rev, options))
+    doc = call.store.read(call.db, lambda conn: _read(call, conn, doc_id, rev, options))
     etag = f'"{doc["_rev"]}"'
     if call.headers.get("if-none-match") == etag:
         return Reply(304, {"etag": etag, "server": SERVER})
@@ -149,6 +152,40 @@ def _get(call: Call, doc_id: str) -> Reply:
         headers = {"content-type": content_type, "content-length": str(len(body))}
         return Reply(200, {**headers, "etag": etag, "server": SERVER}, body)
     return json_reply(200, doc, {"etag": etag})
+
+
+def _open_revs(
+    call: Call, doc_id: str, wanted: list[str] | None, options: reads.DocOptions
+) -> Reply:
+    """The revisions asked for: JSON, or ``multipart/mixed`` to a reader that accepts it."""
+
+    def read(conn: Any, options: reads.DocOptions) -> list[dict[str, Any]]:
+        found = reads.open_revs(conn, doc_id, wanted, options)
+        return replicator.readable_rows(call.user, call.db, conn, found)
+
+    if "multipart/mixed" not in call.headers.get("accept", ""):
+        return json_reply(200, call.store.read(call.db, lambda conn: read(conn, options)))
+    stubs = dataclasses.replace(options, attachments=False, revs=True)
+    found = call.store.read(call.db, lambda conn: read(conn, stubs))
+    since = json_value(call.query, "atts_since") if "atts_since" in call.query else []
+    parts = mixed.OpenRevsParts(
+        found,
+        lambda query: call.store.read(call.db, query),
+        call.store.database(call.db).signal,
+        atts_since=[rev for rev in since if isinstance(rev, str)]
+        if isinstance(since, list)
+        else [],
+        with_revs=options.revs,
+    )
+    headers = {"content-type": parts.content_type, "server": SERVER}
+    return Reply(200, headers, stream=parts)
+
+
+def _read(
+    call: Call, conn: Any, doc_id: str, rev: str | None, options: reads.DocOptions
+) -> dict[str, Any]:
+    """The revision asked for, as the requester may read it (``_replicator``'s rules)."""
+    return replicator.readable(call.user, call.db, conn, reads.document(conn, doc_id, rev, options))
 
 
 def local(call: Call, doc_id: str) -> Reply:

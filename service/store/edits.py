@@ -18,8 +18,19 @@ from ..couch.protocol import encode_json
 from . import attachments, revs, tree
 
 DEFAULT_REVS_LIMIT = 1000
+# The replicator's members of a document, kept as its own fields in any database, as CouchDB
+# keeps them (the state of a ``_replicator`` document).
+KEPT = frozenset(
+    {
+        "_replication_id",
+        "_replication_state",
+        "_replication_state_time",
+        "_replication_state_reason",
+        "_replication_stats",
+    }
+)
 # Members a client may send in a document besides its own fields; only _attachments is kept.
-SPECIAL = frozenset(
+SPECIAL = KEPT | frozenset(
     {
         "_id",
         "_rev",
@@ -72,7 +83,7 @@ def user_body(doc: Mapping[str, Any]) -> dict[str, Any]:
     """The document's own fields; 400 ``doc_validation`` for an unknown ``_`` member."""
     body = {}
     for key, value in doc.items():
-        if key.startswith("_"):
+        if key.startswith("_") and key not in KEPT:
             if key not in SPECIAL:
                 raise BadRequest("doc_validation", f"Bad special document member: {key}")
         else:

@@ -25,6 +25,7 @@ from . import edits, jsonindex, queries, reads, selectors
 from .call import Call, MethodNotAllowed
 from .jsonindex import JsonIndex
 from .params import body_json
+from .replicator import REPLICATOR_DB, readable
 from .reply import Reply, json_reply
 
 DEFAULT_LIMIT = 25
@@ -180,6 +181,13 @@ def find(call: Call) -> Reply:
         doc for doc in _read(call, index, selector, descending) if selectors.matches(selector, doc)
     )
     chosen = list(itertools.islice(matching, start + skip, start + skip + limit))
+    if call.db == REPLICATOR_DB:  # read as the requester may: another's credentials hidden
+        picked = chosen
+
+        def shown(conn: Any) -> list[dict[str, Any]]:
+            return [readable(call.user, call.db, conn, doc) for doc in picked]
+
+        chosen = call.store.read(call.db, shown)
     answer: dict[str, Any] = {"docs": [_projected(doc, fields) for doc in chosen]}
     answer["bookmark"] = _bookmark(start + skip + len(chosen))
     if index is None:

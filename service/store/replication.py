@@ -97,12 +97,15 @@ class Spec:
     query_params: dict[str, Any] = dataclasses.field(default_factory=dict)
     selector: dict[str, Any] | None = None
     continuous: bool = False
+    since_seq: Any = None  # where to start when no checkpoint says
 
     def replication_id(self, server_uuid: str) -> str:
         """Stable for the same two ends and choice of documents, whatever the other options,
         as the id of CouchDB's ``_local`` checkpoints: a run with ``create_target`` and one
         without share their checkpoint."""
         chosen = [self.doc_ids, self.filter, self.query_params, self.selector]
+        if self.since_seq is not None:
+            chosen.append(self.since_seq)
         key = json.dumps([server_uuid, self.source.url, self.target.url, *chosen])
         return hashlib.md5(key.encode()).hexdigest()
 
@@ -132,7 +135,7 @@ def replicate(call: Call) -> Reply:
     requester = None if call.user.how == "local" else _credentials(call.headers)
     if body.get("cancel"):
         return _cancel(call, body, requester)
-    spec = _spec(body, call.store.directory, requester)
+    spec = parse_spec(body, call.store.directory, requester)
     if spec.continuous:
         local_id = spec.local_id(call.store.uuid)
         call.store.replications.start(
@@ -146,7 +149,7 @@ def _cancel(call: Call, body: Mapping[str, Any], requester: Mapping[str, str] | 
     """Stop a continuous replication, named by ``replication_id`` or by its spec."""
     local_id = body.get("replication_id")
     if not isinstance(local_id, str):
-        local_id = _spec(body, call.store.directory, requester).local_id(call.store.uuid)
+        local_id = parse_spec(body, call.store.directory, requester).local_id(call.store.uuid)
     if not call.store.replications.cancel(local_id, call.user):
         raise NotFound("not_found", "missing")
     return json_reply(200, {"ok": True, "_local_id": local_id})
@@ -158,7 +161,9 @@ def _credentials(headers: Mapping[str, str]) -> dict[str, str]:
     return {names[key]: value for key, value in headers.items() if key in names}
 
 
-def _spec(body: Mapping[str, Any], directory: Path, requester: Mapping[str, str] | None) -> Spec:
+def parse_spec(
+    body: Mapping[str, Any], directory: Path, requester: Mapping[str, str] | None
+) -> Spec:
     doc_ids = body.get("doc_ids")
     if doc_ids is not None and not (
         isinstance(doc_ids, list) and all(isinstance(i, str) for i in doc_ids)
@@ -187,6 +192,7 @@ def _spec(body: Mapping[str, Any], directory: Path, requester: Mapping[str, str]
         },
         selector=selector,
         continuous=body.get("continuous") is True,
+        since_seq=body.get("since_seq"),
     )
 
 
@@ -276,6 +282,8 @@ class Run:
         started = _http_date()
         source_log, target_log = self._log(self.source), self._log(self.target)
         start_seq = _agreed_seq(source_log, target_log)
+        if not start_seq and self.spec.since_seq is not None:
+            start_seq = self.spec.since_seq
         if start_seq and source_log.get("history"):  # counts go on from there, as CouchDB's
             last = source_log["history"][0]
             self.stats = Stats(**{k: last.get(k, 0) for k in Stats.__dataclass_fields__})

@@ -26,6 +26,7 @@ from . import (
     mango,
     purge,
     replication,
+    scheduling,
     session,
 )
 from .call import Call, Gone
@@ -146,6 +147,8 @@ class Server:
         if name in SERVER_ROUTES and not rest:
             SERVER_RIGHTS.get(name, _anyone)(call.user)
             return SERVER_ROUTES[name](call)
+        if name == "_scheduler":
+            return scheduling.route(call, rest)
         if name.startswith("_") and name not in SYSTEM_DBS:
             access.server_admin(call.user)  # CouchDB's other server routes are its admins'
             raise NotFound("not_found", "Database does not exist.")

@@ -23,6 +23,8 @@ from ..couch.protocol import encode_json, validate_db_name
 from . import access, edits, files, inline
 from .continuous import Replications
 from .neighbours import Neighbours
+from .replicator import REPLICATOR_DB
+from .scheduler import Scheduler
 from .users import USERS_DB, Users
 from .views import Design, Designs, Index, index_directory, remove_indexes
 from .wakeup import Signal
@@ -154,6 +156,8 @@ class Store:
         self.neighbours = Neighbours(directory, self._committed_elsewhere)
         self.writer = Writer(self._committed)
         self.replications = Replications(directory)
+        self.scheduler = Scheduler(self)
+        self.scheduler.start()
 
     @classmethod
     def acquire(cls, directory: str | os.PathLike) -> Store:
@@ -176,6 +180,7 @@ class Store:
                     self.replications.close()  # each releases its handles as it ends
                 return
             del self._open[self.directory]
+        self.scheduler.close()
         self.replications.close()
         self.writer.close()
         self.neighbours.close()
@@ -206,8 +211,9 @@ class Store:
     def database(self, name: str) -> Database:
         """The open database ``name``; NotFound (CouchDB's reason) if there is none.
 
-        ``_users`` is always there, made on first use, as CouchDB's set-up makes it."""
-        if name == USERS_DB and not files.file_of(self.directory, name).exists():
+        ``_users`` and ``_replicator`` are always there, made on first use, as CouchDB's
+        set-up makes them."""
+        if name in (USERS_DB, REPLICATOR_DB) and not files.file_of(self.directory, name).exists():
             with contextlib.suppress(PreconditionFailed):  # another process's was first
                 self.create(name)
         with self._lock:

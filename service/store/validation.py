@@ -4,7 +4,8 @@ A design document is a database admin's to write. Every other document goes thro
 ``validate_doc_update`` function of the database's design documents, called as CouchDB calls
 it (``newDoc, oldDoc, userCtx, secObj``); what one throws refuses the write: ``{forbidden:
 …}`` with 403, ``{unauthorized: …}`` with 401, anything else with 500. ``_users`` has its
-own rules (CouchDB's ``_design/_auth``), and its ``password`` fields are hashed on the way in.
+own rules (CouchDB's ``_design/_auth``), and its ``password`` fields are hashed on the way in;
+``_replicator`` has its own too (``replicator``).
 ``_local`` documents pass unchecked, as in CouchDB. Replicated writes are checked too.
 """
 
@@ -18,9 +19,10 @@ from typing import Any
 
 from ..couch.errors import Forbidden, HTTPError, NotFound, Unauthorized
 from ..couch.protocol import decode_json, encode_json
-from . import access, passwords, reads
+from . import access, passwords, reads, replicator
 from .call import Call
 from .js import Functions
+from .replicator import REPLICATOR_DB
 from .users import USER_PREFIX, USERS_DB
 
 DESIGN_RANGE = ("_design/", "_design0")
@@ -57,6 +59,8 @@ class Guard:
             return doc
         if self.call.db == USERS_DB:
             doc = _hash_password(doc)
+        if self.call.db == REPLICATOR_DB:
+            doc = replicator.admitted(doc, user)
         validators = self._functions()
         if not validators and self.call.db != USERS_DB:
             return doc
