@@ -94,6 +94,8 @@ class Endpoint:
         from .cluster import Cluster
 
         nodes = [cls.parse(url.strip(), **settings) for url in urls.split(",") if url.strip()]
+        if any(node.embedded for node in nodes):
+            raise ValueError("a cluster's nodes are http(s) URLs, not embedded:PATH")
         given = {node.auth for node in nodes if node.auth is not None}
         if len(given) > 1:
             raise ValueError("a cluster's URLs carry different credentials")
