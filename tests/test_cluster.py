@@ -26,9 +26,11 @@ from tornado.websocket import websocket_connect
 from service.couch import Couch
 from tests.cluster import CouchCluster
 from tests.servers import SetteeServer, couchdb_release
+from tests.sockets import established_to
 from tests.test_hub_load import Collector
 
 SUBSCRIBERS = 100
+IDLE = 4.5  # seconds after which settee's client has closed its idle pooled connections
 
 
 @pytest.fixture(scope="module")
@@ -137,6 +139,16 @@ async def node_states(client: Client) -> dict[str, bool]:
     return {url: state["up"] for url, state in ready["nodes"].items()}
 
 
+async def node_of_the_feed(gateway: SetteeServer, cluster: CouchCluster) -> int:
+    """The index of the node settee's one upstream feed is connected to: once pooled
+    connections have gone idle and closed, the only connection settee holds to a node."""
+    assert gateway.process is not None
+    await asyncio.sleep(IDLE)
+    held = [len(established_to(node.port, gateway.process.pid)) for node in cluster.nodes]
+    assert sorted(held) == [0, 0, 1], held
+    return held.index(1)
+
+
 async def wait_for_state(client: Client, url: str, up: bool, seconds: float = 20) -> float:
     """Seconds until ``/_ready`` shows node ``url`` up (or down)."""
     started = time.monotonic()
@@ -147,7 +159,9 @@ async def wait_for_state(client: Client, url: str, up: bool, seconds: float = 20
 
 
 @pytest.mark.gen_test(timeout=120)
-async def test_subscribers_and_clients_survive_the_death_of_nodes(cluster, gateway):
+async def test_subscribers_and_clients_survive_the_death_of_nodes(
+    cluster, gateway, record_property
+):
     client = Client(gateway, cluster)
     assert (await client.call("PUT", "/kill")).code in (201, 202)
     ready = await client.json("GET", "/_ready")
@@ -159,12 +173,15 @@ async def test_subscribers_and_clients_survive_the_death_of_nodes(cluster, gatew
         )
     )
     subscribers = [Collector(ws) for ws in sockets]
+    # The first node killed is the one the subscribers' shared feed reads from.
+    feeding = await node_of_the_feed(gateway, cluster)
+    other = (feeding + 1) % len(cluster.nodes)
+    first, second = cluster.nodes[feeding], cluster.nodes[other]
+    first_url, second_url = cluster.plain_urls[feeding], cluster.plain_urls[other]
     writer = SteadyWriter(client, "kill")
     reader = SteadyReader(client, writer)
     writing = asyncio.ensure_future(writer.run())
     reading = asyncio.ensure_future(reader.run())
-    first, second = cluster.nodes[0], cluster.nodes[1]
-    first_url, second_url = cluster.plain_urls[0], cluster.plain_urls[1]
     started = time.monotonic()
 
     await asyncio.sleep(1.5)
@@ -185,25 +202,33 @@ async def test_subscribers_and_clients_survive_the_death_of_nodes(cluster, gatew
         await subscriber.wait_for(set(writer.acked), timeout=30)
     elapsed = time.monotonic() - started
     metrics = (await client.call("GET", "/_metrics")).body.decode()
+    reconnects = next(
+        float(line.split()[-1])
+        for line in metrics.splitlines()
+        if line.startswith("settee_upstream_reconnects_total")
+    )
     await asyncio.to_thread(second.start)  # the module's cluster whole again
     await wait_for_state(client, second_url, up=True)
 
     got = [len(set(subscriber.ids) & set(writer.acked)) for subscriber in subscribers]
     duplicates = sum(len(s.ids) - len(set(s.ids)) for s in subscribers)
-    print(
-        f"\ncluster kill test: {len(writer.acked)} writes acknowledged in {elapsed:.1f} s, "
+    figures = (
+        f"{len(writer.acked)} writes acknowledged in {elapsed:.1f} s, "
         f"{reader.reads} reads; {SUBSCRIBERS} subscribers got {min(got)}..{max(got)} of them "
         f"({duplicates} duplicate rows in all); 5xx: reads {len(reader.errors)}, writes "
         f"{len(writer.failed_in_flight)} {writer.failed_in_flight} (in flight on a killed "
         f"node; {writer.landed_before_failing} of them had landed); node shown down after "
         f"{shown_down:.2f} s and {second_shown_down:.2f} s, up again {shown_up:.2f} s after "
-        f"its restart"
+        f"its restart; the shared feed resumed {reconnects:.0f} times on another node"
     )
+    record_property("figures", figures)  # in the run's summary (conftest), -s or not
+    print(f"\ncluster kill test: {figures}")
     print(
         "metrics: "
         + "; ".join(line for line in metrics.splitlines() if line.startswith("settee_upstream"))
     )
     assert min(got) == len(writer.acked), "a subscriber missed an acknowledged change"
+    assert reconnects >= 1, "the shared feed never had to move"
     assert duplicates == 0, "a change replayed by the resumed feed reached a subscriber twice"
     assert not reader.errors, "a read failed while another node could answer"
     assert len(writer.failed_in_flight) <= 2, "more 5xx than writes in flight at the kills"
@@ -223,7 +248,7 @@ async def whole_docs(db: Any) -> dict[str, dict]:
 
 
 @pytest.mark.gen_test(timeout=120)
-async def test_an_embedded_database_moves_to_the_cluster_whole(cluster, gateway):
+async def test_an_embedded_database_moves_to_the_cluster_whole(cluster, gateway, record_property):
     """``_replicate`` from the embedded store to the cluster through settee: documents, their
     revisions and conflicts, and attachments arrive whole, and read the same on every node."""
     admin = cluster.nodes[0]
@@ -258,4 +283,5 @@ async def test_an_embedded_database_moves_to_the_cluster_whole(cluster, gateway)
             assert docs["doc-00"]["n"] == "edited"
             blob = await moved.get_attachment("doc-02", "blob.bin")
             assert bytes(blob) == b"\x00\x01binary"
-    print(f"\nembedded -> cluster: {len(local_docs)} documents, revisions, conflicts, attachment")
+    moved = f"{len(local_docs)} documents with their revisions, conflicts and attachment"
+    record_property("figures", f"embedded -> cluster: {moved}, read whole on all three nodes")
