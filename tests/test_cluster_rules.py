@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from service.couch import Couch, ServerUnavailable, blocking
+from service.couch import Couch, ServerUnavailable, blocking, http1
 from service.couch.changes import FeedState
 from service.couch.cluster import Cluster, retryable
 from service.couch.protocol import Request
@@ -83,6 +83,11 @@ def test_only_what_cannot_be_applied_twice_is_sent_to_another_node():
     for method in ("GET", "HEAD", "OPTIONS"):
         assert retryable(Request(method, "/db/x"), dropped)
     assert retryable(Request("PUT", "/db/x", body=b"{}"), refused)
+    # http1 sent the PUT again after a closed connection, and that was refused: the first try
+    # may have reached the node.
+    second_try = ConnectionRefusedError()
+    second_try.__cause__ = http1.StaleConnection("the server closed a kept-alive connection")
+    assert not retryable(Request("PUT", "/db/x", body=b"{}"), unavailable(second_try))
     assert retryable(Request("POST", "/db", body=b"{}"), refused)
     assert not retryable(Request("PUT", "/db/x", {"rev": "1-a"}, body=b"{}"), dropped)
     assert not retryable(Request("POST", "/db", body=b"{}"), dropped)
@@ -173,3 +178,33 @@ async def test_ready_and_metrics_show_each_node(start_settee, server_url):
     metrics = (await settee.fetch("GET", "/_metrics")).body.decode()
     assert f'settee_upstream_node_up{{node="{dead}"}} 0.0' in metrics
     assert "settee_upstream_retries_total" in metrics
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_put_sent_again_after_a_closed_connection_is_not_taken_as_never_sent():
+    """A node answers once, takes the next request on the kept-alive connection and dies: the
+    pool sends the PUT again (it is idempotent in HTTP), is refused, and says the first try
+    may have reached the node, so no other node is sent it."""
+    taken: list[bytes] = []
+
+    async def answer_once_then_die(reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+        await writer.drain()
+        taken.append(await reader.readuntil(b"\r\n\r\n"))
+        server.close()  # no more connections: the next try is refused
+        writer.transport.abort()
+
+    server = await asyncio.start_server(answer_once_then_die, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    pool = http1.Pool("127.0.0.1", port)
+    try:
+        assert (await pool.fetch("GET", "/", {}, None, timeout=5))[0] == 200
+        with pytest.raises(ConnectionRefusedError) as refused:
+            await pool.fetch("PUT", "/db/x", {}, b"{}", timeout=5)
+        assert isinstance(refused.value.__cause__, http1.StaleConnection)
+        assert taken and taken[0].startswith(b"PUT /db/x")
+        assert not retryable(Request("PUT", "/db/x", body=b"{}"), unavailable(refused.value))
+    finally:
+        pool.close()
+        server.close()

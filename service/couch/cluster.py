@@ -9,7 +9,9 @@ clients') share one by passing ``cluster=`` so that what one learns the other kn
 
 A request that failed on a node is sent to the next one only when that cannot apply it twice:
 
-- any request whose connection was refused (nothing reached the node);
+- any request whose connection was refused (nothing reached the node), unless that was a
+  second try after a first that met a connection the node had closed (``http1`` sends a
+  PUT or DELETE again then; the first may have reached the node);
 - a GET, HEAD or OPTIONS whatever happened (they change nothing).
 
 Any other request whose connection dropped may have been applied before the node died: it is
@@ -29,6 +31,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from . import http1
 from .errors import ServerUnavailable
 from .protocol import Request, Response
 
@@ -104,8 +107,12 @@ class Cluster:
 
 
 def never_sent(exc: BaseException) -> bool:
-    """Whether ``exc`` says the request never reached the node (its connection was refused)."""
-    return isinstance(exc.__cause__, ConnectionRefusedError)
+    """Whether ``exc`` says the request never reached the node: its connection was refused,
+    and not on a second try after a first that met a closed connection (which it may have)."""
+    cause = exc.__cause__
+    return isinstance(cause, ConnectionRefusedError) and not isinstance(
+        cause.__cause__, http1.StaleConnection
+    )
 
 
 def node_down(exc: BaseException) -> bool:
