@@ -4,8 +4,9 @@ which node is taken out after a failure and probed back in.
 ``Couch("http://n1:5984,http://n2:5984,http://n3:5984")`` spreads its requests over the nodes
 that answer (round robin). A node that cannot be reached is marked down and skipped; once it
 is down, a probe asks its ``/_up`` every ``PROBE_INTERVAL`` seconds and puts it back when it
-answers 200. ``Cluster`` holds that state: two clients of the same nodes (settee's own and its
-clients') share one by passing ``cluster=`` so that what one learns the other knows.
+answers 200 (or 401/403, to a probe without credentials). ``Cluster`` holds that state: two
+clients of the same nodes (settee's own and its clients') share one by passing ``cluster=``,
+so that what one learns the other knows.
 
 A request that failed on a node is sent to the next one only when that cannot apply it twice:
 
@@ -40,6 +41,9 @@ if TYPE_CHECKING:
 
 PROBE_INTERVAL = 1.0  # seconds between probes of a node that is down
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# /_up's answers of a node that serves: 200, or a refusal of an anonymous probe where
+# require_valid_user is on. In maintenance mode it answers 404.
+UP = frozenset({200, 401, 403})
 
 
 @dataclass(slots=True)
@@ -152,7 +156,7 @@ class ClusterTransport:
             probe.add_done_callback(self._probes.discard)
 
     async def _probe(self, url: str) -> None:
-        """Ask ``url``'s ``/_up`` until it answers 200; then it is up again."""
+        """Ask ``url``'s ``/_up`` until it answers as a node that serves; then it is up."""
         transport = self._nodes[url]
         while True:
             await asyncio.sleep(self.cluster.probe_interval)
@@ -161,7 +165,7 @@ class ClusterTransport:
             except ServerUnavailable:
                 continue
             body.close()
-            if body.status == 200:
+            if body.status in UP:
                 self.cluster.recovered(url)
                 return
 
