@@ -99,7 +99,10 @@ def make_couches(settings: Settings) -> tuple[Couch, Couch]:
         return Couch(own.url, timeout=timeout, local_admin=False), own
     if own.endpoint.auth is None:
         return own, own
-    return Couch(own.url, timeout=timeout, max_connections=max_connections), own
+    # The same nodes, without the credentials; a cluster's health is shared.
+    urls = ",".join(own.endpoint.urls)
+    clients = Couch(urls, timeout=timeout, max_connections=max_connections, cluster=own.cluster)
+    return clients, own
 
 
 def make_hub(settings: Settings, couch: Couch) -> Hub:
@@ -141,6 +144,8 @@ def make_app(
     ``couch`` serves for both, as when the backend asks nobody for credentials.
     """
     metrics.watch_in_flight(in_flight)
+    if (cluster := (own_couch or couch).cluster) is not None:
+        metrics.watch_cluster(cluster)
     collaborators: dict[str, object] = {
         "couch": couch,
         "own_couch": own_couch or couch,

@@ -10,6 +10,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 if TYPE_CHECKING:
+    from .couch.cluster import Cluster
     from .hub import Hub
     from .inflight import InFlight
 
@@ -59,6 +60,10 @@ class Metrics:
         """Report the hub's subscribers, upstream feeds and deliveries."""
         self.registry.register(HubCollector(hub))
 
+    def watch_cluster(self, cluster: Cluster) -> None:
+        """Report which of a cluster's nodes are up, their failures, and the retries."""
+        self.registry.register(ClusterCollector(cluster))
+
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         key = (route, method, status)
         counter = self._counted.get(key)
@@ -103,3 +108,28 @@ class HubCollector:
         )
         for name, documentation, value in counters:
             yield CounterMetricFamily(name, documentation, value=value)
+
+
+class ClusterCollector:
+    """Reads a cluster's node states when /_metrics is scraped."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily(
+            "settee_upstream_node_up", "Whether a CouchDB node is taken as up", labels=("node",)
+        )
+        failures = CounterMetricFamily(
+            "settee_upstream_node_failures", "Requests a CouchDB node failed", labels=("node",)
+        )
+        for url, node in self.cluster.nodes.items():
+            up.add_metric((url,), int(node.up))
+            failures.add_metric((url,), node.failures)
+        yield up
+        yield failures
+        yield CounterMetricFamily(
+            "settee_upstream_retries",
+            "Requests sent again to another node after one failed",
+            value=self.cluster.retried,
+        )

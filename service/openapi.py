@@ -490,6 +490,18 @@ COMPONENTS: Spec = {
                             "status": {"enum": ["ok", "unavailable"]},
                             "reason": TEXT,
                             "backend": {"type": "object"},
+                            "nodes": {
+                                "description": "in front of a cluster: each node's state",
+                                "type": "object",
+                                "additionalProperties": {
+                                    "type": "object",
+                                    "properties": {
+                                        "up": {"type": "boolean"},
+                                        "since": {"type": "number"},
+                                        "failures": {"type": "integer"},
+                                    },
+                                },
+                            },
                         },
                     }
                 }

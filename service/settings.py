@@ -45,7 +45,8 @@ class Settings:
     port: int = _setting(8888, "port to listen on")
     couch_url: str = _setting(
         "",
-        "URL of the CouchDB to serve (none: the embedded store in data_dir; or embedded:PATH)",
+        "URL of the CouchDB to serve, or its cluster's node URLs comma-separated (none: the "
+        "embedded store in data_dir; or embedded:PATH)",
         env="COUCHDB_URL",
     )
     data_dir: str = _setting("var", "directory of the embedded store's databases")
@@ -132,12 +133,26 @@ class Settings:
             raise ValueError("data_dir: must not be empty")
         if self.admin and not self.admin_pair:
             raise ValueError("admin: expected NAME:PASSWORD, both non-empty")
-        url = urlsplit(self.couch_url)
         embedded = self.couch_url.startswith("embedded:") and len(self.couch_url) > 9
-        http = url.scheme in ("http", "https") and url.hostname
-        if self.couch_url and not (embedded or http):
-            shown = url._replace(netloc=url.hostname or "").geturl()  # never a password
-            raise ValueError(f"couch_url: not an http(s) or embedded:PATH URL: {shown!r}")
+        if self.couch_url and not embedded:
+            self._check_nodes()
+
+    def _check_nodes(self) -> None:
+        """Each of ``couch_url``'s comma-separated URLs is an http(s) URL, no two name one
+        node, and they carry the same credentials, if any."""
+        nodes, credentials = set(), set()
+        for node in self.couch_url.split(","):
+            url = urlsplit(node.strip())
+            userinfo, _, hostport = url.netloc.rpartition("@")
+            shown = url._replace(netloc=hostport).geturl()  # never a password
+            if url.scheme not in ("http", "https") or not url.hostname:
+                raise ValueError(f"couch_url: not an http(s) or embedded:PATH URL: {shown!r}")
+            if shown in nodes:
+                raise ValueError(f"couch_url: {shown!r} is named twice")
+            nodes.add(shown)
+            credentials.add(userinfo)
+        if len(credentials) > 1 and len(credentials - {""}) > 1:
+            raise ValueError("couch_url: the nodes' URLs carry different credentials")
 
     def __repr__(self) -> str:
         shown = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

@@ -138,6 +138,18 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
         tally = ", ".join(f"{n} {outcome}" for outcome, n in counts.get(where, {}).items())
         if tally or where != "no backend":
             terminalreporter.write_line(f"{where}: {tally or 'nothing run'}")
+    figures = [
+        (report.nodeid, value)
+        for outcome in ("passed", "failed")
+        for report in terminalreporter.stats.get(outcome, [])
+        if report.when == "call"
+        for name, value in report.user_properties
+        if name == "figures"
+    ]
+    if figures:  # what a test measured (record_property("figures", ...)), shown in any run
+        terminalreporter.write_sep("-", "figures")
+        for nodeid, value in figures:
+            terminalreporter.write_line(f"{nodeid}: {value}")
     if config.stash[COUCHDB_SOURCE_KEY] is None:
         terminalreporter.write_sep(
             "!",

@@ -24,6 +24,7 @@ import tarfile
 import tempfile
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
 
@@ -123,7 +124,7 @@ class SetteeServer:
     kind = "embedded"
 
     def __init__(
-        self, *, port: int | None = None, couch_url: str | None = None, args: list[str] = ()
+        self, *, port: int | None = None, couch_url: str | None = None, args: Sequence[str] = ()
     ) -> None:
         self.port = port or free_port()
         self.couch_url = couch_url
@@ -203,10 +204,18 @@ class CouchServer:
     kind = "couchdb"
     user = "admin"
 
-    def __init__(self, release: Path, *, port: int | None = None) -> None:
+    def __init__(
+        self,
+        release: Path,
+        *,
+        port: int | None = None,
+        password: str | None = None,
+        name: str | None = None,
+    ) -> None:
         self.release = release
         self.port = port or free_port()
-        self.password = secrets.token_hex(8)
+        self.password = password or secrets.token_hex(8)
+        self.name = name or f"settee-{os.getpid()}-{self.port}@127.0.0.1"
         self.workdir = Path(tempfile.mkdtemp(prefix="settee-couchdb-"))
         self.process: subprocess.Popen | None = None
         self._configure()
@@ -218,7 +227,17 @@ class CouchServer:
     def _configure(self) -> None:
         data = self.workdir / "data"
         data.mkdir()
-        (self.workdir / "10-settee-test.ini").write_text(
+        (self.workdir / "10-settee-test.ini").write_text(self._ini(data))
+        args = (self.release / "etc" / "vm.args").read_text().splitlines()
+        args = [f"-name {self.name}" if line.startswith("-name ") else line for line in args]
+        (self.workdir / "vm.args").write_text("\n".join(args + self._more_vm_args()) + "\n")
+
+    def _more_vm_args(self) -> list[str]:
+        return []
+
+    def _ini(self, data: Path) -> str:
+        """The node's settings: its port, its admin, its data directory."""
+        return (
             "[couchdb]\n"
             "single_node = true\n"
             f"database_dir = {data}\n"
@@ -233,12 +252,13 @@ class CouchServer:
             "[log]\n"
             "level = warning\n"
         )
-        name = f"settee-{os.getpid()}-{self.port}@127.0.0.1"
-        args = (self.release / "etc" / "vm.args").read_text().splitlines()
-        args = [f"-name {name}" if line.startswith("-name ") else line for line in args]
-        (self.workdir / "vm.args").write_text("\n".join(args) + "\n")
 
     def start(self) -> CouchServer:
+        self.launch()
+        return self.wait_started()
+
+    def launch(self) -> None:
+        """Start the node's process, without waiting for it to answer."""
         ini_files = [self.release / "etc" / "default.ini", self.workdir / "10-settee-test.ini"]
         env = {
             **os.environ,
@@ -254,17 +274,27 @@ class CouchServer:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        admin = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+        return {"Authorization": f"Basic {admin}"}
+
+    def wait_started(self, *, system_databases: bool = True) -> CouchServer:
+        """Wait until the launched node answers (and, unless told not to, has made its
+        system databases); kill it and raise with its log's tail if it does not."""
+        assert self.process is not None
         try:
             wait_until_up(f"http://127.0.0.1:{self.port}/_up", timeout=60, process=self.process)
-            # A single node makes its system databases only after it answers /_up, and the
-            # rules of user documents (_design/_auth) a moment after _users.
-            admin = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
-            wait_until_up(
-                f"http://127.0.0.1:{self.port}/_users/_design/_auth",
-                timeout=60,
-                process=self.process,
-                headers={"Authorization": f"Basic {admin}"},
-            )
+            if system_databases:
+                # A single node makes its system databases only after it answers /_up, and
+                # the rules of user documents (_design/_auth) a moment after _users.
+                wait_until_up(
+                    f"http://127.0.0.1:{self.port}/_users/_design/_auth",
+                    timeout=60,
+                    process=self.process,
+                    headers=self.admin_headers,
+                )
         except (OSError, RuntimeError) as exc:
             self.kill()
             tail = (self.workdir / "couchdb.log").read_text(errors="replace")[-2000:]

@@ -8,12 +8,13 @@ import os
 ESTABLISHED = "01"
 
 
-def connections_to(port: int) -> dict[int, str]:
-    """This process's TCP connections to ``port``: local port → state (hex, as /proc has it)."""
+def connections_to(port: int, pid: int | str = "self") -> dict[int, str]:
+    """This process's (or process ``pid``'s) TCP connections to ``port``: local port → state
+    (hex, as /proc has it)."""
     inodes = set()
-    for fd in os.listdir("/proc/self/fd"):
+    for fd in os.listdir(f"/proc/{pid}/fd"):
         try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
         except OSError:
             continue
         if target.startswith("socket:["):
@@ -29,6 +30,6 @@ def connections_to(port: int) -> dict[int, str]:
     return found
 
 
-def established_to(port: int) -> set[int]:
-    """The local ports of this process's established connections to ``port``."""
-    return {local for local, state in connections_to(port).items() if state == ESTABLISHED}
+def established_to(port: int, pid: int | str = "self") -> set[int]:
+    """The local ports of this process's (or ``pid``'s) established connections to ``port``."""
+    return {local for local, state in connections_to(port, pid).items() if state == ESTABLISHED}

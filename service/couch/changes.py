@@ -5,6 +5,12 @@ exponential backoff, and resumes from the last seq it delivered, so no change is
 ``seq`` values are opaque (strings on CouchDB 2+, integers on pouchdb-server): they are only
 stored and passed back, never compared.
 
+A clustered CouchDB resumes a feed from a seq on any node, but where the shard copy a seq
+names is gone, another copy resumes from its own checkpoint and sends some changes again.
+Once resumed, the feed drops a row whose document and revisions were among the last
+``REPLAY_WINDOW`` it delivered, so that a subscriber sees each change once. (Only once
+resumed: a document purged, then written again with the same body, has the same revision.)
+
 ``FeedState`` holds the protocol (request, rows, batching by latency) and does no I/O;
 ``ChangesFeed`` drives it on asyncio, ``ThreadedChangesFeed`` in a thread for blocking code.
 """
@@ -28,6 +34,7 @@ log = logging.getLogger("settee.couch.changes")
 ChangesCallback = Callable[[Any, list[dict[str, Any]]], None]
 
 RETRYABLE = (ServerUnavailable, ServerError)
+REPLAY_WINDOW = 10_000  # rows delivered that a replayed row is recognised among
 
 
 class Backoff:
@@ -65,12 +72,16 @@ class FeedState:
         self.latency = latency
         self.heartbeat = heartbeat
         self.pending: list[dict[str, Any]] = []
+        self.replayed = 0  # rows dropped as delivered already
+        self._delivered: dict[tuple[Any, ...], None] = {}  # insertion-ordered, oldest first
+        self._opened = 0  # connections opened: rows may be replays from the second on
         self.last_flush = 0.0
         self._buffer = bytearray()
 
     def request(self) -> Request:
         """The request that (re)opens the feed from the last delivered seq."""
         self._buffer.clear()
+        self._opened += 1
         request = changes_request(
             self.path,
             {
@@ -89,9 +100,27 @@ class FeedState:
         for line in split_lines(self._buffer, chunk):
             row = decode_json(line)
             if "seq" in row:
-                self.pending.append(row)
+                if not self._remember(row) and self._opened > 1:
+                    self.replayed += 1
+                    if not self.pending:
+                        self.since = row["seq"]
+                else:
+                    self.pending.append(row)
             elif "last_seq" in row and not self.pending:
                 self.since = row["last_seq"]
+
+    def _remember(self, row: dict[str, Any]) -> bool:
+        """Whether ``row`` is news: False if its document and revisions were among the last
+        ``REPLAY_WINDOW`` rows received, else True, and it is remembered."""
+        if "id" not in row:
+            return True
+        key = (row["id"], tuple(change.get("rev") for change in row.get("changes") or ()))
+        if key in self._delivered:
+            return False
+        self._delivered[key] = None
+        if len(self._delivered) > REPLAY_WINDOW:
+            del self._delivered[next(iter(self._delivered))]
+        return True
 
     def due_in(self, now: float) -> float | None:
         """Seconds until pending rows should be delivered (0: now), None if nothing pending."""

@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Protocol, TypeVar, cast, overload
 from urllib.parse import unquote, urlencode
 
 from .changes import FeedState
+from .cluster import Cluster
 from .config import defaults, server_url
 from .conflicts import (
     ConflictResolution,
@@ -150,6 +151,11 @@ class Couch:
     Without credentials it acts as the store's server admin, as a program that opens the
     files may; ``local_admin=False`` makes such requests anonymous (a gateway's, acting for
     its clients with theirs).
+
+    ``Couch("http://n1:5984,http://n2:5984,http://n3:5984")`` is a cluster's nodes: each
+    request goes to one that is up, and to another after a failure that allows it
+    (``service.couch.cluster``); ``cluster=other.cluster`` shares another client's view of
+    which nodes are up. The blocking face takes one URL.
     """
 
     runner_class: ClassVar[type] = AsyncRunner
@@ -166,6 +172,7 @@ class Couch:
         max_connections: int | None = None,
         idle_timeout: float | None = 4.0,
         local_admin: bool = True,
+        cluster: Cluster | None = None,
     ) -> None:
         self.endpoint = Endpoint.parse(
             server_url(url),
@@ -177,6 +184,7 @@ class Couch:
             ),
             idle_timeout=idle_timeout,
             local_admin=local_admin,
+            **({"cluster": cluster} if cluster is not None else {}),
         )
         self.full_commit = full_commit
         self._runner = self.runner_class(self.endpoint)
@@ -185,6 +193,11 @@ class Couch:
     @property
     def url(self) -> str:
         return self.endpoint.url
+
+    @property
+    def cluster(self) -> Cluster | None:
+        """The nodes and their health, when the URL named several nodes of a cluster."""
+        return self.endpoint.cluster
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.url!r}>"

@@ -9,7 +9,9 @@ arrives (``Pool.open``), with reading paused while unread data piles up.
 
 Failures are builtin exceptions: ``OSError`` from connecting, ``ConnectionError`` when the
 server drops a connection mid-exchange, ``TimeoutError``, and ``BadResponse`` for bytes that
-do not parse as HTTP. The transport turns them into the client's errors.
+do not parse as HTTP. The transport turns them into the client's errors. The error of a
+request sent a second time after a stale connection (see ``StaleConnection``) has that
+``StaleConnection`` as its ``__cause__``: the first try may have reached the server.
 """
 
 from __future__ import annotations
@@ -387,7 +389,16 @@ class Fetch:
     over an idle connection, and ``then`` runs as the response completes; anything else
     (connecting, waiting for a turn, a streamed body, a second try) runs as a task."""
 
-    __slots__ = ("_connection", "_pool", "_request", "_retry", "_task", "_then", "_timeout")
+    __slots__ = (
+        "_connection",
+        "_pool",
+        "_request",
+        "_retry",
+        "_stale",
+        "_task",
+        "_then",
+        "_timeout",
+    )
 
     def __init__(
         self,
@@ -406,6 +417,7 @@ class Fetch:
         self._retry = method in IDEMPOTENT
         self._connection: Connection | None = None
         self._task: asyncio.Task[Whole] | None = None
+        self._stale: StaleConnection | None = None  # what the first try met, if tried twice
 
     def start(self) -> None:
         """Send the request, or raise ``ValueError`` for one that HTTP cannot carry (nothing
@@ -452,6 +464,7 @@ class Fetch:
             pool.release(connection)
             pool.retried += 1
             self._retry = False
+            self._stale = connection.error
             self.start()
             return
         else:
@@ -466,9 +479,16 @@ class Fetch:
         if task.cancelled():
             self._then(asyncio.CancelledError())
         elif (error := task.exception()) is not None:
-            self._then(error)
+            self._then(_after(self._stale, error))
         else:
             self._then(task.result())
+
+
+def _after(stale: StaleConnection | None, error: BaseException) -> BaseException:
+    """``error``, with the ``StaleConnection`` its request met on a first try as its cause."""
+    if stale is not None and error.__cause__ is None:
+        error.__cause__ = stale
+    return error
 
 
 class Pool:
@@ -610,8 +630,13 @@ class Pool:
         ``retry`` allows it (never for a streamed body)."""
         head, streamed, length = self._head(method, target, headers, body)
         retry = retry and not streamed
+        stale: StaleConnection | None = None
         while True:
-            connection = await self._acquire(timeout)
+            try:
+                connection = await self._acquire(timeout)
+            except BaseException as exc:
+                _after(stale, exc)
+                raise
             answered = self.loop.create_future()
             try:
                 connection.send(
@@ -628,12 +653,13 @@ class Pool:
                 if connection.error is not None and not connection.complete:
                     raise connection.error
                 return connection
-            except StaleConnection:
+            except StaleConnection as exc:
                 self.release(connection)
                 if not retry:
                     raise
                 self.retried += 1
                 retry = False
+                stale = exc
             except BaseException:
                 connection.close()
                 self.release(connection)

@@ -40,13 +40,14 @@ def _database(target: Target, couch_class: type[client.Couch]) -> client.Databas
     if isinstance(target, client.Database):
         endpoint = target.couch.endpoint
         couch = couch_class(
-            endpoint.url,
+            ",".join(endpoint.urls),
             endpoint.auth,
             timeout=endpoint.timeout,
             connect_timeout=endpoint.connect_timeout,
             max_connections=endpoint.max_connections,
             idle_timeout=endpoint.idle_timeout,
             local_admin=endpoint.local_admin,
+            cluster=endpoint.cluster if couch_class is client.Couch else None,
         )
         return couch.database_class(target.name, couch=couch, owns_couch=True)
     return couch_class.database_class(database_url(target))

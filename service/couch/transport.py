@@ -15,8 +15,8 @@ import os
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import urllib3
@@ -24,6 +24,9 @@ import urllib3
 from . import http1
 from .errors import BadRequest, CouchError, ServerError, ServerUnavailable
 from .protocol import Request, Response
+
+if TYPE_CHECKING:
+    from .cluster import Cluster
 
 DEFAULT_HEADERS = {
     "Accept": "application/json",
@@ -50,13 +53,21 @@ class Endpoint:
     # The embedded store only: a request without credentials acts as its server admin (the
     # process may open its files anyway); a gateway's clients' Couch sets False.
     local_admin: bool = True
+    # Several nodes of one cluster (``service.couch.cluster``); ``url`` is the first's.
+    cluster: Cluster | None = field(default=None, compare=False)
 
     @classmethod
     def parse(cls, url: str, auth: tuple[str, str] | None = None, **settings: Any) -> Endpoint:
         """Split ``user:password@`` out of ``url``; an explicit ``auth`` wins over it.
 
         ``embedded:PATH`` names the embedded store in directory ``PATH`` (made absolute).
+        Several comma-separated http(s) URLs name the nodes of one cluster: their
+        credentials, if any, must be the same. ``cluster=`` shares another endpoint's.
         """
+        if "," in url and not url.startswith(EMBEDDED):
+            return cls._parse_cluster(url, auth, **settings)
+        if settings.get("cluster") is not None:
+            raise ValueError("cluster= goes with several comma-separated URLs")
         if url.startswith(EMBEDDED):
             if not url[len(EMBEDDED) :]:
                 raise ValueError("embedded: needs a data directory (embedded:PATH)")
@@ -71,6 +82,35 @@ class Endpoint:
             netloc += f":{parts.port}"
         base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
         return cls(base, auth, **settings)
+
+    @classmethod
+    def _parse_cluster(
+        cls,
+        urls: str,
+        auth: tuple[str, str] | None,
+        cluster: Cluster | None = None,
+        **settings: Any,
+    ) -> Endpoint:
+        from .cluster import Cluster
+
+        nodes = [cls.parse(url.strip(), **settings) for url in urls.split(",") if url.strip()]
+        if any(node.embedded for node in nodes):
+            raise ValueError("a cluster's nodes are http(s) URLs, not embedded:PATH")
+        given = {node.auth for node in nodes if node.auth is not None}
+        if len(given) > 1:
+            raise ValueError("a cluster's URLs carry different credentials")
+        urls_of_nodes = [node.url for node in nodes]
+        if cluster is None:
+            cluster = Cluster(urls_of_nodes)
+        elif list(cluster.urls) != urls_of_nodes:
+            raise ValueError("cluster= names other nodes than the URLs")
+        auth = auth if auth is not None else next(iter(given), None)
+        return cls(urls_of_nodes[0], auth, cluster=cluster, **settings)
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """Every node's URL: the cluster's, or this one."""
+        return self.cluster.urls if self.cluster is not None else (self.url,)
 
     @property
     def embedded(self) -> bool:
@@ -407,6 +447,10 @@ def async_transport(endpoint: Endpoint) -> Any:
         from ..store.transport import AsyncStoreTransport
 
         return AsyncStoreTransport(endpoint)
+    if endpoint.cluster is not None:
+        from .cluster import ClusterTransport
+
+        return ClusterTransport(endpoint, AsyncTransport)
     return AsyncTransport(endpoint)
 
 
@@ -416,4 +460,6 @@ def blocking_transport(endpoint: Endpoint) -> Any:
         from ..store.transport import BlockingStoreTransport
 
         return BlockingStoreTransport(endpoint)
+    if endpoint.cluster is not None:
+        raise ValueError("several nodes need the async client (service.couch.Couch)")
     return BlockingTransport(endpoint)

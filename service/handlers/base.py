@@ -97,7 +97,7 @@ def pass_through(self: ApiHandler, *args: Any, **kwargs: Any) -> Any:
     reply = yield self._relaying
     origin = f"{self.request.protocol}://{self.request.host}"
     self.set_status(reply.status, reason=None if reply.status in httputil.responses else "Relayed")
-    headers = dict(passthrough.response_headers(reply.headers, self.couch.url, origin))
+    headers = dict(passthrough.response_headers(reply.headers, self.couch.endpoint.urls, origin))
     if self.request.method == "HEAD" or reply.status in (204, 304):
         reply.close()
         for name, value in headers.items():

@@ -56,14 +56,18 @@ def request_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
 
 
 def response_headers(
-    headers: Mapping[str, str], backend_url: str, origin: str
+    headers: Mapping[str, str], backend_urls: Iterable[str], origin: str
 ) -> Iterator[tuple[str, str]]:
-    """The backend's headers to relay back, a ``Location`` on the backend made settee's."""
+    """The backend's headers to relay back, a ``Location`` on the backend (on any of a
+    cluster's nodes) made settee's."""
     dropped = HOP_BY_HOP | NOT_RELAYED_BACK | _named_by_connection(headers.items())
     for name, value in headers.items():
         lowered = name.lower()
         if lowered in dropped:
             continue
-        if lowered == "location" and value.startswith(backend_url):
-            value = origin + value[len(backend_url) :]
+        if lowered == "location":
+            for backend_url in backend_urls:
+                if value.startswith(backend_url):
+                    value = origin + value[len(backend_url) :]
+                    break
         yield name, value

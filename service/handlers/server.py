@@ -48,7 +48,8 @@ class UpHandler(ApiHandler):
 
 
 class ReadyHandler(ApiHandler):
-    """``GET /_ready``: readiness. 200 when the backend answers, 503 with the reason when not."""
+    """``GET /_ready``: readiness. 200 when the backend answers, 503 with the reason when not;
+    in front of a cluster, with each node's state (``nodes``)."""
 
     route = "ready"
     couchdb_methods = "GET,HEAD"
@@ -62,10 +63,15 @@ class ReadyHandler(ApiHandler):
         except HTTPError as exc:
             reason = f"the database answered {exc.status} {exc.error}"
         else:
-            self.write_json({"status": "ok", "backend": backend_of(welcome)})
+            self.write_json({"status": "ok", "backend": backend_of(welcome), **self.nodes()})
             return
         self.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
-        self.write_json({"status": "unavailable", "reason": reason}, 503)
+        self.write_json({"status": "unavailable", "reason": reason, **self.nodes()}, 503)
+
+    def nodes(self) -> dict[str, Any]:
+        """Each node's state, in front of a cluster (as the last request left it)."""
+        cluster = self.own_couch.cluster
+        return {"nodes": cluster.status()} if cluster is not None else {}
 
     head = get
 
