@@ -16,6 +16,7 @@ from ..couch.errors import BadRequest
 from .collation import sort_key
 
 MISSING = object()
+LOGICAL = ("$and", "$or", "$nor")  # on a field, they combine conditions on that field
 TYPES = {
     "null": lambda v: v is None,
     "boolean": lambda v: isinstance(v, bool),
@@ -49,6 +50,10 @@ def matches(selector: dict[str, Any], doc: Any) -> bool:
 
 
 def _member(name: str, condition: Any, doc: Any) -> bool:
+    if name == "":
+        return _field(doc, condition)  # the value itself, as in a normalized ``$elemMatch``
+    if name == "$text":
+        return True  # CouchDB 3.4 without a search service lets a text search match anything
     if name == "$and":
         return all(matches(_selector(each), doc) for each in _list(name, condition))
     if name == "$or":
@@ -66,7 +71,10 @@ def _field(value: Any, condition: Any) -> bool:
     """A field's value against its condition: operators, a nested selector, or a value."""
     if isinstance(condition, dict) and condition:
         if all(key.startswith("$") for key in condition):
-            return all(_condition(value, op, arg) for op, arg in condition.items())
+            return all(
+                _member(op, arg, value) if op in LOGICAL else _condition(value, op, arg)
+                for op, arg in condition.items()
+            )
         return matches(condition, value) if value is not MISSING else False
     return value is not MISSING and _equal(value, condition)
 

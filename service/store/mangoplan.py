@@ -1,0 +1,226 @@
+"""A Mango query's options, checked as CouchDB 3.4 checks them, and the index that answers it.
+
+CouchDB picks by itself, among the json indexes that are not partial, one whose fields the
+selector all requires (for a ``sort``, one whose fields begin with the sort's, its other
+fields required, else 400 ``no_usable_index``), the one of fewest fields; with none,
+``_all_docs`` and a warning. An index named by ``use_index`` (``"ddoc"``, ``"_design/ddoc"``
+or ``["ddoc", "name"]``) is used if it can answer, partial or not; if it cannot, CouchDB
+picks as if it were not named and warns, unless ``allow_fallback`` is false (400
+``invalid_index``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ..couch.errors import BadRequest
+from . import selectors
+from .jsonindex import JsonIndex
+from .normalize import normalized
+
+DEFAULT_LIMIT = 25
+NO_INDEX_WARNING = "No matching index found, create an index to optimize query time."
+KEYS = {
+    "selector",
+    "use_index",
+    "bookmark",
+    "limit",
+    "skip",
+    "sort",
+    "fields",
+    "partition",
+    "r",
+    "conflicts",
+    "update",
+    "stable",
+    "stale",
+    "execution_stats",
+    "allow_fallback",
+}
+FLAGS = {"conflicts": False, "update": True, "stable": False, "execution_stats": False}
+
+
+def term(value: Any) -> str:
+    """``value`` as Erlang prints it in CouchDB's reasons: ``"ab"`` → ``<<97,98>>``."""
+    if isinstance(value, str):
+        return "<<" + ",".join(str(b) for b in value.encode()) + ">>"
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ",".join(term(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{[" + ",".join("{" + term(k) + "," + term(v) + "}" for k, v in value.items()) + "]}"
+    return json.dumps(value)
+
+
+def invalid_keys(body: dict[str, Any], allowed: set[str]) -> None:
+    """400 ``invalid_key`` for the first member of ``body`` not in ``allowed``."""
+    for key in body:
+        if key not in allowed:
+            raise BadRequest("invalid_key", f"Invalid key {key} for this request.")
+
+
+def sort_fields(sort: Any) -> list[tuple[str, str]]:
+    """A ``sort`` (or an index's ``fields``) as ``(field, direction)`` pairs."""
+    if sort is None:
+        return []
+    if not isinstance(sort, list):
+        raise BadRequest("invalid_sort_json", "Sort must be an array")
+    fields = []
+    for item in sort:
+        if isinstance(item, str):
+            fields.append((item, "asc"))
+        elif isinstance(item, dict) and len(item) == 1:
+            ((field, direction),) = item.items()
+            if direction not in ("asc", "desc"):
+                raise BadRequest("invalid_sort_dir", f"Invalid sort direction: {direction}")
+            fields.append((field, direction))
+        else:
+            raise BadRequest("invalid_sort_field", f"Invalid sort field: {json.dumps(item)}")
+    if len({d for _, d in fields}) > 1:
+        raise BadRequest(
+            "unsupported_mixed_sort",
+            "Sorts currently only support a single direction for all fields.",
+        )
+    return fields
+
+
+def _use_index(value: Any) -> list[str]:
+    """``use_index`` as a list of none, one (a design document) or two (and a name) names."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and len(value) <= 2 and all(isinstance(v, str) for v in value):
+        return value
+    raise BadRequest("invalid_index_name", f"Invalid index name: {term(value)}")
+
+
+def _flag(body: dict[str, Any], name: str, default: bool) -> bool:
+    value = body.get(name, default)
+    if not isinstance(value, bool):
+        raise BadRequest("invalid_boolean", f"Invalid boolean value: {term(value)}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A ``_find`` body, checked."""
+
+    body: dict[str, Any]
+    selector: dict[str, Any]
+    limit: int
+    skip: int
+    fields: list[str] | None
+    sort: list[tuple[str, str]]
+    use_index: list[str]
+    allow_fallback: bool
+
+    @property
+    def opts(self) -> dict[str, Any]:
+        """The options as ``_explain`` shows them."""
+        named = list(self.use_index)
+        if named:
+            named[0] = named[0].removeprefix("_design/")
+        flags = {name: self.body.get(name, default) for name, default in FLAGS.items()}
+        return {
+            "use_index": named,
+            "bookmark": self.body.get("bookmark", "nil"),
+            "limit": self.limit,
+            "skip": self.skip,
+            "sort": dict(self.sort),
+            "fields": self.fields or [],
+            "partition": self.body.get("partition", ""),
+            "r": self.body.get("r", 1),
+            "conflicts": flags["conflicts"],
+            "stale": self.body.get("stale", False),
+            "update": flags["update"],
+            "stable": flags["stable"],
+            "execution_stats": flags["execution_stats"],
+            "allow_fallback": self.allow_fallback,
+        }
+
+
+def query(body: dict[str, Any]) -> Query:
+    """The ``_find``/``_explain`` body checked: 400 as CouchDB 3.4 words it."""
+    invalid_keys(body, KEYS)
+    selector = body.get("selector")
+    if not isinstance(selector, dict):
+        raise BadRequest("missing_required_key", "Missing required key: selector")
+    normalized(selector)  # refuses an operator CouchDB does not know
+    limit, skip = body.get("limit", DEFAULT_LIMIT), body.get("skip", 0)
+    for name, value in (("limit", limit), ("skip", skip)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise BadRequest("invalid_argument", f"Invalid value for {name}")
+    fields = body.get("fields")
+    if fields is not None and (
+        not isinstance(fields, list) or not all(isinstance(f, str) for f in fields)
+    ):
+        raise BadRequest("invalid_field_json", "fields must be an array of strings")
+    for name, default in FLAGS.items():
+        _flag(body, name, default)
+    sort = sort_fields(body.get("sort"))
+    use_index = _use_index(body.get("use_index"))
+    allow_fallback = _flag(body, "allow_fallback", True)
+    return Query(body, selector, limit, skip, fields, sort, use_index, allow_fallback)
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """The index that answers a query (None: ``_all_docs``) and the warnings it gives."""
+
+    index: JsonIndex | None
+    warnings: tuple[str, ...]
+
+
+def _usable(indexes: list[JsonIndex], q: Query) -> list[JsonIndex]:
+    """The indexes that can answer ``q``: their fields begin with the sort's, and the
+    selector requires all the others (a sorted answer holds only documents that have the
+    sort's fields, as CouchDB's does)."""
+    sort_names = [f for f, _ in q.sort]
+    required = selectors.fields_of(q.selector) | set(sort_names)
+    usable = [i for i in indexes if set(i.fields) <= required]
+    if sort_names:
+        usable = [i for i in usable if list(i.fields[: len(sort_names)]) == sort_names]
+    return usable
+
+
+def _picked(indexes: list[JsonIndex], q: Query) -> JsonIndex | None:
+    """The index CouchDB picks by itself (no partial one), None for ``_all_docs``."""
+    if [f for f, _ in q.sort] == ["_id"]:
+        return None
+    usable = _usable([i for i in indexes if not i.partial], q)
+    if q.sort and not usable:
+        raise BadRequest(
+            "no_usable_index",
+            "No index exists for this sort, try indexing by the sort fields.",
+        )
+    return min(usable, key=lambda i: len(i.fields)) if usable else None
+
+
+def chosen(indexes: list[JsonIndex], q: Query) -> Choice:
+    """The index CouchDB answers ``q`` with, and its warnings."""
+    warnings: list[str] = []
+    if q.use_index:
+        ddoc = q.use_index[0]
+        ddoc = ddoc if ddoc.startswith("_design/") else f"_design/{ddoc}"
+        name = q.use_index[1] if len(q.use_index) > 1 else None
+        named = [i for i in indexes if i.ddoc == ddoc and name in (None, i.name)]
+        usable = _usable(named, q)
+        if usable:
+            return Choice(min(usable, key=lambda i: len(i.fields)), ())
+        label = ddoc if name is None else f"{ddoc}, {name}"
+        if not q.allow_fallback:
+            reason = f"{label} specified by `use_index` could not be found or it is not suitable."
+            raise BadRequest("invalid_index", reason)
+        why = "does not contain a valid index" if name is None else "is not a valid index"
+        warnings.append(f"{label} was not used because it {why} for this query.")
+    index = _picked(indexes, q)
+    if index is None:
+        if not q.allow_fallback and not q.use_index:
+            reason = "You must specify an index with the `use_index` parameter."
+            raise BadRequest("invalid_index", reason)
+        warnings.append(NO_INDEX_WARNING)
+    return Choice(index, tuple(warnings))

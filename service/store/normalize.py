@@ -1,0 +1,145 @@
+"""A Mango selector in CouchDB 3.4's normal form: what ``_explain`` shows and what a partial
+index stores (``views.NAME.map.partial_filter_selector``).
+
+Three passes, as CouchDB's: every object of several members becomes an ``$and`` of one-member
+objects and a bare value an ``$eq``; field names nest into dotted paths (``{"a": {"b": 1}}``
+→ ``{"a.b": {"$eq": 1}}``, the arguments of ``$elemMatch``, ``$allMatch`` and ``$keyMapMatch``
+on their own, their value being the field ``""``); negations (``$not``, ``$nor``) are pushed
+down to the conditions, by De Morgan's laws and the opposite comparison, a ``$not`` staying
+only above an operator that has no opposite. The normal form matches the documents the
+selector matches (``selectors.matches`` takes both).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .selectors import invalid
+
+COMBINED = ("$and", "$or", "$nor")
+ON_ELEMENTS = ("$elemMatch", "$allMatch", "$keyMapMatch")
+OPERATORS = {
+    *COMBINED,
+    *ON_ELEMENTS,
+    "$not",
+    "$eq",
+    "$ne",
+    "$lt",
+    "$lte",
+    "$gt",
+    "$gte",
+    "$in",
+    "$nin",
+    "$exists",
+    "$type",
+    "$mod",
+    "$regex",
+    "$all",
+    "$size",
+    "$beginsWith",
+    "$text",
+    "$default",
+}
+OPPOSITES = {
+    "$lt": "$gte",
+    "$gte": "$lt",
+    "$lte": "$gt",
+    "$gt": "$lte",
+    "$eq": "$ne",
+    "$ne": "$eq",
+    "$in": "$nin",
+    "$nin": "$in",
+}
+
+
+def normalized(selector: dict[str, Any]) -> dict[str, Any]:
+    """``selector`` in normal form; 400 ``invalid_operator`` for an operator CouchDB lacks."""
+    if not selector:
+        return {}
+    return _positive(_paths(_explicit(selector), ""))
+
+
+def _single(value: Any) -> tuple[str, Any] | None:
+    """The one member of a one-member object, else None."""
+    if isinstance(value, dict) and len(value) == 1:
+        ((name, arg),) = value.items()
+        return name, arg
+    return None
+
+
+def _explicit(value: Any) -> Any:
+    """Implicit ``$and`` and ``$eq`` made explicit; operators checked."""
+    if isinstance(value, dict) and len(value) > 1:
+        return {"$and": [_explicit({name: arg}) for name, arg in value.items()]}
+    member = _single(value)
+    if member is None:
+        return {"$eq": value}
+    name, arg = member
+    if name.startswith("$") and name not in OPERATORS:
+        raise invalid(f"Invalid operator: {name}")
+    if name in COMBINED and isinstance(arg, list):
+        return {name: [_explicit(each) for each in arg]}
+    if name in ("$not", *ON_ELEMENTS) and isinstance(arg, dict):
+        return {name: _explicit(arg)}
+    if name == "$text":
+        return {"$default": {"$text": arg}}
+    if name.startswith("$"):
+        return value  # a condition on a value: its argument is a value, not a selector
+    return {name: _explicit(arg)}
+
+
+def _paths(value: Any, path: str) -> Any:
+    """Field names joined into the dotted path of each condition."""
+    member = _single(value)
+    if member is None:
+        return value
+    name, arg = member
+    if name in COMBINED and isinstance(arg, list):
+        return {name: [_paths(each, path) for each in arg]}
+    if name == "$not":
+        return {name: _paths(arg, path)}
+    if name in ON_ELEMENTS:
+        return {path: {name: _paths(arg, "")}}
+    if name == "$default":
+        return value
+    if name.startswith("$"):
+        return {path: value}
+    return _paths(arg, f"{path}.{name}" if path else name)
+
+
+def _positive(value: Any) -> Any:
+    """Negations pushed down (``norm_negations``)."""
+    member = _single(value)
+    if member is None:
+        return value
+    name, arg = member
+    if name == "$not":
+        return _negated(arg)
+    if name == "$nor" and isinstance(arg, list):
+        return {"$and": [_negated(each) for each in arg]}
+    if name in ("$and", "$or") and isinstance(arg, list):
+        return {name: [_positive(each) for each in arg]}
+    if name in ("$elemMatch", "$allMatch"):
+        return {name: _positive(arg)}
+    return value
+
+
+def _negated(value: Any) -> Any:
+    """The negation of ``value``, pushed down as far as it goes."""
+    member = _single(value)
+    if member is None:
+        return {"$not": value}
+    name, arg = member
+    if name == "$not":
+        return _positive(arg)
+    if name == "$nor" and isinstance(arg, list):
+        return {"$or": [_positive(each) for each in arg]}
+    if name in ("$and", "$or") and isinstance(arg, list):
+        return {"$or" if name == "$and" else "$and": [_negated(each) for each in arg]}
+    if name in OPPOSITES:
+        return {OPPOSITES[name]: arg}
+    if name == "$exists":
+        return {"$exists": not arg}
+    if name.startswith("$"):
+        return {"$not": value}
+    return {name: _negated(arg)}
