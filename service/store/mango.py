@@ -20,7 +20,7 @@ from typing import Any
 
 from ..couch.errors import BadRequest, NotFound, ServerError
 from ..couch.protocol import decode_json, encode_json
-from . import edits, jsonindex, mangoplan, queries, reads, selectors
+from . import edits, jsonindex, mangoexplain, mangoplan, queries, reads, selectors
 from .call import Call, MethodNotAllowed
 from .jsonindex import JsonIndex
 from .normalize import normalized
@@ -150,22 +150,33 @@ def _bookmarked(bookmark: str) -> int:
 
 
 def explain(call: Call) -> Reply:
-    """``POST /{db}/_explain``: the index a ``_find`` would use, and its options."""
-    plan = _plan(call)
-    q, index = plan.query, plan.choice.index
-    return json_reply(
-        200,
-        {
-            "dbname": call.db,
-            "index": index.described() if index else ALL_DOCS,
-            "partitioned": False,
-            "selector": normalized(q.selector),
-            "opts": q.opts,
-            "limit": q.limit,
-            "skip": q.skip,
-            "fields": q.fields or [],
-        },
-    )
+    """``POST /{db}/_explain``: the index a ``_find`` would use, its options, and how it would
+    read it. A sort no index can answer (400 for ``_find``) is explained with a null index,
+    as CouchDB does."""
+    if call.method != "POST":
+        raise MethodNotAllowed("POST")
+    q = mangoplan.query(body_json(call.body))
+    try:
+        index = mangoplan.chosen(_indexes(call), q).index
+        described: dict[str, Any] | None = index.described() if index else ALL_DOCS
+    except BadRequest as error:
+        if error.error != "no_usable_index":
+            raise
+        index, described = None, None
+    answer = {
+        "dbname": call.db,
+        "index": described,
+        "partitioned": False,
+        "selector": normalized(q.selector),
+        "opts": q.opts,
+        "limit": q.limit,
+        "skip": q.skip,
+        "fields": q.fields or [],
+    }
+    if described is not None:
+        answer["mrargs"] = mangoexplain.mrargs(q, index)
+        answer["covering"] = mangoexplain.covering(q, index)
+    return json_reply(200, answer)
 
 
 def index(call: Call) -> Reply:

@@ -2,11 +2,12 @@
 
 CouchDB picks by itself, among the json indexes that are not partial, one whose fields the
 selector all requires (for a ``sort``, one whose fields begin with the sort's, its other
-fields required, else 400 ``no_usable_index``), the one of fewest fields; with none,
-``_all_docs`` and a warning. An index named by ``use_index`` (``"ddoc"``, ``"_design/ddoc"``
-or ``["ddoc", "name"]``) is used if it can answer, partial or not; if it cannot, CouchDB
-picks as if it were not named and warns, unless ``allow_fallback`` is false (400
-``invalid_index``).
+fields required, else 400 ``no_usable_index``): the one whose leading fields are most of
+those the selector bounds, then the one of fewest fields, then by design document and name;
+with none, ``_all_docs`` and a warning. An index named by ``use_index`` (``"ddoc"``,
+``"_design/ddoc"`` or ``["ddoc", "name"]``) is used if it can answer, partial or not; if it
+cannot, CouchDB picks as if it were not named and warns, unless ``allow_fallback`` is false
+(400 ``invalid_index``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from ..couch.errors import BadRequest
 from . import selectors
 from .jsonindex import JsonIndex
-from .normalize import normalized
+from .normalize import normal_conditions, normalized
 
 DEFAULT_LIMIT = 25
 NO_INDEX_WARNING = "No matching index found, create an index to optimize query time."
@@ -39,6 +40,7 @@ KEYS = {
     "execution_stats",
     "allow_fallback",
 }
+RANGES = ("$eq", "$gt", "$gte", "$lt", "$lte", "$beginsWith")  # conditions a view key can bound
 FLAGS = {"conflicts": False, "update": True, "stable": False, "execution_stats": False}
 
 
@@ -187,17 +189,38 @@ def _usable(indexes: list[JsonIndex], q: Query) -> list[JsonIndex]:
     return usable
 
 
+def _best(usable: list[JsonIndex], q: Query) -> JsonIndex:
+    """CouchDB's choice among usable indexes: the one whose leading fields cover most of the
+    fields the selector bounds, then the one of fewest fields, then by design document id
+    and name."""
+    bounded = {
+        field
+        for field, op, arg in normal_conditions(normalized(q.selector))
+        if op in RANGES or (op == "$exists" and arg is True)
+    }
+
+    def rank(index: JsonIndex) -> tuple[int, int, str, str]:
+        prefix = 0
+        for field in index.fields:
+            if field not in bounded:
+                break
+            prefix += 1
+        return len(bounded) - prefix, len(index.fields), index.ddoc, index.name
+
+    return min(usable, key=rank)
+
+
 def _picked(indexes: list[JsonIndex], q: Query) -> JsonIndex | None:
     """The index CouchDB picks by itself (no partial one), None for ``_all_docs``."""
-    if [f for f, _ in q.sort] == ["_id"]:
-        return None
+    if [f for f, _ in q.sort] == ["_id"] and "_id" in selectors.fields_of(q.selector):
+        return None  # _all_docs answers a sort on _id if the selector asks for some _id
     usable = _usable([i for i in indexes if not i.partial], q)
     if q.sort and not usable:
         raise BadRequest(
             "no_usable_index",
             "No index exists for this sort, try indexing by the sort fields.",
         )
-    return min(usable, key=lambda i: len(i.fields)) if usable else None
+    return _best(usable, q) if usable else None
 
 
 def chosen(indexes: list[JsonIndex], q: Query) -> Choice:
@@ -210,7 +233,7 @@ def chosen(indexes: list[JsonIndex], q: Query) -> Choice:
         named = [i for i in indexes if i.ddoc == ddoc and name in (None, i.name)]
         usable = _usable(named, q)
         if usable:
-            return Choice(min(usable, key=lambda i: len(i.fields)), ())
+            return Choice(_best(usable, q), ())
         label = ddoc if name is None else f"{ddoc}, {name}"
         if not q.allow_fallback:
             reason = f"{label} specified by `use_index` could not be found or it is not suitable."

@@ -143,3 +143,16 @@ def _negated(value: Any) -> Any:
     if name.startswith("$"):
         return {"$not": value}
     return {name: _negated(arg)}
+
+
+def normal_conditions(normal: dict[str, Any]) -> list[tuple[str, str, Any]]:
+    """``(field, operator, argument)`` of the conditions of a normal form that every match
+    meets: its own, or those of its top-level ``$and`` (and of the ``$and`` in those)."""
+    if isinstance(normal.get("$and"), list):
+        return [c for each in normal["$and"] for c in normal_conditions(each)]
+    found = []
+    for name, condition in normal.items():
+        member = _single(condition)
+        if not name.startswith("$") and member is not None:
+            found.append((name, *member))
+    return found

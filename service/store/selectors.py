@@ -155,14 +155,17 @@ def _selector(arg: Any) -> dict[str, Any]:
 
 
 def fields_of(selector: dict[str, Any]) -> set[str]:
-    """The fields a selector requires to exist (at its top level and in ``$and``): those an
-    index must have all of to answer it."""
+    """The fields a selector requires to exist (at its top level, in ``$and``, and in every
+    branch of an ``$or``): those an index must have all of to answer it."""
     required: set[str] = set()
     for name, condition in selector.items():
         if name == "$and" and isinstance(condition, list):
             for each in condition:
                 if isinstance(each, dict):
                     required |= fields_of(each)
+        elif name == "$or" and isinstance(condition, list) and condition:
+            branches = [fields_of(e) if isinstance(e, dict) else set() for e in condition]
+            required |= set.intersection(*branches)
         elif not name.startswith("$"):
             if isinstance(condition, dict) and condition.get("$exists") is False:
                 continue
