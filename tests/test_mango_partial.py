@@ -349,6 +349,12 @@ BAD_INPUT = [
         400,
         {"error": "invalid_key", "reason": "Invalid key partial_filter_selector for this request."},
     ),
+    (
+        "_find",
+        {"selector": {}, "bookmark": "nil"},
+        400,
+        {"error": "invalid_bookmark", "reason": 'Invalid bookmark value: "nil"'},
+    ),
 ]
 
 
@@ -357,6 +363,9 @@ def _pouchdb_differs(endpoint: str, body: dict, status: int, error: dict) -> obj
         reason = POUCH_INDEX if "fields" in body["index"] else "pouchdb-server: 400 bad_request"
     else:
         reason = POUCH_USE_INDEX if "use_index" in body else POUCH_OPTIONS
+        if "bookmark" in body:
+            reason = 'pouchdb-server takes the bookmark "nil": 200'
+
     mark = pytest.mark.xfail_on("pouchdb", reason=reason)
     return pytest.param(endpoint, body, status, error, marks=mark)
 

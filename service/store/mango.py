@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import itertools
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -101,7 +102,7 @@ def find(call: Call) -> Reply:
     plan = _plan(call)
     q, index = plan.query, plan.choice.index
     bookmark = q.body.get("bookmark")
-    start = _bookmarked(bookmark) if isinstance(bookmark, str) and bookmark != "nil" else 0
+    start = _bookmarked(bookmark) if isinstance(bookmark, str) and bookmark else 0
     descending = bool(q.sort) and q.sort[0][1] == "desc"
     matching = (
         doc
@@ -142,11 +143,13 @@ def _bookmark(position: int) -> str:
 
 
 def _bookmarked(bookmark: str) -> int:
+    """The position a bookmark of ours holds; 400 for any other (``"nil"`` too, as CouchDB)."""
     try:
         (position,) = decode_json(base64.urlsafe_b64decode(bookmark.encode()))
         return int(position)
     except (ValueError, TypeError):
-        raise BadRequest("invalid_bookmark", f"Invalid bookmark value: {bookmark}") from None
+        reason = f"Invalid bookmark value: {json.dumps(bookmark)}"
+        raise BadRequest("invalid_bookmark", reason) from None
 
 
 def explain(call: Call) -> Reply:
