@@ -24,6 +24,12 @@ from . import collation, reads, selectors
 from .views import Design
 
 PAGE = 500  # index rows read, and documents fetched, per step
+ALL_DOCS = {  # the index CouchDB answers from without a json index: _all_docs
+    "ddoc": None,
+    "name": "_all_docs",
+    "type": "special",
+    "def": {"fields": [{"_id": "asc"}]},
+}
 
 
 @dataclass(frozen=True, slots=True)

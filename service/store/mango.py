@@ -31,12 +31,6 @@ from .reply import Reply, json_reply
 INDEX_KEYS = {"index", "ddoc", "name", "type", "partitioned", "w"}
 DEFINITION_KEYS = {"fields", "partial_filter_selector"}
 SEARCH_TYPES = ("text", "nouveau")  # indexes of a search service, which the store has not
-ALL_DOCS = {
-    "ddoc": None,
-    "name": "_all_docs",
-    "type": "special",
-    "def": {"fields": [{"_id": "asc"}]},
-}
 PAGE = 1000
 
 
@@ -159,13 +153,15 @@ def explain(call: Call) -> Reply:
     if call.method != "POST":
         raise MethodNotAllowed("POST")
     q = mangoplan.query(body_json(call.body))
+    indexes = _indexes(call)
+    winner: Any
     try:
-        index = mangoplan.chosen(_indexes(call), q).index
-        described: dict[str, Any] | None = index.described() if index else ALL_DOCS
+        winner = index = mangoplan.chosen(indexes, q).index
+        described: dict[str, Any] | None = index.described() if index else jsonindex.ALL_DOCS
     except BadRequest as error:
         if error.error != "no_usable_index":
             raise
-        index, described = None, None
+        index, described, winner = None, None, mangoexplain.NO_INDEX
     answer = {
         "dbname": call.db,
         "index": described,
@@ -175,6 +171,7 @@ def explain(call: Call) -> Reply:
         "limit": q.limit,
         "skip": q.skip,
         "fields": q.fields or [],
+        "index_candidates": mangoexplain.candidates(indexes, q, winner),
     }
     if described is not None:
         answer["mrargs"] = mangoexplain.mrargs(q, index)
@@ -188,7 +185,7 @@ def index(call: Call) -> Reply:
     if rest:
         return _delete_index(call, rest)
     if call.method == "GET":
-        indexes = [ALL_DOCS, *(i.described() for i in _indexes(call))]
+        indexes = [jsonindex.ALL_DOCS, *(i.described() for i in _indexes(call))]
         return json_reply(200, {"total_rows": len(indexes), "indexes": indexes})
     if call.method != "POST":
         raise MethodNotAllowed("GET,POST")

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import jsonindex
 from .collation import sort_key
 from .jsonindex import JsonIndex
-from .mangoplan import Query
+from .mangoplan import Query, all_docs_unusable, ranked, unusable
 from .normalize import normal_conditions, normalized
 
 MAX = "<MAX>"
@@ -105,3 +106,80 @@ def covering(q: Query, index: JsonIndex | None) -> bool:
     if index is None or not q.fields:
         return False
     return all(field == "_id" or field in index.fields for field in q.fields)
+
+
+ALL_DOCS = None  # ``_all_docs`` among the candidates
+NO_INDEX = object()  # the winner of a query no index can answer
+
+
+def _named(index: JsonIndex, q: Query) -> bool:
+    if not q.use_index:
+        return False
+    ddoc = q.use_index[0]
+    ddoc = ddoc if ddoc.startswith("_design/") else f"_design/{ddoc}"
+    return index.ddoc == ddoc and (len(q.use_index) < 2 or q.use_index[1] == index.name)
+
+
+def candidates(indexes: list[JsonIndex], q: Query, winner: Any) -> list[dict[str, Any]]:
+    """CouchDB's ``index_candidates``: every index but the one used, whether it could have
+    answered, why it was not used, and its rank (``mango_cursor``'s groups: partial, not
+    usable, excluded by ``use_index``, not of the type used, the usable ones not chosen; an
+    index in two groups, a partial one named by ``use_index``, adds their ranks up)."""
+    partial = [i for i in indexes if i.partial]
+    scope: list[JsonIndex | None] = [i for i in indexes if not i.partial or _named(i, q)]
+    scope.append(ALL_DOCS)
+    reasons = {id(i): all_docs_unusable(q) if i is ALL_DOCS else unusable(i, q) for i in scope}
+    usable = [i for i in scope if reasons[id(i)] is None]
+    filtered = [i for i in usable if i is not ALL_DOCS and _named(i, q)] or usable
+    views = [i for i in filtered if i is not None]
+    of_type: list[JsonIndex | None] = list(views) if views else list(filtered)
+    order = ranked(views, q) if views else []
+    unfavored = [i for i in filtered if i not in of_type]
+    excluded = [i for i in usable if i not in filtered]
+    not_usable = [i for i in scope if i not in usable]
+    unfavored_rank = max(1, len(order))
+    excluded_rank = unfavored_rank + bool(unfavored)
+    not_usable_rank = excluded_rank + bool(excluded)
+    partial_rank = not_usable_rank + bool(not_usable)
+    tags: dict[int, tuple[bool, list[str], int]] = {}
+
+    def tag(index: JsonIndex | None, usable_too: bool, why: str, rank: int) -> None:
+        was_usable, whys, was_rank = tags.get(id(index), (True, [], 0))
+        tags[id(index)] = (was_usable and usable_too, [*whys, why], was_rank + rank)
+
+    for each in partial:
+        tag(each, False, "is_partial", partial_rank)
+    for candidate in not_usable:
+        tag(candidate, False, reasons[id(candidate)] or "", not_usable_rank)
+    for candidate in excluded:
+        tag(candidate, True, "excluded_by_user", excluded_rank)
+    for candidate in unfavored:
+        tag(candidate, True, "unfavored_type", unfavored_rank)
+    width = 0 if winner is NO_INDEX else 1 if winner is ALL_DOCS else len(winner.fields)
+    for rank, (index, missed) in enumerate(order):
+        why = (
+            "less_overlap"
+            if missed > 0
+            else "too_many_fields"
+            if len(index.fields) > width
+            else "alphabetically_comes_after"
+        )
+        tag(index, True, why, rank)
+    listed = sorted(indexes, key=lambda i: (i.ddoc, i.name), reverse=True)
+    found = []
+    for candidate in [*listed, ALL_DOCS]:
+        if candidate is winner:
+            continue
+        usable_too, whys, rank = tags[id(candidate)]
+        found.append(
+            {
+                "index": candidate.described() if candidate else jsonindex.ALL_DOCS,
+                "analysis": {
+                    "usable": usable_too,
+                    "reasons": [{"name": whys[0]}],
+                    "ranking": rank,
+                    "covering": covering(q, candidate) if candidate else None,
+                },
+            }
+        )
+    return found

@@ -177,50 +177,87 @@ class Choice:
     warnings: tuple[str, ...]
 
 
-def _usable(indexes: list[JsonIndex], q: Query) -> list[JsonIndex]:
-    """The indexes that can answer ``q``: their fields begin with the sort's, and the
-    selector requires all the others (a sorted answer holds only documents that have the
-    sort's fields, as CouchDB's does)."""
+def unusable(index: JsonIndex, q: Query) -> str | None:
+    """Why ``index`` cannot answer ``q`` (CouchDB's reason), or None if it can: its fields
+    must begin with the sort's (after fields the selector holds equal), and the selector
+    require all the others (a sorted answer holds only documents that have the sort's
+    fields, as CouchDB's does)."""
     sort_names = [f for f, _ in q.sort]
-    required = selectors.fields_of(q.selector) | set(sort_names)
-    usable = [i for i in indexes if set(i.fields) <= required]
-    if sort_names:
-        usable = [i for i in usable if list(i.fields[: len(sort_names)]) == sort_names]
-    return usable
+    if "$text" in q.selector:
+        return "needs_text_search"
+    if not set(index.fields) <= selectors.fields_of(q.selector) | set(sort_names):
+        return "field_mismatch"
+    if sort_names and not _sorts(list(index.fields), sort_names, _constant(q)):
+        return "sort_order_mismatch"
+    return None
 
 
-def _best(usable: list[JsonIndex], q: Query) -> JsonIndex:
-    """CouchDB's choice among usable indexes: the one whose leading fields cover most of the
-    fields the selector bounds, then the one of fewest fields, then by design document id
-    and name."""
-    bounded = {
+def _sorts(fields: list[str], sort: list[str], constant: set[str]) -> bool:
+    """Whether an index on ``fields`` is in ``sort``'s order: its fields begin with the
+    sort's, but for leading fields the selector holds equal (``$eq``)."""
+    while fields and fields[0] != sort[0] and fields[0] in constant:
+        fields = fields[1:]
+    return fields[: len(sort)] == sort
+
+
+def _constant(q: Query) -> set[str]:
+    return {f for f, op, _ in normal_conditions(normalized(q.selector)) if op == "$eq"}
+
+
+def all_docs_unusable(q: Query) -> str | None:
+    """Why ``_all_docs`` cannot answer ``q``, or None: it answers no sort but on ``_id``,
+    and that only if the selector bounds ``_id``."""
+    if not q.sort:
+        return None
+    if "_id" not in bounded(q):
+        return "field_mismatch"
+    if [f for f, _ in q.sort] != ["_id"]:
+        return "sort_order_mismatch"
+    return None
+
+
+def _usable(indexes: list[JsonIndex], q: Query) -> list[JsonIndex]:
+    return [index for index in indexes if unusable(index, q) is None]
+
+
+def bounded(q: Query) -> set[str]:
+    """The fields the selector bounds as a view's keys can be bounded."""
+    return {
         field
         for field, op, arg in normal_conditions(normalized(q.selector))
         if op in RANGES or (op == "$exists" and arg is True)
     }
 
-    def rank(index: JsonIndex) -> tuple[int, int, str, str]:
+
+def ranked(usable: list[JsonIndex], q: Query) -> list[tuple[JsonIndex, int]]:
+    """Usable indexes in CouchDB's order of preference, each with how many of the fields
+    the selector bounds its leading fields miss: fewest missed, then fewest fields, then
+    by design document id and name."""
+    bounds = bounded(q)
+
+    def missed(index: JsonIndex) -> int:
         prefix = 0
         for field in index.fields:
-            if field not in bounded:
+            if field not in bounds:
                 break
             prefix += 1
-        return len(bounded) - prefix, len(index.fields), index.ddoc, index.name
+        return len(bounds) - prefix
 
-    return min(usable, key=rank)
+    order = sorted(usable, key=lambda i: (missed(i), len(i.fields), i.ddoc, i.name))
+    return [(index, missed(index)) for index in order]
 
 
 def _picked(indexes: list[JsonIndex], q: Query) -> JsonIndex | None:
     """The index CouchDB picks by itself (no partial one), None for ``_all_docs``."""
-    if [f for f, _ in q.sort] == ["_id"] and "_id" in selectors.fields_of(q.selector):
-        return None  # _all_docs answers a sort on _id if the selector asks for some _id
+    if [f for f, _ in q.sort] == ["_id"] and all_docs_unusable(q) is None:
+        return None
     usable = _usable([i for i in indexes if not i.partial], q)
     if q.sort and not usable:
         raise BadRequest(
             "no_usable_index",
             "No index exists for this sort, try indexing by the sort fields.",
         )
-    return _best(usable, q) if usable else None
+    return ranked(usable, q)[0][0] if usable else None
 
 
 def chosen(indexes: list[JsonIndex], q: Query) -> Choice:
@@ -233,7 +270,7 @@ def chosen(indexes: list[JsonIndex], q: Query) -> Choice:
         named = [i for i in indexes if i.ddoc == ddoc and name in (None, i.name)]
         usable = _usable(named, q)
         if usable:
-            return Choice(_best(usable, q), ())
+            return Choice(ranked(usable, q)[0][0], ())
         label = ddoc if name is None else f"{ddoc}, {name}"
         if not q.allow_fallback:
             reason = f"{label} specified by `use_index` could not be found or it is not suitable."
