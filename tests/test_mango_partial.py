@@ -419,6 +419,7 @@ MRARGS = [
     ({"selector": {"_id": {"$gt": "a", "$lt": "c"}}}, "_all_docs", "a", "c", False),
     ({"selector": {"_id": {"$lt": "c"}}, "sort": [{"_id": "desc"}]}, "_all_docs", "c", "", False),
     ({"selector": {"x": 1}}, "_all_docs", None, "<MAX>", False),
+    ({"selector": {"s": "a"}, "sort": ["n"]}, "sn", ["a"], ["a", "<MAX>"], False),
 ]
 
 
@@ -463,3 +464,67 @@ def test_an_index_of_every_document_keeps_its_signature():
     assert plain.design.maps == ('["n"]',)
     partial = JsonIndex("_design/x", "x", ("n",), ("asc",), {"kind": {"$eq": "a"}})
     assert partial.design.signature != plain.design.signature
+
+
+def _candidate(name: str, usable: bool, reason: str, ranking: int, covering: bool | None):
+    return name, {
+        "usable": usable,
+        "reasons": [{"name": reason}],
+        "ranking": ranking,
+        "covering": covering,
+    }
+
+
+CANDIDATES = [
+    (
+        {"selector": {"n": {"$gt": 2}}},
+        [
+            _candidate("part", False, "is_partial", 2, False),
+            _candidate("mi", False, "field_mismatch", 1, False),
+        ],
+    ),
+    (
+        {"selector": {"m": 1}, "use_index": "part"},
+        [
+            _candidate("part", False, "is_partial", 5, False),
+            _candidate("_all_docs", True, "unfavored_type", 1, None),
+        ],
+    ),
+    (
+        {"selector": {"n": 1}, "use_index": ["part", "part"], "fields": ["_id"]},
+        [
+            _candidate("mi", False, "field_mismatch", 2, True),
+            _candidate("_all_docs", True, "excluded_by_user", 1, None),
+        ],
+    ),
+    (
+        {"selector": {"m": 1}, "sort": ["n"]},
+        [
+            _candidate("part", False, "is_partial", 2, False),
+            _candidate("mi", False, "sort_order_mismatch", 1, False),
+            _candidate("_all_docs", False, "field_mismatch", 1, None),
+        ],
+    ),
+]
+
+
+@pytest.mark.xfail_on("pouchdb", reason="pouchdb-server's _explain has no index_candidates")
+@pytest.mark.parametrize(("query", "expected"), CANDIDATES)
+@pytest.mark.gen_test
+async def test_explain_lists_the_other_indexes_as_couchdb(settee, indexed, query, expected):
+    code, got = await post(settee, f"/{indexed}/_explain", query)
+    listed = [(c["index"]["name"], c["analysis"]) for c in got["index_candidates"]]
+    assert (code, listed) == (200, expected)
+
+
+@pytest.mark.xfail_on(
+    "pouchdb",
+    reason='pouchdb-server: 400 bad_request \'Cannot sort on field(s) "n" when using the '
+    "default index'",
+)
+@pytest.mark.gen_test
+async def test_a_sort_skips_leading_fields_the_selector_holds_equal(settee, indexed):
+    index = {"index": {"fields": ["kind", "n"]}, "ddoc": "kn", "name": "kn"}
+    assert (await post(settee, f"/{indexed}/_index", index))[0] == 200
+    query = {"selector": {"kind": "a"}, "sort": [{"n": "desc"}]}
+    assert await found(settee, indexed, query) == (["d8", "d6", "d4", "d2", "d0"], None)
