@@ -1,5 +1,6 @@
-"""What ``_explain`` says of how CouchDB 3.4 would read an index: ``mrargs`` (the key range
-of the view read, its direction, whether documents are fetched) and ``covering``.
+"""What ``_explain`` says beyond the index chosen, as CouchDB 3.4 says it: how the index
+would be read (``mrargs``: the key range, its direction, whether documents are fetched;
+``covering``), and why each other index was not used (``index_candidates``).
 
 The range comes from the selector's normal form, as CouchDB's: per index field, the
 conditions every match meets (``$eq``, ``$gt``, ``$gte``, ``$lt``, ``$lte`` at the top level
@@ -15,7 +16,7 @@ from typing import Any
 from . import jsonindex
 from .collation import sort_key
 from .jsonindex import JsonIndex
-from .mangoplan import Query, all_docs_unusable, ranked, unusable
+from .mangoplan import Query, all_docs_unusable, named, ranked, unusable
 from .normalize import normal_conditions, normalized
 
 MAX = "<MAX>"
@@ -112,25 +113,17 @@ ALL_DOCS = None  # ``_all_docs`` among the candidates
 NO_INDEX = object()  # the winner of a query no index can answer
 
 
-def _named(index: JsonIndex, q: Query) -> bool:
-    if not q.use_index:
-        return False
-    ddoc = q.use_index[0]
-    ddoc = ddoc if ddoc.startswith("_design/") else f"_design/{ddoc}"
-    return index.ddoc == ddoc and (len(q.use_index) < 2 or q.use_index[1] == index.name)
-
-
 def candidates(indexes: list[JsonIndex], q: Query, winner: Any) -> list[dict[str, Any]]:
     """CouchDB's ``index_candidates``: every index but the one used, whether it could have
     answered, why it was not used, and its rank (``mango_cursor``'s groups: partial, not
     usable, excluded by ``use_index``, not of the type used, the usable ones not chosen; an
     index in two groups, a partial one named by ``use_index``, adds their ranks up)."""
     partial = [i for i in indexes if i.partial]
-    scope: list[JsonIndex | None] = [i for i in indexes if not i.partial or _named(i, q)]
+    scope: list[JsonIndex | None] = [i for i in indexes if not i.partial or named(i, q)]
     scope.append(ALL_DOCS)
     reasons = {id(i): all_docs_unusable(q) if i is ALL_DOCS else unusable(i, q) for i in scope}
     usable = [i for i in scope if reasons[id(i)] is None]
-    filtered = [i for i in usable if i is not ALL_DOCS and _named(i, q)] or usable
+    filtered = [i for i in usable if i is not ALL_DOCS and named(i, q)] or usable
     views = [i for i in filtered if i is not None]
     of_type: list[JsonIndex | None] = list(views) if views else list(filtered)
     order = ranked(views, q) if views else []

@@ -260,22 +260,31 @@ def _picked(indexes: list[JsonIndex], q: Query) -> JsonIndex | None:
     return ranked(usable, q)[0][0] if usable else None
 
 
+def _design_id(ddoc: str) -> str:
+    return ddoc if ddoc.startswith("_design/") else f"_design/{ddoc}"
+
+
+def named(index: JsonIndex, q: Query) -> bool:
+    """Whether ``use_index`` names ``index``: its design document, and its name if given."""
+    if not q.use_index:
+        return False
+    wanted = q.use_index[1:]
+    return index.ddoc == _design_id(q.use_index[0]) and wanted in ([], [index.name])
+
+
 def chosen(indexes: list[JsonIndex], q: Query) -> Choice:
     """The index CouchDB answers ``q`` with, and its warnings."""
     warnings: list[str] = []
     if q.use_index:
-        ddoc = q.use_index[0]
-        ddoc = ddoc if ddoc.startswith("_design/") else f"_design/{ddoc}"
-        name = q.use_index[1] if len(q.use_index) > 1 else None
-        named = [i for i in indexes if i.ddoc == ddoc and name in (None, i.name)]
-        usable = _usable(named, q)
+        usable = _usable([i for i in indexes if named(i, q)], q)
         if usable:
             return Choice(ranked(usable, q)[0][0], ())
-        label = ddoc if name is None else f"{ddoc}, {name}"
+        ddoc, name = _design_id(q.use_index[0]), q.use_index[1:]
+        label = ", ".join([ddoc, *name])
         if not q.allow_fallback:
             reason = f"{label} specified by `use_index` could not be found or it is not suitable."
             raise BadRequest("invalid_index", reason)
-        why = "does not contain a valid index" if name is None else "is not a valid index"
+        why = "is not a valid index" if name else "does not contain a valid index"
         warnings.append(f"{label} was not used because it {why} for this query.")
     index = _picked(indexes, q)
     if index is None:
