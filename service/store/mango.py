@@ -4,9 +4,10 @@ A json index is CouchDB's design document (``"language": "query"``), so indexes 
 list as CouchDB's do. The store decides with them what CouchDB decides: which index a query
 uses (``mangoplan``) and so the order of the answer (the index's fields, then ``_id``; with
 no index, ``_id`` and CouchDB's warning); a partial index holds only the documents its
-selector matches. With an index, only the documents
-of the key range the selector allows are read (``jsonindex``); each is then checked against
-the whole selector (``selectors``).
+selector matches. With an index, only the documents of the key range the selector allows are
+read (``jsonindex``); each is then checked against the whole selector (``selectors``).
+``_explain`` shows what CouchDB's shows (``mangoexplain``), the selector in CouchDB's normal
+form (``normalize``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import hashlib
 import itertools
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from ..couch.errors import BadRequest, NotFound, ServerError
@@ -75,26 +75,13 @@ def _projected(doc: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
     return shown
 
 
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """A query as ``_find`` runs it and ``_explain`` describes it."""
-
-    query: mangoplan.Query
-    choice: mangoplan.Choice
-
-
-def _plan(call: Call) -> Plan:
-    """A POSTed query, checked, and the index CouchDB would answer it with."""
+def find(call: Call) -> Reply:
+    """``POST /{db}/_find``."""
     if call.method != "POST":
         raise MethodNotAllowed("POST")
     q = mangoplan.query(body_json(call.body))
-    return Plan(q, mangoplan.chosen(_indexes(call), q))
-
-
-def find(call: Call) -> Reply:
-    """``POST /{db}/_find``."""
-    plan = _plan(call)
-    q, index = plan.query, plan.choice.index
+    choice = mangoplan.chosen(_indexes(call), q)
+    index = choice.index
     bookmark = q.body.get("bookmark")
     start = _bookmarked(bookmark) if isinstance(bookmark, str) and bookmark else 0
     descending = bool(q.sort) and q.sort[0][1] == "desc"
@@ -106,8 +93,8 @@ def find(call: Call) -> Reply:
     chosen = list(itertools.islice(matching, start + q.skip, start + q.skip + q.limit))
     answer: dict[str, Any] = {"docs": [_projected(doc, q.fields) for doc in chosen]}
     answer["bookmark"] = _bookmark(start + q.skip + len(chosen))
-    if plan.choice.warnings:
-        answer["warning"] = "\n".join(plan.choice.warnings)
+    if choice.warnings:
+        answer["warning"] = "\n".join(choice.warnings)
     return json_reply(200, answer)
 
 
