@@ -23,6 +23,7 @@ from ..couch.errors import BadRequest, NotFound, ServerError
 from ..couch.protocol import decode_json, encode_json
 from . import edits, jsonindex, mangoexplain, mangoplan, queries, reads, selectors
 from .call import Call, MethodNotAllowed
+from .erlterm import term
 from .jsonindex import JsonIndex
 from .normalize import normalized
 from .params import body_json
@@ -92,7 +93,8 @@ def find(call: Call) -> Reply:
     )
     chosen = list(itertools.islice(matching, start + q.skip, start + q.skip + q.limit))
     answer: dict[str, Any] = {"docs": [_projected(doc, q.fields) for doc in chosen]}
-    answer["bookmark"] = _bookmark(start + q.skip + len(chosen))
+    nothing = not chosen and not start  # CouchDB's bookmark of a first page with nothing
+    answer["bookmark"] = "nil" if nothing else _bookmark(start + q.skip + len(chosen))
     if choice.warnings:
         answer["warning"] = "\n".join(choice.warnings)
     return json_reply(200, answer)
@@ -180,7 +182,7 @@ def index(call: Call) -> Reply:
     mangoplan.invalid_keys(body, INDEX_KEYS)
     kind = body.get("type", "json")
     if not isinstance(kind, str):
-        raise BadRequest("invalid_string", f"Invalid string: {mangoplan.term(kind)}")
+        raise BadRequest("invalid_string", f"Invalid string: {term(kind)}")
     if kind in SEARCH_TYPES:
         raise ServerError("required index service unavailable", kind, status=503)
     if kind != "json":
@@ -195,7 +197,7 @@ def index(call: Call) -> Reply:
     if "partial_filter_selector" in spec:
         given = spec["partial_filter_selector"]
         if not isinstance(given, dict):
-            reason = f"Selector must be a JSON object, not: {mangoplan.term(given)}"
+            reason = f"Selector must be a JSON object, not: {term(given)}"
             raise BadRequest("invalid_selector_json", reason)
         partial = normalized(given)
         definition["partial_filter_selector"] = given

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..couch.errors import BadRequest
 from . import selectors
+from .erlterm import term
 from .jsonindex import JsonIndex
 from .normalize import normal_conditions, normalized
 
@@ -42,19 +43,6 @@ KEYS = {
 }
 RANGES = ("$eq", "$gt", "$gte", "$lt", "$lte", "$beginsWith")  # conditions a view key can bound
 FLAGS = {"conflicts": False, "update": True, "stable": False, "execution_stats": False}
-
-
-def term(value: Any) -> str:
-    """``value`` as Erlang prints it in CouchDB's reasons: ``"ab"`` → ``<<97,98>>``."""
-    if isinstance(value, str):
-        return "<<" + ",".join(str(b) for b in value.encode()) + ">>"
-    if isinstance(value, bool) or value is None:
-        return json.dumps(value)
-    if isinstance(value, list):
-        return "[" + ",".join(term(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{[" + ",".join("{" + term(k) + "," + term(v) + "}" for k, v in value.items()) + "]}"
-    return json.dumps(value)
 
 
 def invalid_keys(body: dict[str, Any], allowed: set[str]) -> None:

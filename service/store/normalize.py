@@ -12,8 +12,11 @@ selector matches (``selectors.matches`` takes both).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from ..couch.errors import BadRequest
+from .erlterm import term
 from .selectors import invalid
 
 COMBINED = ("$and", "$or", "$nor")
@@ -40,6 +43,7 @@ OPERATORS = {
     "$text",
     "$default",
 }
+UNSUPPORTED = ("$where", "$geoWithin", "$geoIntersects", "$near", "$nearSphere")
 OPPOSITES = {
     "$lt": "$gte",
     "$gte": "$lt",
@@ -53,10 +57,14 @@ OPPOSITES = {
 
 
 def normalized(selector: dict[str, Any]) -> dict[str, Any]:
-    """``selector`` in normal form; 400 ``invalid_operator`` for an operator CouchDB lacks."""
+    """``selector`` in normal form; 400 as CouchDB for what it refuses (an operator it lacks,
+    a bad argument, a condition with no field)."""
     if not selector:
         return {}
-    return _positive(_paths(_explicit(selector), ""))
+    normal = _positive(_paths(_explicit(selector), ""))
+    if "" in normal:
+        raise BadRequest("invalid_selector", "One or more conditions is missing a field name.")
+    return normal
 
 
 def _single(value: Any) -> tuple[str, Any] | None:
@@ -68,24 +76,55 @@ def _single(value: Any) -> tuple[str, Any] | None:
 
 
 def _explicit(value: Any) -> Any:
-    """Implicit ``$and`` and ``$eq`` made explicit; operators checked."""
+    """Implicit ``$and`` and ``$eq`` made explicit; operators and their arguments checked
+    as CouchDB checks them (400 ``bad_arg``, ``invalid_operator``, ``not_supported``)."""
     if isinstance(value, dict) and len(value) > 1:
         return {"$and": [_explicit({name: arg}) for name, arg in value.items()]}
     member = _single(value)
     if member is None:
         return {"$eq": value}
     name, arg = member
-    if name.startswith("$") and name not in OPERATORS:
-        raise invalid(f"Invalid operator: {name}")
-    if name in COMBINED and isinstance(arg, list):
+    if not name.startswith("$"):
+        return {name: _explicit(arg)}
+    _check(name, arg)
+    if name in COMBINED:
         return {name: [_explicit(each) for each in arg]}
-    if name in ("$not", *ON_ELEMENTS) and isinstance(arg, dict):
+    if name in ("$not", *ON_ELEMENTS):
         return {name: _explicit(arg)}
     if name == "$text":
         return {"$default": {"$text": arg}}
-    if name.startswith("$"):
-        return value  # a condition on a value: its argument is a value, not a selector
-    return {name: _explicit(arg)}
+    return value  # a condition on a value: its argument is a value, not a selector
+
+
+def _check(op: str, arg: Any) -> None:
+    """400 for an operator CouchDB 3.4 does not take, or an argument it refuses."""
+    if op in UNSUPPORTED:
+        raise BadRequest("not_supported", f"Unsupported operator: {op}")
+    if op not in OPERATORS or (op in ("$regex", "$beginsWith") and not isinstance(arg, str)):
+        raise invalid(f"Invalid operator: {op}")
+    valid = ARGUMENTS.get(op, lambda _: True)(arg)
+    if valid and op == "$regex":
+        try:
+            re.compile(arg)
+        except re.error:
+            valid = False
+    if not valid:
+        raise BadRequest("bad_arg", f"Bad argument for operator {op}: {term(arg)}")
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+ARGUMENTS = {
+    **{op: (lambda arg: isinstance(arg, list)) for op in (*COMBINED, "$in", "$nin", "$all")},
+    **{op: (lambda arg: isinstance(arg, dict)) for op in ("$not", *ON_ELEMENTS)},
+    "$exists": lambda arg: isinstance(arg, bool),
+    "$type": lambda arg: isinstance(arg, str),
+    "$size": lambda arg: _integer(arg) and arg >= 0,
+    "$mod": lambda arg: isinstance(arg, list) and len(arg) == 2 and all(map(_integer, arg)),
+    "$text": lambda arg: isinstance(arg, str | int | float),
+}
 
 
 def _paths(value: Any, path: str) -> Any:
