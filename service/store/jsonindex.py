@@ -1,7 +1,8 @@
 """Mango's json indexes as view indexes, and the part of an index a selector can match.
 
 A json index on fields ``[a, b]`` is a view whose one row per document is ``[doc.a, doc.b]``
-(no row for a document missing any of them), mapped in Python, not JavaScript, and kept
+(no row for a document missing any of them, nor for one its partial filter selector, if
+it has one, does not match), mapped in Python, not JavaScript, and kept
 in a ``views.Index`` file like any view. ``_find`` reads from it only the key range the
 selector allows: the equality conditions on the index's leading fields, then the range
 conditions (``$gt``, ``$gte``, ``$lt``, ``$lte``) on the next. The range holds every
@@ -17,36 +18,54 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ..couch.errors import BadRequest
 from ..couch.protocol import decode_json, encode_json
 from . import collation, reads, selectors
 from .views import Design
 
 PAGE = 500  # index rows read, and documents fetched, per step
+ALL_DOCS = {  # the index CouchDB answers from without a json index: _all_docs
+    "ddoc": None,
+    "name": "_all_docs",
+    "type": "special",
+    "def": {"fields": [{"_id": "asc"}]},
+}
 
 
 @dataclass(frozen=True, slots=True)
 class JsonIndex:
-    """One json index: the design document holding it, its name, its fields in order."""
+    """One json index: the design document holding it, its name, its fields in order, and
+    its partial filter selector (normalized; empty for an index of every document)."""
 
     ddoc: str
     name: str
     fields: tuple[str, ...]
     directions: tuple[str, ...]
+    partial: dict[str, Any]
 
     def described(self) -> dict[str, Any]:
+        fields = [{f: d} for f, d in zip(self.fields, self.directions, strict=True)]
+        definition: dict[str, Any] = {"fields": fields}
+        if self.partial:
+            definition["partial_filter_selector"] = self.partial
         return {
             "ddoc": self.ddoc,
             "name": self.name,
             "type": "json",
             "partitioned": False,
-            "def": {"fields": [{f: d} for f, d in zip(self.fields, self.directions, strict=True)]},
+            "def": definition,
         }
 
     @property
     def design(self) -> Design:
-        """The index as a one-view design, of language ``query`` (mapped by ``FieldsMap``)."""
-        fields = encode_json(list(self.fields)).decode()
-        return Design(self.ddoc, "query", (self.name,), (fields,), (None,), False, False)
+        """The index as a one-view design, of language ``query`` (mapped by ``FieldsMap``):
+        its "map" is the JSON of its fields, with its partial selector if it has one (so an
+        index of every document keeps the signature it always had)."""
+        fields: Any = list(self.fields)
+        if self.partial:
+            fields = {"fields": fields, "partial_filter_selector": self.partial}
+        mapped = encode_json(fields).decode()
+        return Design(self.ddoc, "query", (self.name,), (mapped,), (None,), False, False)
 
 
 def indexes_of(conn: sqlite3.Connection) -> list[JsonIndex]:
@@ -59,9 +78,14 @@ def indexes_of(conn: sqlite3.Connection) -> list[JsonIndex]:
         if doc.get("language") != "query" or not isinstance(doc.get("views"), dict):
             continue
         for name, view in doc["views"].items():
-            fields = (view.get("map") or {}).get("fields") if isinstance(view, dict) else None
+            mapped = (view.get("map") or {}) if isinstance(view, dict) else {}
+            fields = mapped.get("fields") if isinstance(mapped, dict) else None
             if isinstance(fields, dict) and fields:
-                found.append(JsonIndex(ddoc_id, name, tuple(fields), tuple(fields.values())))
+                partial = mapped.get("partial_filter_selector")
+                partial = partial if isinstance(partial, dict) else {}
+                found.append(
+                    JsonIndex(ddoc_id, name, tuple(fields), tuple(fields.values()), partial)
+                )
     return found
 
 
@@ -69,16 +93,31 @@ class FieldsMap:
     """The map "function" of a json index: what ``views.Index`` calls a design's functions."""
 
     def __init__(self, fields_json: str) -> None:
-        self.paths = [selectors.path_of(field) for field in decode_json(fields_json)]
+        described = decode_json(fields_json)
+        if isinstance(described, dict):
+            described, self.partial = described["fields"], described["partial_filter_selector"]
+        else:
+            self.partial = {}
+        self.paths = [selectors.path_of(name) for name in described]
 
     def map(self, docs: list[dict[str, Any]]) -> list[list[list[list[Any]]]]:
         """Per document, per view (one), its rows: ``[[key, null]]``, or none."""
-        mapped = []
+        mapped: list[list[list[list[Any]]]] = []
         for doc in docs:
+            if self.partial and not self._selected(doc):
+                mapped.append([[]])
+                continue
             key = [selectors.value_at(doc, path) for path in self.paths]
             has_all = all(value is not selectors.MISSING for value in key)
             mapped.append([[[key, None]]] if has_all else [[]])
         return mapped
+
+    def _selected(self, doc: dict[str, Any]) -> bool:
+        """Whether the partial selector takes ``doc`` (one it cannot decide on, it does not)."""
+        try:
+            return selectors.matches(self.partial, doc)
+        except BadRequest:
+            return False
 
     def check(self) -> None:
         """Nothing to compile."""

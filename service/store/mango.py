@@ -2,11 +2,12 @@
 
 A json index is CouchDB's design document (``"language": "query"``), so indexes replicate and
 list as CouchDB's do. The store decides with them what CouchDB decides: which index a query
-uses (one whose fields the selector all requires; for a ``sort``, one whose fields begin with
-the sort's, else 400 ``no_usable_index``) and so the order of the answer (the index's fields,
-then ``_id``; with no index, ``_id`` and CouchDB's warning). With an index, only the documents
-of the key range the selector allows are read (``jsonindex``); each is then checked against
-the whole selector (``selectors``).
+uses (``mangoplan``) and so the order of the answer (the index's fields, then ``_id``; with
+no index, ``_id`` and CouchDB's warning); a partial index holds only the documents its
+selector matches. With an index, only the documents of the key range the selector allows are
+read (``jsonindex``); each is then checked against the whole selector (``selectors``).
+``_explain`` shows what CouchDB's shows (``mangoexplain``), the selector in CouchDB's normal
+form (``normalize``).
 """
 
 from __future__ import annotations
@@ -16,90 +17,27 @@ import hashlib
 import itertools
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
-from ..couch.errors import BadRequest, NotFound
+from ..couch.errors import BadRequest, NotFound, ServerError
 from ..couch.protocol import decode_json, encode_json
-from . import edits, jsonindex, queries, reads, selectors
+from . import edits, jsonindex, mangoexplain, mangoplan, queries, reads, selectors
 from .call import Call, MethodNotAllowed
+from .erlterm import term
 from .jsonindex import JsonIndex
+from .normalize import normalized
 from .params import body_json
 from .replicator import REPLICATOR_DB, readable
 from .reply import Reply, json_reply
 
-DEFAULT_LIMIT = 25
-NO_INDEX_WARNING = "No matching index found, create an index to optimize query time."
-ALL_DOCS = {
-    "ddoc": None,
-    "name": "_all_docs",
-    "type": "special",
-    "def": {"fields": [{"_id": "asc"}]},
-}
+INDEX_KEYS = {"index", "ddoc", "name", "type", "partitioned", "w"}
+DEFINITION_KEYS = {"fields", "partial_filter_selector"}
+SEARCH_TYPES = ("text", "nouveau")  # indexes of a search service, which the store has not
 PAGE = 1000
 
 
 def _indexes(call: Call) -> list[JsonIndex]:
     return call.store.read(call.db, jsonindex.indexes_of)
-
-
-def _sort_fields(sort: Any) -> list[tuple[str, str]]:
-    if sort is None:
-        return []
-    if not isinstance(sort, list):
-        raise BadRequest("invalid_sort_json", "Sort must be an array")
-    fields = []
-    for item in sort:
-        if isinstance(item, str):
-            fields.append((item, "asc"))
-        elif isinstance(item, dict) and len(item) == 1:
-            ((field, direction),) = item.items()
-            if direction not in ("asc", "desc"):
-                raise BadRequest("invalid_sort_dir", f"Invalid sort direction: {direction}")
-            fields.append((field, direction))
-        else:
-            raise BadRequest("invalid_sort_field", f"Invalid sort field: {json.dumps(item)}")
-    if len({d for _, d in fields}) > 1:
-        raise BadRequest(
-            "unsupported_mixed_sort",
-            "Sorts currently only support a single direction for all fields.",
-        )
-    return fields
-
-
-def _chosen(
-    indexes: list[JsonIndex], selector: dict[str, Any], sort: list[tuple[str, str]]
-) -> JsonIndex | None:
-    """The json index CouchDB would use, or None for ``_all_docs``."""
-    required = selectors.fields_of(selector)
-    sort_names = [f for f, _ in sort]
-    usable = [i for i in indexes if set(i.fields) <= required]
-    if sort:
-        if sort_names == ["_id"]:
-            return None
-        usable = [i for i in usable if list(i.fields[: len(sort_names)]) == sort_names]
-        if not usable:
-            raise BadRequest(
-                "no_usable_index",
-                "No index exists for this sort, try indexing by the sort fields.",
-            )
-    return min(usable, key=lambda i: len(i.fields)) if usable else None
-
-
-def _options(body: dict[str, Any]) -> tuple[dict[str, Any], int, int, list[str] | None]:
-    selector = body.get("selector")
-    if not isinstance(selector, dict):
-        raise BadRequest("missing_required_key", "Missing required key: selector")
-    limit, skip = body.get("limit", DEFAULT_LIMIT), body.get("skip", 0)
-    for name, value in (("limit", limit), ("skip", skip)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise BadRequest("invalid_argument", f"Invalid value for {name}")
-    fields = body.get("fields")
-    if fields is not None and (
-        not isinstance(fields, list) or not all(isinstance(f, str) for f in fields)
-    ):
-        raise BadRequest("invalid_field_json", "fields must be an array of strings")
-    return selector, limit, skip, fields
 
 
 def _documents(call: Call) -> Iterator[dict[str, Any]]:
@@ -139,48 +77,22 @@ def _projected(doc: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
     return shown
 
 
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """A query as ``_find`` runs it and ``_explain`` describes it."""
-
-    body: dict[str, Any]
-    selector: dict[str, Any]
-    limit: int
-    skip: int
-    fields: list[str] | None
-    sort: list[tuple[str, str]]
-    index: JsonIndex | None
-
-
-def _plan(call: Call) -> Plan:
-    """A POSTed query, checked, and the index CouchDB would answer it with."""
-    if call.method != "POST":
-        raise MethodNotAllowed("POST")
-    body = body_json(call.body)
-    selector, limit, skip, fields = _options(body)
-    sort = _sort_fields(body.get("sort"))
-    return Plan(body, selector, limit, skip, fields, sort, _chosen(_indexes(call), selector, sort))
-
-
 def find(call: Call) -> Reply:
     """``POST /{db}/_find``."""
-    plan = _plan(call)
-    body, selector, limit, skip, fields, sort, index = (
-        plan.body,
-        plan.selector,
-        plan.limit,
-        plan.skip,
-        plan.fields,
-        plan.sort,
-        plan.index,
-    )
-    bookmark = body.get("bookmark")
-    start = _bookmarked(bookmark) if isinstance(bookmark, str) and bookmark != "nil" else 0
-    descending = bool(sort) and sort[0][1] == "desc"
+    if call.method != "POST":
+        raise MethodNotAllowed("POST")
+    q = mangoplan.query(body_json(call.body))
+    choice = mangoplan.chosen(_indexes(call), q)
+    index = choice.index
+    bookmark = q.body.get("bookmark")
+    start = _bookmarked(bookmark) if isinstance(bookmark, str) and bookmark else 0
+    descending = bool(q.sort) and q.sort[0][1] == "desc"
     matching = (
-        doc for doc in _read(call, index, selector, descending) if selectors.matches(selector, doc)
+        doc
+        for doc in _read(call, index, q.selector, descending)
+        if selectors.matches(q.selector, doc)
     )
-    chosen = list(itertools.islice(matching, start + skip, start + skip + limit))
+    chosen = list(itertools.islice(matching, start + q.skip, start + q.skip + q.limit))
     if call.db == REPLICATOR_DB:  # read as the requester may: another's credentials hidden
         picked = chosen
 
@@ -188,10 +100,11 @@ def find(call: Call) -> Reply:
             return [readable(call.user, call.db, conn, doc) for doc in picked]
 
         chosen = call.store.read(call.db, shown)
-    answer: dict[str, Any] = {"docs": [_projected(doc, fields) for doc in chosen]}
-    answer["bookmark"] = _bookmark(start + skip + len(chosen))
-    if index is None:
-        answer["warning"] = NO_INDEX_WARNING
+    answer: dict[str, Any] = {"docs": [_projected(doc, q.fields) for doc in chosen]}
+    nothing = not chosen and not start  # CouchDB's bookmark of a first page with nothing
+    answer["bookmark"] = "nil" if nothing else _bookmark(start + q.skip + len(chosen))
+    if choice.warnings:
+        answer["warning"] = "\n".join(choice.warnings)
     return json_reply(200, answer)
 
 
@@ -221,46 +134,46 @@ def _bookmark(position: int) -> str:
 
 
 def _bookmarked(bookmark: str) -> int:
+    """The position a bookmark of ours holds; 400 for any other (``"nil"`` too, as CouchDB)."""
     try:
         (position,) = decode_json(base64.urlsafe_b64decode(bookmark.encode()))
         return int(position)
     except (ValueError, TypeError):
-        raise BadRequest("invalid_bookmark", f"Invalid bookmark value: {bookmark}") from None
+        reason = f"Invalid bookmark value: {json.dumps(bookmark)}"
+        raise BadRequest("invalid_bookmark", reason) from None
 
 
 def explain(call: Call) -> Reply:
-    """``POST /{db}/_explain``: the index a ``_find`` would use, and its options."""
-    plan = _plan(call)
-    selector, limit, skip, fields, sort, index = (
-        plan.selector,
-        plan.limit,
-        plan.skip,
-        plan.fields,
-        plan.sort,
-        plan.index,
-    )
-    return json_reply(
-        200,
-        {
-            "dbname": call.db,
-            "index": index.described() if index else ALL_DOCS,
-            "partitioned": False,
-            "selector": selector,
-            "opts": {
-                "use_index": [],
-                "bookmark": "nil",
-                "limit": limit,
-                "skip": skip,
-                "sort": {f: d for f, d in sort},
-                "fields": fields or "all_fields",
-                "r": 1,
-                "conflicts": False,
-            },
-            "limit": limit,
-            "skip": skip,
-            "fields": fields or "all_fields",
-        },
-    )
+    """``POST /{db}/_explain``: the index a ``_find`` would use, its options, and how it would
+    read it. A sort no index can answer (400 for ``_find``) is explained with a null index,
+    as CouchDB does."""
+    if call.method != "POST":
+        raise MethodNotAllowed("POST")
+    q = mangoplan.query(body_json(call.body))
+    indexes = _indexes(call)
+    winner: Any
+    try:
+        winner = index = mangoplan.chosen(indexes, q).index
+        described: dict[str, Any] | None = index.described() if index else jsonindex.ALL_DOCS
+    except BadRequest as error:
+        if error.error != "no_usable_index":
+            raise
+        index, described, winner = None, None, mangoexplain.NO_INDEX
+    answer = {
+        "dbname": call.db,
+        "index": described,
+        "partitioned": False,
+        "selector": normalized(q.selector),
+        "opts": q.opts,
+        "limit": q.limit,
+        "skip": q.skip,
+        "fields": q.fields or [],
+        "index_candidates": mangoexplain.candidates(indexes, q, winner),
+    }
+    if described is not None:
+        answer["mrargs"] = mangoexplain.mrargs(q, index)
+        answer["covering"] = mangoexplain.covering(q, index)
+    return json_reply(200, answer)
 
 
 def index(call: Call) -> Reply:
@@ -269,25 +182,41 @@ def index(call: Call) -> Reply:
     if rest:
         return _delete_index(call, rest)
     if call.method == "GET":
-        indexes = [ALL_DOCS, *(i.described() for i in _indexes(call))]
+        indexes = [jsonindex.ALL_DOCS, *(i.described() for i in _indexes(call))]
         return json_reply(200, {"total_rows": len(indexes), "indexes": indexes})
     if call.method != "POST":
         raise MethodNotAllowed("GET,POST")
     body = body_json(call.body)
+    mangoplan.invalid_keys(body, INDEX_KEYS)
+    kind = body.get("type", "json")
+    if not isinstance(kind, str):
+        raise BadRequest("invalid_string", f"Invalid string: {term(kind)}")
+    if kind in SEARCH_TYPES:
+        raise ServerError("required index service unavailable", kind, status=503)
+    if kind != "json":
+        raise BadRequest("invalid_index", f"Invalid type for index: {kind}")
     spec = body.get("index")
     if not isinstance(spec, dict) or not isinstance(spec.get("fields"), list) or not spec["fields"]:
         raise BadRequest("missing_required_key", "Missing required key: fields")
-    if body.get("type", "json") != "json":
-        raise BadRequest("invalid_index_type", "only json indexes are in the embedded store")
-    fields = _sort_fields(spec["fields"])
+    mangoplan.invalid_keys(spec, DEFINITION_KEYS)
+    fields = mangoplan.sort_fields(spec["fields"])
+    definition = {"fields": spec["fields"]}
+    partial = {}
+    if "partial_filter_selector" in spec:
+        given = spec["partial_filter_selector"]
+        if not isinstance(given, dict):
+            reason = f"Selector must be a JSON object, not: {term(given)}"
+            raise BadRequest("invalid_selector_json", reason)
+        partial = normalized(given)
+        definition["partial_filter_selector"] = given
     digest = hashlib.sha1(encode_json(spec), usedforsecurity=False).hexdigest()
     ddoc = body.get("ddoc") or digest
     ddoc_id = ddoc if ddoc.startswith("_design/") else f"_design/{ddoc}"
     name = body.get("name") or digest
     view = {
-        "map": {"fields": dict(fields), "partial_filter_selector": {}},
+        "map": {"fields": dict(fields), "partial_filter_selector": partial},
         "reduce": "_count",
-        "options": {"def": {"fields": spec["fields"]}},
+        "options": {"def": definition},
     }
 
     def work(txn: edits.Txn) -> str:

@@ -16,6 +16,7 @@ from ..couch.errors import BadRequest
 from .collation import sort_key
 
 MISSING = object()
+LOGICAL = ("$and", "$or", "$nor")  # on a field, they combine conditions on that field
 TYPES = {
     "null": lambda v: v is None,
     "boolean": lambda v: isinstance(v, bool),
@@ -49,6 +50,10 @@ def matches(selector: dict[str, Any], doc: Any) -> bool:
 
 
 def _member(name: str, condition: Any, doc: Any) -> bool:
+    if name == "":
+        return _field(doc, condition)  # the value itself, as in a normalized ``$elemMatch``
+    if name == "$text":
+        return True  # CouchDB 3.4 without a search service lets a text search match anything
     if name == "$and":
         return all(matches(_selector(each), doc) for each in _list(name, condition))
     if name == "$or":
@@ -66,7 +71,10 @@ def _field(value: Any, condition: Any) -> bool:
     """A field's value against its condition: operators, a nested selector, or a value."""
     if isinstance(condition, dict) and condition:
         if all(key.startswith("$") for key in condition):
-            return all(_condition(value, op, arg) for op, arg in condition.items())
+            return all(
+                _member(op, arg, value) if op in LOGICAL else _condition(value, op, arg)
+                for op, arg in condition.items()
+            )
         return matches(condition, value) if value is not MISSING else False
     return value is not MISSING and _equal(value, condition)
 
@@ -92,9 +100,7 @@ def _condition(value: Any, op: str, arg: Any) -> bool:
     if op == "$nin":
         return not _condition(value, "$in", arg)
     if op == "$type":
-        if arg not in TYPES:
-            raise invalid(f"Invalid type for $type: {arg!r}")
-        return TYPES[arg](value)
+        return arg in TYPES and TYPES[arg](value)  # CouchDB: a type it lacks matches nothing
     if op == "$size":
         return isinstance(value, list) and isinstance(arg, int) and len(value) == arg
     if op == "$mod":
@@ -147,14 +153,17 @@ def _selector(arg: Any) -> dict[str, Any]:
 
 
 def fields_of(selector: dict[str, Any]) -> set[str]:
-    """The fields a selector requires to exist (at its top level and in ``$and``): those an
-    index must have all of to answer it."""
+    """The fields a selector requires to exist (at its top level, in ``$and``, and in every
+    branch of an ``$or``): those an index must have all of to answer it."""
     required: set[str] = set()
     for name, condition in selector.items():
         if name == "$and" and isinstance(condition, list):
             for each in condition:
                 if isinstance(each, dict):
                     required |= fields_of(each)
+        elif name == "$or" and isinstance(condition, list) and condition:
+            branches = [fields_of(e) if isinstance(e, dict) else set() for e in condition]
+            required |= set.intersection(*branches)
         elif not name.startswith("$"):
             if isinstance(condition, dict) and condition.get("$exists") is False:
                 continue
