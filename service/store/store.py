@@ -216,6 +216,9 @@ class Store:
         if name in (USERS_DB, REPLICATOR_DB) and not files.file_of(self.directory, name).exists():
             with contextlib.suppress(PreconditionFailed):  # another process's was first
                 self.create(name)
+        db = self._dbs.get(name)
+        if db is not None and not db.replaced():  # checked outside the lock: a system call
+            return db
         with self._lock:
             db = self._dbs.get(name)
             if db is not None and db.replaced():
