@@ -51,7 +51,6 @@ from tests.servers import (
 BACKENDS = ("embedded", "pouchdb", "couchdb")
 BACKENDS_KEY = pytest.StashKey[list[str]]()
 COUCHDB_SOURCE_KEY = pytest.StashKey[str | None]()
-ITEM_BACKEND_KEY = pytest.StashKey[dict[str, str]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -111,11 +110,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    on_backend = config.stash[ITEM_BACKEND_KEY] = {}
     for item in items:
         backend = getattr(item, "callspec", None) and item.callspec.params.get("backend")
-        if backend:
-            on_backend[item.nodeid] = backend
+        if backend:  # carried by each of its reports, to the run's summary (in any process)
+            item.user_properties.append(("backend", backend))
         for mark in item.iter_markers("xfail_on"):
             if mark.args[0] == backend:
                 item.add_marker(pytest.mark.xfail(strict=True, reason=mark.kwargs["reason"]))
@@ -126,11 +124,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     """The outcomes per backend; and, when there was no CouchDB to test, that there was not."""
-    on_backend = config.stash.get(ITEM_BACKEND_KEY, {})
     counts: dict[str, dict[str, int]] = {}
     for outcome in ("passed", "failed", "error", "skipped", "xfailed", "xpassed"):
         for report in terminalreporter.stats.get(outcome, []):
-            where = on_backend.get(report.nodeid, "no backend")
+            where = dict(getattr(report, "user_properties", ())).get("backend", "no backend")
             counts.setdefault(where, {}).setdefault(outcome, 0)
             counts[where][outcome] += 1
     terminalreporter.write_sep("-", "outcomes per backend")
