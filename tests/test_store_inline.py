@@ -1,6 +1,7 @@
-"""A document's GET is answered on the event loop, and only what is cheap is: a request that
-needs slow work (a password never checked before) is sent back to a worker thread before it
-has any effect, and answered there."""
+"""A document's GET, PUT and DELETE are answered on the event loop, and only what is cheap
+is: a request that needs slow work (a password never checked before, a validation function)
+is sent back to a worker thread before it has any effect, and answered there; a write's
+commit is awaited, not waited for."""
 
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ def server(tmp_path):
     store.release()
 
 
+JSON = {"content-type": "application/json"}
+
+
 @pytest.mark.parametrize(
     "method, target",
     [
@@ -42,17 +46,37 @@ def server(tmp_path):
         ("GET", "/db/_design/app"),
         ("GET", "/db/_local/checkpoint"),
         ("GET", "/db/a%2Fb"),
+        ("PUT", "/db/doc"),
+        ("PUT", "/db/doc?new_edits=false"),
+        ("DELETE", "/db/doc?rev=1-abc"),
+        ("PUT", "/db/_local/checkpoint"),
+        ("POST", "/db"),
     ],
 )
-def test_a_documents_get_is_quick(method, target):
-    assert Server.quick(method, target)
+def test_a_documents_read_or_write_is_quick(method, target):
+    assert Server.quick(method, target, JSON, 100)
+
+
+@pytest.mark.parametrize(
+    "method, target, headers, size",
+    [
+        ("PUT", "/db/doc", JSON, 65537),
+        ("PUT", "/db/doc", {"content-type": "multipart/related; boundary=x"}, 100),
+        ("PUT", "/db/_design/app", JSON, 100),
+        ("PUT", "/db/doc/attachment.txt", {"content-type": "text/plain"}, 10),
+        ("POST", "/db/_bulk_docs", JSON, 100),
+        ("PUT", "/db", JSON, 0),
+        ("PUT", "/_users/org.couchdb.user:x", JSON, 100),
+        ("COPY", "/db/doc", {}, 0),
+    ],
+)
+def test_what_may_take_long_to_write_is_not_quick(method, target, headers, size):
+    assert not Server.quick(method, target, headers, size)
 
 
 @pytest.mark.parametrize(
     "method, target",
     [
-        ("PUT", "/db/doc"),
-        ("DELETE", "/db/doc"),
         ("GET", "/"),
         ("GET", "/db"),
         ("GET", "/db/_all_docs"),
@@ -67,8 +91,8 @@ def test_a_documents_get_is_quick(method, target):
         ("GET", "/_all_dbs/x"),
     ],
 )
-def test_what_may_read_much_or_write_is_not_quick(method, target):
-    assert not Server.quick(method, target)
+def test_what_may_read_much_is_not_quick(method, target):
+    assert not Server.quick(method, target, {}, 0)
 
 
 def test_a_password_never_checked_sends_the_request_to_a_thread(server):
@@ -84,6 +108,29 @@ def test_a_password_never_checked_sends_the_request_to_a_thread(server):
         assert server.handle("GET", "/db/doc", basic("alice", PASSWORD), b"").status == 200
         with pytest.raises(inline.WouldBlock):  # but another password is hashed again
             server.handle("GET", "/db/doc", basic("alice", "wrong"), b"")
+
+
+def test_a_write_on_the_loop_is_awaited_not_waited_for(server):
+    """On the loop a write hands its job to the writer and raises ``Pending``; finishing it
+    once committed gives the answer (or its refusal), never a wait on the loop."""
+    with inline.running(), pytest.raises(inline.Pending) as raised:
+        server.handle("PUT", "/db/new", JSON, b'{"n": 2}')
+    pending = raised.value
+    pending.future.result(timeout=30)  # what the transport awaits
+    assert pending.finish(pending.future).status == 201
+    with inline.running(), pytest.raises(inline.Pending) as raised:
+        server.handle("PUT", "/db/new", JSON, b'{"n": 3}')  # no rev: a conflict
+    assert raised.value.finish(raised.value.future).status == 409
+    with inline.running():  # a read: answered at once
+        assert server.handle("HEAD", "/db/new", {}, b"").status == 200
+
+
+def test_validation_functions_run_in_a_thread(server):
+    rule = b'{"validate_doc_update": "function (doc) { if (doc.bad) throw({forbidden: 1}); }"}'
+    assert server.handle("PUT", "/db/_design/rules", JSON, rule).status == 201
+    with inline.running(), pytest.raises(inline.WouldBlock):
+        server.handle("PUT", "/db/checked", JSON, b'{"bad": true}')
+    assert server.handle("PUT", "/db/checked", JSON, b'{"bad": true}').status == 403
 
 
 def test_making_a_database_is_never_done_on_the_loop(tmp_path):

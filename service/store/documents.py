@@ -14,6 +14,7 @@ from .call import Call, MethodNotAllowed
 from .params import body_json, doc_options, flag, json_value
 from .reply import SERVER, Reply, json_reply
 from .validation import Guard
+from .writer import Work
 
 LOCAL = "_local/"
 
@@ -116,15 +117,19 @@ def save(
     doc = Guard(call).admit(doc_id, doc, None if replicated else rev)
     if replicated:
         doc = {**doc, "_rev": doc.get("_rev", rev)}
-        new_rev = call.store.write(call.db, lambda txn: edits.graft(txn, doc_id, doc)).result()
+        work: Work = lambda txn: edits.graft(txn, doc_id, doc)  # noqa: E731
     else:
-        new_rev = call.store.write(call.db, lambda txn: edits.edit(txn, doc_id, doc, rev)).result()
-    if call.query.get("batch") == "ok":
-        return json_reply(202, {"ok": True, "id": doc_id})
-    headers = {"etag": f'"{new_rev}"'}
-    if status == 201:
-        headers["location"] = f"/{call.db}/{doc_id}"
-    return json_reply(status, {"ok": True, "id": doc_id, "rev": new_rev}, headers)
+        work = lambda txn: edits.edit(txn, doc_id, doc, rev)  # noqa: E731
+
+    def saved(new_rev: str) -> Reply:
+        if call.query.get("batch") == "ok":
+            return json_reply(202, {"ok": True, "id": doc_id})
+        headers = {"etag": f'"{new_rev}"'}
+        if status == 201:
+            headers["location"] = f"/{call.db}/{doc_id}"
+        return json_reply(status, {"ok": True, "id": doc_id, "rev": new_rev}, headers)
+
+    return call.store.write_then(call.db, work, saved)
 
 
 def _get(call: Call, doc_id: str) -> Reply:
@@ -199,10 +204,11 @@ def local(call: Call, doc_id: str) -> Reply:
         doc, rev = {"_deleted": True}, _rev_asked(call, None)
     else:
         raise MethodNotAllowed("DELETE,GET,HEAD,PUT")
-    work = lambda txn: edits.put_local(txn.conn, doc_id, doc, rev)  # noqa: E731
-    new_rev = call.store.write(call.db, work).result()
-    return json_reply(
-        201 if call.method == "PUT" else 200, {"ok": True, "id": doc_id, "rev": new_rev}
+    status = 201 if call.method == "PUT" else 200
+    return call.store.write_then(
+        call.db,
+        lambda txn: edits.put_local(txn.conn, doc_id, doc, rev),
+        lambda new_rev: json_reply(status, {"ok": True, "id": doc_id, "rev": new_rev}),
     )
 
 

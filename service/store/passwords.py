@@ -36,6 +36,7 @@ REMEMBERED = 10_000  # records whose last good password is remembered
 
 def hashed(password: str, iterations: int = ITERATIONS) -> dict[str, Any]:
     """The fields a user document keeps instead of ``password``."""
+    inline.slow_work_ahead()
     salt = secrets.token_hex(16)
     key = hashlib.pbkdf2_hmac(PRF, password.encode(), salt.encode(), iterations)
     return {

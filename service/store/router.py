@@ -74,6 +74,8 @@ QUERIES = {"_all_docs", "_design_docs"}
 # A document's GET is a few indexed reads unless it asks for these: many revisions, or
 # attachments' content.
 COSTLY_READ = ("open_revs=", "attachments=", "atts_since=")
+QUICK_WRITE = 65536  # bytes of JSON at most in a write the event loop makes itself
+JSON = "application/json"
 
 
 def _queries(rest: list[str]) -> bool:
@@ -89,40 +91,55 @@ class Server:
         self.local_admin = local_admin
 
     def handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Reply:
-        """The reply to one request; never raises for anything the request did."""
+        """The reply to one request; never raises for anything the request did. (On the event
+        loop, ``inline.Handoff``: the transport goes on with the request.)"""
         head = method == "HEAD"
+        lowered = {k.lower(): v for k, v in headers.items()}
+        what = f"{method} {target}"
         try:
-            reply = self._route(
-                "GET" if head else method, target, {k.lower(): v for k, v in headers.items()}, body
+            return self._answered(
+                what, lambda: self._route("GET" if head else method, target, lowered, body)
             )
+        except inline.Pending as pending:
+            raise pending.then(lambda finish: self._answered(what, finish)) from None
+
+    @staticmethod
+    def _answered(what: str, answer: Callable[[], Reply]) -> Reply:
+        """``answer()`` to the request ``what`` (its method and target), or the error reply
+        of what it raised."""
+        try:
+            reply = answer()
         except HTTPError as exc:
             reply = error_reply(exc)
-        except inline.WouldBlock:
+        except inline.Handoff:
             raise
         except Exception:
-            log.exception("embedded store: %s %s failed", method, target)
+            log.exception("embedded store: %s failed", what)
             reply = json_reply(500, {"error": "unknown_error", "reason": "internal store error"})
-        if head:
+        if what.startswith("HEAD "):
             reply.body, reply.stream = b"", None
         return reply
 
     @staticmethod
-    def quick(method: str, target: str) -> bool:
-        """Whether the request is answered in a few indexed reads (a document's GET), cheap
-        enough for the event loop to run itself (see ``inline``)."""
-        if method not in ("GET", "HEAD"):
-            return False
+    def quick(method: str, target: str, headers: Mapping[str, str], size: int) -> bool:
+        """Whether the request is answered in a few indexed reads and at most one write of a
+        small JSON document (a document's GET, PUT or DELETE, a POST to a database): cheap
+        enough for the event loop to run itself (see ``inline``). A design document's write
+        is not: its views are compiled."""
         path, _, query = target.partition("?")
         segments = path.strip("/").split("/")
+        if segments[0].startswith("_"):
+            return False
         if len(segments) == 3:
             single = segments[1] in ("_design", "_local") and not segments[2].startswith("_")
         else:
             single = len(segments) == 2 and not segments[1].startswith("_")
-        return (
-            single
-            and not segments[0].startswith("_")
-            and not any(name in query for name in COSTLY_READ)
-        )
+        if method in ("GET", "HEAD"):
+            return single and not any(name in query for name in COSTLY_READ)
+        small_json = size <= QUICK_WRITE and headers.get("content-type", JSON).startswith(JSON)
+        if method == "POST":
+            return len(segments) == 1 and small_json
+        return method in ("PUT", "DELETE") and single and segments[1] != "_design" and small_json
 
     def _route(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
         path, _, query_string = target.partition("?")  # "//db" is a path, not a host
@@ -134,10 +151,18 @@ class Server:
         call.user, fresh_cookie = self.store.users.authenticate(
             headers, lambda name: user_doc_of(self.store, name), local_admin=self.local_admin
         )
-        reply = self._dispatch(call, segments)
-        if fresh_cookie:
+        if not fresh_cookie:
+            return self._dispatch(call, segments)
+
+        def with_cookie(answer: Callable[[], Reply]) -> Reply:
+            reply = answer()
             reply.headers["set-cookie"] = fresh_cookie
-        return reply
+            return reply
+
+        try:
+            return with_cookie(lambda: self._dispatch(call, segments))
+        except inline.Pending as pending:
+            raise pending.then(with_cookie) from None
 
     def _dispatch(self, call: Call, segments: list[str]) -> Reply:
         if not segments:

@@ -319,8 +319,15 @@ class Store:
             return query(conn)
 
     def write(self, name: str, work: Work) -> Future:
-        """Run ``work(txn)`` in the writer; resolves once committed."""
+        """Run ``work(txn)`` in the writer; resolves once committed. Never on the event loop
+        (``inline``): its caller would wait there for the commit."""
+        inline.slow_work_ahead()
         return self.writer.submit(self.database(name), work)
+
+    def write_then(self, name: str, work: Work, then: Callable[[Any], Any]) -> Any:
+        """``then(work's result)`` once ``work(txn)`` is committed: on the event loop, by
+        way of ``inline.Pending``, whose wait blocks nothing."""
+        return inline.after(self.writer.submit(self.database(name), work), then)
 
 
 def _server_uuid(directory: Path) -> str:

@@ -6,9 +6,10 @@ body) and its ``Reply`` comes back as a ``protocol.Response``, or as a body read
 relays and feeds. They offer what ``transport.AsyncTransport`` and ``BlockingTransport`` offer,
 so the runners, the changes feeds, the handlers' relays and the hub use them unchanged.
 
-The async face runs the store's work in a thread pool, except a document's GET, a few
-indexed reads the loop does itself (``inline`` says why); a feed waits for the database's
-next commit on the loop itself (``Signal.wait_async``).
+The async face runs the store's work in a thread pool, except a document's GET, PUT or
+DELETE, a few indexed reads and one write the loop does itself, awaiting the writer's commit
+(``inline`` says why); a feed waits for the database's next commit on the loop itself
+(``Signal.wait_async``).
 """
 
 from __future__ import annotations
@@ -141,11 +142,18 @@ class AsyncStoreTransport(_Base):
             body = b"".join([bytes(chunk) async for chunk in body])
         if isinstance(body, str):
             body = body.encode()
-        args = (request.method, target, self.headers(request), bytes(body or b""))
+        headers = self.headers(request)
+        args = (request.method, target, headers, bytes(body or b""))
         reply = None
-        if self.server.quick(request.method, target):
-            with inline.running(), contextlib.suppress(inline.WouldBlock):
-                reply = self.server.handle(*args)
+        if self.server.quick(request.method, target, headers, len(args[3])):
+            try:
+                with inline.running():
+                    reply = self.server.handle(*args)
+            except inline.WouldBlock:
+                pass
+            except inline.Pending as pending:
+                await asyncio.wait([asyncio.wrap_future(pending.future)])
+                reply = pending.finish(pending.future)
         if reply is None:
             reply = await self._in_pool(self.server.handle, *args)
         return AsyncStoreBody(reply, _headers(reply, self.endpoint), self._in_pool)

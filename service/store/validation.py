@@ -19,7 +19,7 @@ from typing import Any
 
 from ..couch.errors import Forbidden, HTTPError, NotFound, Unauthorized
 from ..couch.protocol import decode_json, encode_json
-from . import access, passwords, reads, replicator
+from . import access, inline, passwords, reads, replicator
 from .call import Call
 from .js import Functions
 from .replicator import REPLICATOR_DB
@@ -70,6 +70,8 @@ class Guard:
         if self.call.db == USERS_DB:
             _users_rules(new, old, user, security)
         context = user.as_json(self.call.db)
+        if validators:
+            inline.slow_work_ahead()  # JavaScript, up to its timeout
         for functions in validators:
             refusal = functions.validate(0, new, old, context, security)
             if refusal is not None:
