@@ -29,8 +29,6 @@ from tests.servers import SetteeServer, couchdb_release
 from tests.sockets import established_to
 from tests.test_hub_load import Collector
 
-pytestmark = pytest.mark.xdist_group("cluster")  # one cluster serves the module: one process
-
 SUBSCRIBERS = 100
 IDLE = 4.5  # seconds after which settee's client has closed its idle pooled connections
 

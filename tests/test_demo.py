@@ -186,9 +186,6 @@ class Visitor:
         return dict(re.findall(r'type="hidden" name="(\w+)" value="([^"]*)"', text))
 
 
-pytestmark = pytest.mark.xdist_group("demo")  # one demo serves the module: one process
-
-
 @pytest.fixture(scope="module")
 def demo() -> Iterator[DemoServer]:
     server = DemoServer(breweries=20, beers=60).start()

@@ -24,12 +24,9 @@ from demo.beer import data
 from tests.demo_server import DemoServer
 
 CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = [
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="no /usr/bin/chromium: scripts/setup --test installs it"
-    ),
-    pytest.mark.xdist_group("demo_browser"),  # one demo serves the module: one process runs it
-]
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="no /usr/bin/chromium: scripts/setup --test installs it"
+)
 
 BREWERY_COUNT, BEER_COUNT = 150, 700
 BREWERIES = data.breweries(BREWERY_COUNT)

@@ -37,15 +37,12 @@ from tests.servers import EMBEDDED_ADMIN, ROOT, free_port, wait_until_up
 from tests.waiting import never_within, until
 
 NGINX = find_nginx()
-pytestmark = [
-    pytest.mark.skipif(
-        NGINX is None,
-        reason="nginx not found (not on PATH, nor in /usr/sbin, /usr/local/sbin, "
-        "/usr/local/nginx/sbin): scripts/setup installs Debian's nginx when it runs as root or "
-        "with passwordless sudo",
-    ),
-    pytest.mark.xdist_group("nginx"),  # one deployment serves the module: one process runs it
-]
+pytestmark = pytest.mark.skipif(
+    NGINX is None,
+    reason="nginx not found (not on PATH, nor in /usr/sbin, /usr/local/sbin, "
+    "/usr/local/nginx/sbin): scripts/setup installs Debian's nginx when it runs as root or "
+    "with passwordless sudo",
+)
 
 FEED_READ_TIMEOUT = 2.0  # seconds: nginx's proxy_read_timeout for the feeds, in these tests
 SETTEE_HEARTBEAT = 1.0  # seconds: settee's WebSocket pings, below FEED_READ_TIMEOUT

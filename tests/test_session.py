@@ -29,9 +29,6 @@ from tests.servers import SetteeServer
 BULK = "_bulk_docs"
 
 
-pytestmark = pytest.mark.xdist_group("session")  # one HTTP server serves the module: one process
-
-
 @pytest.fixture(scope="module")
 def http_server(backend, server_url):
     """The backend as an HTTP server: itself, or a settee process serving an embedded store."""

@@ -18,10 +18,7 @@ import pytest
 from tests.waiting import until
 
 # settee's own client suite: run on the backend, and again with settee in between.
-pytestmark = [
-    pytest.mark.through_settee,
-    pytest.mark.xdist_group("streaming"),  # one settee process serves the module
-]
+pytestmark = pytest.mark.through_settee
 
 ROWS = 40_000
 GROWTH_ALLOWED = 1_000_000  # bytes of extra peak for 4x the rows
