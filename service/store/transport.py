@@ -152,7 +152,8 @@ class AsyncStoreTransport(_Base):
             except inline.WouldBlock:
                 pass
             except inline.Pending as pending:
-                await asyncio.wait([asyncio.wrap_future(pending.future)])
+                with contextlib.suppress(Exception):  # what the write raised, finish answers
+                    await asyncio.wrap_future(pending.future)
                 reply = pending.finish(pending.future)
         if reply is None:
             reply = await self._in_pool(self.server.handle, *args)
