@@ -14,6 +14,7 @@ import base64
 import contextlib
 import fcntl
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -37,10 +38,21 @@ COUCHDB_CACHE = ROOT / "var" / "couchdb"
 EMBEDDED_ADMIN = ("admin", secrets.token_hex(8))
 
 
+SERVER_PORTS = (20000, 32767)  # below Linux's ephemeral range (32768-60999)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port for a server process to bind soon: free now, and below the ephemeral range, so
+    that no client's connection takes it as its local port in the meantime (with the suite
+    in several processes, with thousands of connections, one did)."""
+    while True:
+        port = random.randint(*SERVER_PORTS)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 def wait_until_up(
