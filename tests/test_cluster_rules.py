@@ -107,7 +107,7 @@ def test_a_location_on_any_node_is_made_settees():
 
 
 def test_a_resumed_feed_drops_the_rows_it_delivered_already():
-    state = FeedState("/db/_changes", {}, since="0", latency=0, heartbeat=5)
+    state = FeedState("/db/_changes", {}, since="0", latency=0, heartbeat=5, replays=True)
     state.request()
     state.receive(b'{"seq":"1-a","id":"a","changes":[{"rev":"1-x"}]}\n')
     state.receive(b'{"seq":"2-a","id":"b","changes":[{"rev":"1-y"}]}\n')
@@ -122,6 +122,17 @@ def test_a_resumed_feed_drops_the_rows_it_delivered_already():
     state.receive(b'{"seq":"3-b","id":"a","changes":[{"rev":"2-z"}]}\n')
     assert [rows[0]["id"] for _, rows in state.take(now=0.0)] == ["a"]
     assert state.replayed == 2
+
+
+def test_a_feed_from_one_server_keeps_no_memory_of_its_rows():
+    """One server resumes where it was told: a row again is news, and nothing is kept."""
+    state = FeedState("/db/_changes", {}, since="0", latency=0, heartbeat=5)
+    state.request()
+    state.receive(b'{"seq":1,"id":"a","changes":[{"rev":"1-x"}]}\n')
+    state.request()
+    state.receive(b'{"seq":2,"id":"a","changes":[{"rev":"1-x"}]}\n')
+    assert [rows[0]["id"] for _, rows in state.take(now=0.0)] == ["a", "a"]
+    assert state.replayed == 0
 
 
 async def answer_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

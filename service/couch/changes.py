@@ -7,9 +7,11 @@ stored and passed back, never compared.
 
 A clustered CouchDB resumes a feed from a seq on any node, but where the shard copy a seq
 names is gone, another copy resumes from its own checkpoint and sends some changes again.
-Once resumed, the feed drops a row whose document and revisions were among the last
-``REPLAY_WINDOW`` it delivered, so that a subscriber sees each change once. (Only once
-resumed: a document purged, then written again with the same body, has the same revision.)
+So a feed from a cluster's nodes (``replays``), once resumed, drops a row whose document and
+revisions were among the last ``REPLAY_WINDOW`` it delivered, so that a subscriber sees
+each change once. (Only once resumed: a document purged, then written again with the same
+body, has the same revision.) A feed from one server keeps no such memory: a busy feed's
+window is about 1.5 MB, once per database followed.
 
 ``FeedState`` holds the protocol (request, rows, batching by latency) and does no I/O;
 ``ChangesFeed`` drives it on asyncio, ``ThreadedChangesFeed`` in a thread for blocking code.
@@ -64,6 +66,7 @@ class FeedState:
         latency: float,
         heartbeat: float,
         headers: Mapping[str, str] | None = None,
+        replays: bool = False,
     ) -> None:
         self.path = path
         self.options = dict(options)
@@ -72,6 +75,7 @@ class FeedState:
         self.latency = latency
         self.heartbeat = heartbeat
         self.pending: list[dict[str, Any]] = []
+        self.replays = replays  # whether the server may send rows again once resumed
         self.replayed = 0  # rows dropped as delivered already
         self._delivered: dict[tuple[Any, ...], None] = {}  # insertion-ordered, oldest first
         self._opened = 0  # connections opened: rows may be replays from the second on
@@ -100,7 +104,7 @@ class FeedState:
         for line in split_lines(self._buffer, chunk):
             row = decode_json(line)
             if "seq" in row:
-                if not self._remember(row) and self._opened > 1:
+                if self.replays and not self._remember(row) and self._opened > 1:
                     self.replayed += 1
                     if not self.pending:
                         self.since = row["seq"]

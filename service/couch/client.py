@@ -818,6 +818,7 @@ class Database:
             since=options.pop("since", None),
             latency=options.pop("latency", 1),
             heartbeat=options.pop("heartbeat", 10),
+            replays=self.couch.cluster is not None,
         )
         return self._runner.follow(state, callback)
 
