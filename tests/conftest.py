@@ -23,6 +23,7 @@ import json
 import os
 import tempfile
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -242,6 +243,15 @@ def bcouch(server_url):
     """A blocking client on the test server."""
     with blocking.Couch(server_url) as couch:
         yield couch
+
+
+@pytest.fixture
+def target(bcouch) -> Iterator[str]:
+    """The name of a database a test may make (a replication's target): deleted afterwards."""
+    name = "test-target-" + uuid.uuid4().hex[:8]
+    yield name
+    if name in bcouch.all_dbs():
+        bcouch.delete(name)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import answer
+from tests.waiting import until
 
 FILTERS = {
     "_id": "_design/f",
@@ -91,7 +92,7 @@ REQUIRING = {
 
 
 @pytest.mark.xfail_on("pouchdb", reason="pouchdb-server has no CommonJS require")
-@pytest.mark.gen_test
+@pytest.mark.gen_test(timeout=30)
 async def test_filters_require_their_design_documents_modules(settee, db_name, typed):
     """A filter function requires any module of its design document; ``filter=_view`` runs
     the view's map, which requires the modules of ``views.lib``. Editing a module is
@@ -104,8 +105,12 @@ async def test_filters_require_their_design_documents_modules(settee, db_name, t
     ddoc = typed.get("_design/r")
     ddoc["lib"]["kinds"] = "exports.wanted = function (doc) { return doc._id === 'd0'; };"
     typed.save(ddoc)
-    edited = await changes(settee, db_name, "filter=r/b")
-    assert [row["id"] for row in edited["results"]] == ["d0"]
+
+    async def edited() -> bool:  # CouchDB's design document cache learns of it a moment later
+        got = await changes(settee, db_name, "filter=r/b")
+        return [row["id"] for row in got["results"]] == ["d0"]
+
+    await until(edited, what="the edited module's filter")
     ddoc["filters"]["b"] = "function (doc) { return require('lib/none').wanted(doc); }"
     typed.save(ddoc)
     missing = await settee.fetch("GET", f"/{db_name}/_changes?filter=r/b")

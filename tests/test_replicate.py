@@ -12,7 +12,6 @@ import asyncio
 import json
 import shutil
 import time
-import uuid
 from urllib.parse import quote
 
 import pytest
@@ -40,14 +39,6 @@ def docs_written(answer: dict) -> int:
     """The documents one run wrote: in its history entry (CouchDB, the embedded store), or
     at the top of the answer (pouchdb-server, whose answer has no history)."""
     return answer["history"][0]["docs_written"] if answer.get("history") else answer["docs_written"]
-
-
-@pytest.fixture
-def target(bcouch):
-    name = "test-target-" + uuid.uuid4().hex[:8]
-    yield name
-    if name in bcouch.all_dbs():
-        bcouch.delete(name)
 
 
 @pytest.mark.xfail_on(

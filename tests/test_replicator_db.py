@@ -41,14 +41,6 @@ async def call(settee, method: str, path: str, body: Any = None, **options: Any)
 
 
 @pytest.fixture
-def target(bcouch):
-    name = "test-target-" + uuid.uuid4().hex[:8]
-    yield name
-    if name in bcouch.all_dbs():
-        bcouch.delete(name)
-
-
-@pytest.fixture
 def rep_id(bcouch):
     """A ``_replicator`` document's id, its document deleted after the test."""
     doc_id = "rep-" + uuid.uuid4().hex[:10]

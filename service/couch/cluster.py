@@ -24,20 +24,20 @@ a POST to a database (the server picks the id) is not.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import http1
 from .errors import ServerUnavailable
 from .protocol import Request, Response
+from .transport import AsyncTransport
 
 if TYPE_CHECKING:
-    from .transport import AsyncBody, AsyncTransport, Endpoint
+    from .transport import AsyncBody, Endpoint
 
 PROBE_INTERVAL = 1.0  # seconds between probes of a node that is down
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -211,15 +211,7 @@ class ClusterTransport:
                 self.cluster.retried += 1
         raise AssertionError("a cluster has nodes")
 
-    @contextlib.asynccontextmanager
-    async def stream(
-        self, request: Request, *, read_timeout: float | None = None, feed: bool = False
-    ) -> AsyncIterator[AsyncBody]:
-        body = await self.open(request, read_timeout=read_timeout, feed=feed)
-        try:
-            yield body
-        finally:
-            body.close()
+    stream = AsyncTransport.stream  # ``open()`` as a context manager, as a node's
 
     async def close(self) -> None:
         for probe in list(self._probes):

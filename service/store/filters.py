@@ -12,13 +12,11 @@ A deleted document reaches a filter function as its tombstone (``_id``, ``_rev``
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..couch.errors import BadRequest, NotFound
-from ..couch.protocol import encode_json
 from . import reads, selectors, tree, views
 from .call import Call
 
@@ -56,7 +54,7 @@ def keep_for(call: Call, name: str, query: Mapping[str, str]) -> Keep:
     source = (ddoc.get("filters") or {}).get(filter_name)
     if not isinstance(source, str):
         raise NotFound("not_found", f"missing json key: {filter_name}")
-    compiled_for = encode_json(ddoc).decode() + filter_name
+    compiled_for = f"{ddoc_id}@{ddoc['_rev']}/{filter_name}"  # a rev names its content
     functions = _compiled(call, compiled_for, lambda: Functions([], [], [], [source], ddoc))
     req = {
         "query": dict(query),
@@ -91,8 +89,7 @@ def _split(name: str, what: str) -> tuple[str, str]:
 
 def _compiled(call: Call, what: str, make: Callable[[], Functions]) -> Functions:
     """The functions compiled for ``what`` (all it depends on), compiled once per database."""
-    key = hashlib.md5(what.encode()).hexdigest()
-    return call.store.database(call.db).function(key, make)
+    return call.store.database(call.db).function(what, make)
 
 
 def _document(conn: sqlite3.Connection, row: dict[str, Any]) -> dict[str, Any]:

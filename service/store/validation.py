@@ -12,13 +12,12 @@ own rules (CouchDB's ``_design/_auth``), and its ``password`` fields are hashed 
 from __future__ import annotations
 
 import functools
-import hashlib
 import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
 from ..couch.errors import Forbidden, HTTPError, NotFound, Unauthorized
-from ..couch.protocol import decode_json, encode_json
+from ..couch.protocol import decode_json
 from . import access, inline, passwords, reads, replicator
 from .call import Call
 from .js import Functions
@@ -107,29 +106,29 @@ class Guard:
             database = self.call.store.database(self.call.db)
             self._validators = [
                 database.function(
-                    "validate:" + hashlib.md5(encode_json(ddoc)).hexdigest(),
+                    f"validate:{ddoc_id}@{rev}",
                     functools.partial(Functions, [], [], [], [source], ddoc),
                 )
-                for ddoc, source in found
+                for ddoc_id, rev, ddoc, source in found
             ]
         return self._validators
 
 
-def _validators(conn: sqlite3.Connection) -> list[tuple[dict[str, Any], str]]:
-    """The live design documents that have a ``validate_doc_update`` function, each with
-    it. The function is compiled per design document, not per source: it may ``require()``
-    the document's modules, as in CouchDB."""
+def _validators(conn: sqlite3.Connection) -> list[tuple[str, str, dict[str, Any], str]]:
+    """The live design documents that have a ``validate_doc_update`` function: each one's id,
+    rev and body, and the function. The function is compiled per revision of its design
+    document, not per source: it may ``require()`` the document's modules, as in CouchDB."""
     rows = conn.execute(
-        "SELECT r.body FROM docs d JOIN revs r ON r.doc = d.id AND r.rev = d.rev"
+        "SELECT d.id, d.rev, r.body FROM docs d JOIN revs r ON r.doc = d.id AND r.rev = d.rev"
         " WHERE d.id >= ? AND d.id < ? AND d.deleted = 0",
         DESIGN_RANGE,
     )
     found = []
-    for (body,) in rows:
+    for ddoc_id, rev, body in rows:
         ddoc = decode_json(body) if body else {}
         source = ddoc.get("validate_doc_update")
         if isinstance(source, str) and source.strip():
-            found.append((ddoc, source))
+            found.append((ddoc_id, rev, ddoc, source))
     return found
 
 
